@@ -1,0 +1,171 @@
+//! Carrier adapters behind one trait: a batch of tracking numbers in, normalised results or a
+//! classified error out. Each adapter owns its carrier's auth, batching and parsing; what can
+//! change without a recompile (code mappings, cadence, quotas, links) lives in `carriers/`.
+
+pub mod profile;
+pub mod sandbox;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::domain::{CarrierCode, DeliveryWindow, TrackingEvent, TrackingNumber};
+pub use profile::{CarrierProfile, ProfileError};
+
+/// A merchant's account at a carrier: the credentials Waymark polls with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CarrierAccount {
+    pub id: Uuid,
+    pub carrier: CarrierCode,
+    /// The merchant's name for the account ("DHL main").
+    pub name: String,
+    /// Adapter-specific secrets (API key, OAuth client id and secret). Never logged.
+    #[serde(skip_serializing)]
+    pub credentials: serde_json::Value,
+    /// Overrides the carrier's API base URL (sandbox and test environments).
+    pub base_url: Option<String>,
+    /// Overrides the carrier's default daily call quota for this account.
+    pub daily_quota: Option<u32>,
+    /// Overrides the carrier's default request rate for this account.
+    pub requests_per_second: Option<f64>,
+}
+
+/// One number to track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackRequest {
+    pub tracking_number: TrackingNumber,
+    /// When the shipment was registered with Waymark, if it is.
+    pub registered_at: Option<Timestamp>,
+}
+
+/// A pickup point or locker where a parcel waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PickupPoint {
+    pub name: String,
+    pub address: Option<String>,
+    /// The last day the parcel will be held before it goes back.
+    pub hold_until: Option<jiff::civil::Date>,
+}
+
+/// What a carrier says about one parcel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackReport {
+    /// Every scan the carrier returned, in any order.
+    pub events: Vec<TrackingEvent>,
+    /// The carrier's estimated delivery date or window.
+    pub estimate: Option<DeliveryWindow>,
+    /// Who signed for the parcel (proof of delivery).
+    pub signed_by: Option<String>,
+    pub pickup_point: Option<PickupPoint>,
+    /// The carrier's own link for the customer to change the delivery.
+    pub change_delivery_url: Option<String>,
+}
+
+/// Why one parcel in a batch could not be tracked while the call itself worked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParcelError {
+    /// The carrier does not know the number (yet: fresh labels are often unknown for hours).
+    #[error("the carrier does not know this tracking number yet")]
+    NotFound,
+    /// The carrier's answer for this parcel is not what its spec says.
+    #[error("unreadable answer: {detail}")]
+    Malformed {
+        detail: String,
+        /// The start of what the carrier sent, kept for diagnosis.
+        excerpt: String,
+    },
+    /// The carrier refused this number (wrong format, not this account's).
+    #[error("refused by the carrier: {0}")]
+    Rejected(String),
+}
+
+/// The answer for one number of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParcelResult {
+    pub tracking_number: TrackingNumber,
+    pub outcome: Result<TrackReport, ParcelError>,
+}
+
+/// Why a whole call to a carrier failed, classified so the scheduler knows what to do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CarrierError {
+    /// Credentials were refused (after one re-authentication).
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// Too many calls: wait at least `retry_after` before calling again.
+    #[error("rate limited by the carrier{}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    /// Worth retrying soon: timeouts, 5xx, connection resets.
+    #[error("temporary carrier failure: {0}")]
+    Transient(String),
+    /// Retrying will not help until something changes (bad request, account disabled).
+    #[error("carrier refused the request: {0}")]
+    Permanent(String),
+    /// The answer is not what the carrier's spec says (an HTML error page, truncated JSON).
+    #[error("unreadable carrier answer: {detail}")]
+    Malformed { detail: String, excerpt: String },
+}
+
+/// A carrier's tracking API.
+#[async_trait]
+pub trait Carrier: Send + Sync {
+    /// The carrier's data file: mappings, limits, cadence, links.
+    fn profile(&self) -> &CarrierProfile;
+
+    /// Track up to `profile().limits.batch_size` numbers in one call.
+    async fn track(
+        &self,
+        account: &CarrierAccount,
+        batch: &[TrackRequest],
+    ) -> Result<Vec<ParcelResult>, CarrierError>;
+}
+
+/// The carriers this Waymark knows, by code.
+#[derive(Clone, Default)]
+pub struct CarrierRegistry {
+    carriers: BTreeMap<CarrierCode, Arc<dyn Carrier>>,
+}
+
+impl CarrierRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn register(&mut self, carrier: Arc<dyn Carrier>) {
+        self.carriers
+            .insert(carrier.profile().code.clone(), carrier);
+    }
+
+    pub fn get(&self, code: &CarrierCode) -> Option<&Arc<dyn Carrier>> {
+        self.carriers.get(code)
+    }
+
+    /// The codes of every known carrier, sorted.
+    pub fn codes(&self) -> impl Iterator<Item = &CarrierCode> {
+        self.carriers.keys()
+    }
+
+    /// Check a carrier code given at the door, naming the known ones when it is unknown.
+    pub fn known(&self, raw: &str) -> Result<CarrierCode, crate::domain::InvalidField> {
+        let code = CarrierCode::parse(raw)?;
+        if self.carriers.contains_key(&code) {
+            Ok(code)
+        } else {
+            let known: Vec<&str> = self.codes().map(|c| c.as_str()).collect();
+            Err(crate::domain::InvalidField::new(
+                "carrier",
+                format!("unknown carrier `{raw}`; known: {}", known.join(", ")),
+            ))
+        }
+    }
+}
+
+impl std::fmt::Debug for CarrierRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.carriers.keys()).finish()
+    }
+}

@@ -1,0 +1,216 @@
+//! A carrier's data file (`carriers/<code>.toml`): how its codes map onto Waymark's taxonomy, how
+//! often and how much it may be polled, and the links a customer can use. Changing a mapping
+//! needs no recompile: files in the configured carriers directory replace the bundled ones.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::domain::{CarrierCode, DetectionPolicy, Reason, Status, TrackingNumber};
+
+/// What a carrier code means in Waymark's taxonomy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    pub status: Status,
+    #[serde(default)]
+    pub reason: Option<Reason>,
+}
+
+/// How hard a carrier may be polled.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Most numbers one call may carry.
+    pub batch_size: usize,
+    /// Calls per second per account.
+    pub requests_per_second: f64,
+    /// Calls per day per account; none when the carrier sets no daily cap.
+    #[serde(default)]
+    pub daily_quota: Option<u32>,
+    /// Fetches of one shipment per day allowed by the carrier's terms.
+    #[serde(default)]
+    pub max_fetches_per_shipment_per_day: Option<u32>,
+    /// When the daily quota resets, as `HH:MM` in `quota_time_zone`.
+    #[serde(default = "midnight")]
+    pub quota_resets_at: String,
+    #[serde(default = "utc")]
+    pub quota_time_zone: String,
+}
+
+fn midnight() -> String {
+    "00:00".into()
+}
+fn utc() -> String {
+    "UTC".into()
+}
+
+/// Minutes between polls in each phase of a journey.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cadence {
+    /// Label created, parcel not yet handed over: nothing is expected soon.
+    pub before_handover: u32,
+    /// Moving, with delivery not yet near.
+    pub in_transit: u32,
+    /// Within a day of the expected delivery.
+    pub near_estimate: u32,
+    /// On the van, or after a failed attempt: the next scan comes within hours.
+    pub out_for_delivery: u32,
+    /// Waiting at a pickup point or held by customs.
+    pub waiting: u32,
+    /// The carrier does not know the number yet.
+    pub not_found: u32,
+    /// Longest back-off after repeated failures.
+    pub max_backoff: u32,
+    /// Random spread added to every interval, in percent, so polls do not bunch up.
+    pub jitter_percent: u32,
+}
+
+/// Thresholds the detectors use for this carrier.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detection {
+    pub stall_after_business_hours: f64,
+    pub pickup_reminder_after_hours: i64,
+}
+
+/// A way the customer can change the delivery, and where the carrier lets them do it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryChange {
+    /// `another_day`, `neighbour`, `pickup_point` or `safe_place`.
+    pub kind: String,
+    /// Deep link with `{tracking_number}` in it.
+    pub url: String,
+}
+
+/// Everything `carriers/<code>.toml` says about one carrier.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarrierProfile {
+    pub code: CarrierCode,
+    pub name: String,
+    /// The carrier's public tracking page, with `{tracking_number}` in it.
+    pub tracking_url: String,
+    pub limits: Limits,
+    pub cadence: Cadence,
+    pub detection: Detection,
+    #[serde(default)]
+    pub delivery_changes: Vec<DeliveryChange>,
+    /// Carrier code → normalised status and reason.
+    #[serde(default)]
+    pub mapping: BTreeMap<String, Mapping>,
+}
+
+/// A carrier data file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("{file}: {source}")]
+    Syntax {
+        file: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{file}: {reason}")]
+    Invalid { file: String, reason: String },
+    #[error("{file}: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CarrierProfile {
+    /// Parse and check a data file; `file` names it in errors.
+    pub fn from_toml(file: &str, text: &str) -> Result<Self, ProfileError> {
+        let profile: CarrierProfile = toml::from_str(text).map_err(|source| ProfileError::Syntax {
+            file: file.to_owned(),
+            source,
+        })?;
+        let invalid = |reason: String| ProfileError::Invalid {
+            file: file.to_owned(),
+            reason,
+        };
+        if profile.limits.batch_size == 0 {
+            return Err(invalid("limits.batch_size must be at least 1".into()));
+        }
+        if profile.limits.requests_per_second <= 0.0 {
+            return Err(invalid("limits.requests_per_second must be positive".into()));
+        }
+        if jiff::civil::Time::strptime("%H:%M", &profile.limits.quota_resets_at).is_err() {
+            return Err(invalid(format!(
+                "limits.quota_resets_at `{}` is not HH:MM",
+                profile.limits.quota_resets_at
+            )));
+        }
+        if jiff::tz::TimeZone::get(&profile.limits.quota_time_zone).is_err() {
+            return Err(invalid(format!(
+                "limits.quota_time_zone `{}` is not a time zone",
+                profile.limits.quota_time_zone
+            )));
+        }
+        if !profile.tracking_url.contains("{tracking_number}") {
+            return Err(invalid("tracking_url must contain {tracking_number}".into()));
+        }
+        for change in &profile.delivery_changes {
+            if !["another_day", "neighbour", "pickup_point", "safe_place"]
+                .contains(&change.kind.as_str())
+            {
+                return Err(invalid(format!(
+                    "delivery_changes kind `{}` is not one of another_day, neighbour, pickup_point, safe_place",
+                    change.kind
+                )));
+            }
+        }
+        Ok(profile)
+    }
+
+    /// Read `dir/<code>.toml` when it exists, else use the bundled text.
+    pub fn load(dir: Option<&Path>, code: &str, bundled: &str) -> Result<Self, ProfileError> {
+        if let Some(dir) = dir {
+            let path = dir.join(format!("{code}.toml"));
+            if path.exists() {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Io {
+                    file: file.clone(),
+                    source,
+                })?;
+                return Self::from_toml(&file, &text);
+            }
+        }
+        Self::from_toml(&format!("carriers/{code}.toml (bundled)"), bundled)
+    }
+
+    /// The normalised meaning of a carrier code, if the mapping knows it.
+    pub fn normalise(&self, raw_code: &str) -> Option<Mapping> {
+        self.mapping.get(raw_code.trim()).copied()
+    }
+
+    /// The carrier's public tracking page for a number.
+    pub fn tracking_url(&self, number: &TrackingNumber) -> String {
+        self.tracking_url
+            .replace("{tracking_number}", number.as_str())
+    }
+
+    /// The delivery-change options with their deep links for a number.
+    pub fn delivery_change_links(&self, number: &TrackingNumber) -> Vec<(String, String)> {
+        self.delivery_changes
+            .iter()
+            .map(|c| {
+                (
+                    c.kind.clone(),
+                    c.url.replace("{tracking_number}", number.as_str()),
+                )
+            })
+            .collect()
+    }
+
+    pub fn detection_policy(&self) -> DetectionPolicy {
+        DetectionPolicy {
+            stall_after_business_hours: self.detection.stall_after_business_hours,
+            pickup_reminder_after_hours: self.detection.pickup_reminder_after_hours,
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The pure heart of Waymark: statuses, events, estimates, business days and the detectors that
+//! decide what a customer is told. Nothing in here does I/O.
+
+pub mod calendar;
+pub mod detect;
+pub mod estimate;
+pub mod event;
+pub mod outbox;
+pub mod shipment;
+pub mod status;
+pub mod timeline;
+
+pub use calendar::HolidayCalendar;
+pub use detect::{Detection, DetectionPolicy, Facts, Situation, Trigger, detect};
+pub use estimate::{DeliveryWindow, EstimateChange, EstimateSource};
+pub use event::{EventKey, EventTime, KeyedEvent, TrackingEvent};
+pub use shipment::{
+    CarrierCode, CountryCode, Customer, EmailAddress, InvalidField, JourneyState, Language, Locale,
+    NewShipment, Shipment, TimeZoneName, TrackingNumber,
+};
+pub use status::{Reason, Status};
+pub use timeline::Timeline;
+pub use outbox::{Channel, NewNotification, Notification, NotificationState};

@@ -1,0 +1,234 @@
+//! Where Waymark keeps shipments, their timelines and the outbox. One trait, one implementation
+//! per database; nothing outside this module knows which database it talks to.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use std::collections::HashSet;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use crate::carriers::CarrierAccount;
+use crate::domain::{
+    CarrierCode, EstimateChange, JourneyState, KeyedEvent, NewNotification, NewShipment,
+    Notification, Shipment, TrackingNumber, Trigger,
+};
+pub use sqlite::SqliteStore;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value is taken (a tracking number already registered on the account).
+    #[error("{field}: {detail}")]
+    Duplicate { field: &'static str, detail: String },
+    /// A row that cannot be read back into Waymark's types.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+    #[error("unsupported database URL `{0}`: use sqlite://PATH")]
+    UnsupportedUrl(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// In which order due shipments are claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOrder {
+    /// Oldest `next_poll_at` first: the normal case.
+    DueFirst,
+    /// Lowest `poll_priority` first (closest to delivery), then oldest: when the quota is short.
+    NearestDeliveryFirst,
+}
+
+/// A request to lease due shipments of one carrier account.
+#[derive(Debug, Clone)]
+pub struct PollClaim<'a> {
+    pub carrier_account_id: Uuid,
+    pub owner: &'a str,
+    pub now: Timestamp,
+    pub lease_until: Timestamp,
+    pub limit: u32,
+    pub order: ClaimOrder,
+}
+
+/// Everything one successful poll of one shipment changes, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct PollWrite {
+    pub shipment_id: Uuid,
+    /// The lease holder; the write is refused when someone else holds the shipment now.
+    pub owner: String,
+    pub now: Timestamp,
+    /// Scans not stored before.
+    pub new_events: Vec<KeyedEvent>,
+    pub journey: JourneyState,
+    pub estimate_change: Option<EstimateChange>,
+    /// Messages to put in the outbox (ones whose dedupe key exists are skipped).
+    pub notifications: Vec<NewNotification>,
+    /// Pending messages with these triggers are marked superseded.
+    pub supersede: Vec<Trigger>,
+    /// `None` once the journey is over.
+    pub next_poll_at: Option<Timestamp>,
+    pub poll_priority: i32,
+}
+
+/// A failed poll of one shipment.
+#[derive(Debug, Clone)]
+pub struct PollFailure {
+    pub shipment_id: Uuid,
+    pub owner: String,
+    pub now: Timestamp,
+    /// `not_found`, `malformed`, `rejected`, `auth`, `rate_limited`, `transient`, `permanent`.
+    pub kind: &'static str,
+    pub detail: String,
+    /// The start of what the carrier sent, when it made no sense.
+    pub excerpt: Option<String>,
+    /// Whether this counts towards back-off (a fresh label unknown to the carrier does not).
+    pub count_failure: bool,
+    pub next_poll_at: Timestamp,
+}
+
+/// How a dispatcher finished with a claimed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// The provider accepted it.
+    Sent {
+        message_id: String,
+        provider_response: String,
+    },
+    /// It failed for now; try again at `available_at`.
+    Retry { error: String, available_at: Timestamp },
+    /// It will never be sent.
+    Failed { error: String },
+    /// Not now (quiet hours); no attempt was made.
+    Deferred { available_at: Timestamp },
+    /// Not at all: the customer muted the shipment.
+    Suppressed { why: String },
+}
+
+/// A claimed message with the shipment it is about.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    pub notification: Notification,
+    pub shipment: Shipment,
+}
+
+/// How much work is left, for the demo and for health checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    pub active_shipments: u64,
+    pub unsent_notifications: u64,
+}
+
+/// Storage for shipments, timelines, carrier accounts and the outbox.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Bring the schema up to date.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Store `value` unless the key has one; return the value that is stored.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    /// Register an account; a second one with the same carrier and name is a `Duplicate`.
+    async fn create_carrier_account(&self, account: &CarrierAccount) -> Result<(), StoreError>;
+    async fn carrier_account(&self, id: Uuid) -> Result<Option<CarrierAccount>, StoreError>;
+    async fn carrier_account_by_name(
+        &self,
+        carrier: &CarrierCode,
+        name: &str,
+    ) -> Result<Option<CarrierAccount>, StoreError>;
+    async fn carrier_accounts(&self) -> Result<Vec<CarrierAccount>, StoreError>;
+
+    /// Register a shipment, due for its first poll at `now`. A tracking number already on the
+    /// account is a `Duplicate` naming `tracking_number`.
+    async fn insert_shipment(&self, new: &NewShipment, now: Timestamp)
+    -> Result<Shipment, StoreError>;
+    async fn shipment(&self, id: Uuid) -> Result<Option<Shipment>, StoreError>;
+    async fn shipments_by_number(
+        &self,
+        number: &TrackingNumber,
+    ) -> Result<Vec<Shipment>, StoreError>;
+    async fn shipment_by_token(&self, token: &str) -> Result<Option<Shipment>, StoreError>;
+    /// Mute or unmute a shipment; false when there is no such shipment.
+    async fn set_muted(&self, id: Uuid, muted: bool) -> Result<bool, StoreError>;
+    /// The shipment's scans in the order they happened.
+    async fn timeline(&self, shipment_id: Uuid) -> Result<Vec<KeyedEvent>, StoreError>;
+    async fn estimate_changes(
+        &self,
+        shipment_id: Uuid,
+    ) -> Result<Vec<(Timestamp, EstimateChange)>, StoreError>;
+    /// Dedupe keys of every message ever written for the shipment.
+    async fn fired_keys(&self, shipment_id: Uuid) -> Result<HashSet<String>, StoreError>;
+
+    /// The earliest `next_poll_at` of any active shipment.
+    async fn next_poll_at(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// How many shipments of the account are due and not leased.
+    async fn count_due(&self, carrier_account_id: Uuid, now: Timestamp)
+    -> Result<u64, StoreError>;
+    /// Lease due shipments (due and unleased, or with an expired lease) in one statement.
+    async fn claim_due_shipments(&self, claim: &PollClaim<'_>)
+    -> Result<Vec<Shipment>, StoreError>;
+    /// Count `calls` against the account's quota for `day`; false (and nothing counted) when it
+    /// would exceed `quota`.
+    async fn reserve_carrier_calls(
+        &self,
+        carrier_account_id: Uuid,
+        day: &str,
+        calls: u32,
+        quota: Option<u32>,
+    ) -> Result<bool, StoreError>;
+    /// Push every due, unleased shipment of the account to `until` (its quota is spent).
+    async fn defer_due_shipments(
+        &self,
+        carrier_account_id: Uuid,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// Give leased shipments back untouched, due again at `next_poll_at`.
+    async fn release_shipments(
+        &self,
+        ids: &[Uuid],
+        owner: &str,
+        next_poll_at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Write a poll's result; false (and nothing written) when the lease was lost.
+    async fn record_poll(&self, write: &PollWrite) -> Result<bool, StoreError>;
+    /// Record a failed poll on the shipment and when to try again; false when the lease was lost.
+    async fn record_poll_failure(&self, failure: &PollFailure) -> Result<bool, StoreError>;
+
+    /// Lease messages that are due, at most one per shipment and only the shipment's earliest
+    /// unsent one, so a shipment's messages go out in order.
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
+    /// The earliest `available_at` of any unsent message.
+    async fn next_notification_at(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// `Message-ID`s of the shipment's sent emails, oldest first, for threading.
+    async fn thread_message_ids(&self, shipment_id: Uuid) -> Result<Vec<String>, StoreError>;
+    /// Finish a claimed message; false when the lease was lost.
+    async fn complete_notification(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now: Timestamp,
+        completion: &Completion,
+    ) -> Result<bool, StoreError>;
+    /// The shipment's messages in order.
+    async fn notifications(&self, shipment_id: Uuid) -> Result<Vec<Notification>, StoreError>;
+    async fn backlog(&self) -> Result<Backlog, StoreError>;
+}
+
+/// Open the database a URL names (`sqlite://waymark.db`), creating it when missing.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
