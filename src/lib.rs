@@ -10,3 +10,4 @@ pub mod domain;
 pub mod carriers;
 pub mod clock;
 pub mod store;
+pub mod notify;

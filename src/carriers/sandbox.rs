@@ -1,1 +1,1 @@
-pub struct Sandbox;
+//! The sandbox carrier: realistic journeys picked by the tracking number.

@@ -1,0 +1,3 @@
+//! Telling people: rendering messages from templates and sending them.
+
+pub mod render;

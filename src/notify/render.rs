@@ -1,0 +1,1 @@
+//! Rendering customer messages from the templates in `templates/`.
