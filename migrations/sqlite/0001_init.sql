@@ -64,6 +64,8 @@ CREATE INDEX shipments_due ON shipments (carrier_account_id, next_poll_at)
     WHERE next_poll_at IS NOT NULL;
 CREATE INDEX shipments_next_poll ON shipments (next_poll_at) WHERE next_poll_at IS NOT NULL;
 CREATE INDEX shipments_tracking_number ON shipments (tracking_number);
+-- Leases in flight, by expiry: when the next expired lease can be rescued, without a scan.
+CREATE INDEX shipments_leased ON shipments (lease_expires_at) WHERE lease_owner IS NOT NULL;
 
 -- Every scan once: the key is the event's identity (carrier, UTC second, code, location).
 CREATE TABLE events (

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
+pub use crate::domain::PickupPoint;
 use crate::domain::{CarrierCode, DeliveryWindow, TrackingEvent, TrackingNumber};
 pub use profile::{CarrierProfile, ProfileError};
 
@@ -40,15 +41,6 @@ pub struct TrackRequest {
     pub tracking_number: TrackingNumber,
     /// When the shipment was registered with Waymark, if it is.
     pub registered_at: Option<Timestamp>,
-}
-
-/// A pickup point or locker where a parcel waits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PickupPoint {
-    pub name: String,
-    pub address: Option<String>,
-    /// The last day the parcel will be held before it goes back.
-    pub hold_until: Option<jiff::civil::Date>,
 }
 
 /// What a carrier says about one parcel.

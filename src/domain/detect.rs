@@ -4,6 +4,15 @@
 //! often the same situation is polled, and a human-readable reason that says why it fired.
 //! Detectors look at the *current* situation: a first poll that returns a whole finished
 //! journey announces the delivery, not every step that led to it.
+//!
+//! The journey is read from its scans in three steps:
+//! - the **current scan** ([`Timeline::current`]): the latest one, except that nothing reopens a
+//!   journey a delivery, a completed return or a loss has ended;
+//! - the **stage** the parcel is in, which decides whether "late" and "stuck" make sense at all
+//!   (not while it is out for delivery or waits for the customer);
+//! - the **episode** of each scan-driven trigger: the run of latest scans of its kind. Its key is
+//!   the identity of the run's first scan, so a new run (a second delivery day, a second customs
+//!   hold) is news and the same run polled again, or grown by a late scan, is not.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -14,10 +23,10 @@ use std::str::FromStr;
 
 use super::calendar::HolidayCalendar;
 use super::estimate::DeliveryWindow;
-use super::event::KeyedEvent;
+use super::event::{KeyedEvent, TrackingEvent};
 use super::shipment::CountryCode;
 use super::status::{Reason, Status, UnknownName};
-use super::timeline::Timeline;
+use super::timeline::{Timeline, is_final};
 
 /// What a customer is told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -83,17 +92,38 @@ impl Trigger {
     }
 
     /// Whether a pending (unsent) message for `older` is moot once `self` has fired.
+    ///
+    /// Meant for messages written by earlier polls, dropped before a poll's own are written.
+    /// A scan that fires nothing also makes a pending `stalled` moot; [`superseded_by`] adds
+    /// that.
     pub fn supersedes(self, older: Trigger) -> bool {
         use Trigger::*;
         match self {
             // The journey is over (or reversed): anything unsent about the way there is stale.
             Delivered | ReturningToSender => older != self,
-            // News came, so the parcel is no longer stuck.
-            _ if older == Stalled => true,
+            // A scan came, so the parcel is no longer stuck. An estimate or a reminder is not a
+            // scan: it says nothing about whether the parcel moves.
+            _ if older == Stalled => self.comes_from_a_scan() || self == Stalled,
+            // It comes today: an unsent "late" or "we missed you" is yesterday's news.
             OutForDelivery => matches!(older, Delayed | AttemptFailed),
+            // The round is over without a delivery: "arriving today" would mislead.
+            AttemptFailed => older == OutForDelivery,
+            // It has arrived, at a pickup point: where to collect it is all that matters now.
+            AvailableForPickup => matches!(older, Delayed | OutForDelivery | AttemptFailed),
+            // The same hold, now with an amount to pay.
             DutiesDue => older == CustomsHold,
+            // A newer estimate replaces an older one the customer has not read yet.
+            Delayed => older == Delayed,
             _ => false,
         }
+    }
+
+    /// Whether the trigger is news from a carrier scan (rather than from an estimate or a clock).
+    fn comes_from_a_scan(self) -> bool {
+        !matches!(
+            self,
+            Trigger::Delayed | Trigger::Stalled | Trigger::PickupReminder
+        )
     }
 }
 
@@ -143,6 +173,12 @@ pub struct Facts {
     pub quiet_business_hours: Option<i64>,
     /// For pickups: since when the parcel has been waiting.
     pub waiting_since: Option<Timestamp>,
+    /// Where the parcel waits, when the carrier said (filled in from the carrier's report).
+    #[serde(default)]
+    pub pickup_point: Option<super::shipment::PickupPoint>,
+    /// Who signed for the parcel (filled in from the carrier's report).
+    #[serde(default)]
+    pub signed_by: Option<String>,
 }
 
 /// The scan a message is about, as a customer would read it.
@@ -215,245 +251,426 @@ pub struct Situation<'a> {
 
 impl Situation<'_> {
     fn facts(&self, event: Option<&KeyedEvent>) -> Facts {
-        let latest = self.timeline.latest();
+        let current = self.timeline.current();
         Facts {
-            status: latest.map_or(Status::Pending, |e| e.event.status),
-            reason: latest.and_then(|e| e.event.reason),
-            event: event.or(latest).map(EventFacts::from),
+            status: current.map_or(Status::Pending, |e| e.event.status),
+            reason: current.and_then(|e| e.event.reason),
+            event: event.or(current).map(EventFacts::from),
             estimate: self.estimate,
             previous_estimate: self.previous_estimate,
             promise: self.promise,
             delay_cause: None,
             quiet_business_hours: None,
             waiting_since: None,
+            pickup_point: None,
+            signed_by: None,
         }
     }
 
     fn fired(&self, key: &str) -> bool {
         self.already_fired.contains(key)
     }
+
+    /// Whether a message about this episode went out already. Any scan of the run counts, not
+    /// only its first: a late scan that slots in before the first one must not make it news.
+    fn told_about(&self, trigger: Trigger, run: &[&KeyedEvent]) -> bool {
+        run.iter().any(|e| self.fired(&episode_key(trigger, e)))
+    }
 }
 
+/// Where the parcel is, as far as "late" and "stuck" are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// No scan yet, or only label data: the merchant has not handed the parcel over.
+    NotHandedOver,
+    /// The carrier moves it (or should).
+    Moving,
+    /// Customs has it: clearance, a hold, duties to pay. Customs, not the carrier, sets the pace.
+    WithCustoms,
+    /// On the van today.
+    OutForDelivery,
+    /// A failed attempt or a pickup point: the next step is the customer's.
+    AwaitingCustomer,
+    /// The carrier reported a problem the customer has been (or is being) told about.
+    Problem,
+    /// Delivered, returned, lost or expired.
+    Over,
+}
+
+impl Stage {
+    /// The stage the scans up to the current one put the parcel in.
+    fn of(events: &[KeyedEvent]) -> Stage {
+        let Some(current) = events.last().map(|e| &e.event) else {
+            return Stage::NotHandedOver;
+        };
+        if is_final(current.status, current.reason) {
+            return Stage::Over;
+        }
+        if current.reason.is_some_and(is_with_customs) {
+            return Stage::WithCustoms;
+        }
+        match current.status {
+            Status::OutForDelivery => Stage::OutForDelivery,
+            Status::AttemptFailed | Status::AvailableForPickup => Stage::AwaitingCustomer,
+            Status::Exception => Stage::Problem,
+            Status::Delivered | Status::Expired => Stage::Over,
+            Status::Pending | Status::InfoReceived | Status::InTransit => {
+                if current.reason.is_some_and(is_problem) {
+                    return Stage::Problem;
+                }
+                // The depot's own scans after a failed attempt do not put the parcel back on
+                // the road: it waits for the customer to rebook or collect it.
+                let last_notable = events.iter().rev().find(|e| !is_plain_transit(&e.event));
+                if last_notable.is_some_and(|e| e.event.status == Status::AttemptFailed) {
+                    Stage::AwaitingCustomer
+                } else if events.iter().any(|e| e.event.status.carrier_has_parcel()) {
+                    Stage::Moving
+                } else {
+                    Stage::NotHandedOver
+                }
+            }
+        }
+    }
+
+    /// Whether a later estimate or a missed promise is worth telling. Not once the parcel is
+    /// on the van (it comes today), waits for the customer (it has arrived), or is over.
+    fn can_be_late(self) -> bool {
+        matches!(
+            self,
+            Stage::NotHandedOver | Stage::Moving | Stage::WithCustoms | Stage::Problem
+        )
+    }
+
+    /// Whether silence means the parcel is stuck. Not before the merchant hands it over, not
+    /// while customs or the customer has the next move, not after a reported problem.
+    fn can_stall(self) -> bool {
+        matches!(self, Stage::Moving | Stage::OutForDelivery)
+    }
+}
+
+/// How a scan-driven trigger recognises its episodes.
+struct EpisodeRule {
+    trigger: Trigger,
+    /// A scan that belongs to the episode.
+    belongs: fn(&TrackingEvent) -> bool,
+    /// Whether plain transit scans after the episode leave it the current news. A failed
+    /// attempt or a damaged parcel is still news after the depot scanned it; a parcel that
+    /// left the van or the pickup point is no longer out for delivery or waiting there.
+    outlives_transit: bool,
+    /// What happened, for the reason.
+    what: &'static str,
+}
+
+/// The scan-driven triggers, in the order they are sent when several fire in one poll.
+const EPISODES: [EpisodeRule; 6] = [
+    EpisodeRule {
+        trigger: Trigger::CustomsHold,
+        belongs: is_customs_hold,
+        outlives_transit: false,
+        what: "customs is holding the parcel",
+    },
+    EpisodeRule {
+        trigger: Trigger::DutiesDue,
+        belongs: is_duties_due,
+        outlives_transit: false,
+        what: "duties or taxes must be paid before customs releases the parcel",
+    },
+    EpisodeRule {
+        trigger: Trigger::Exception,
+        belongs: is_exception,
+        outlives_transit: true,
+        what: "the carrier reported a problem",
+    },
+    EpisodeRule {
+        trigger: Trigger::OutForDelivery,
+        belongs: |e| e.status == Status::OutForDelivery,
+        outlives_transit: false,
+        what: "the parcel is out for delivery",
+    },
+    EpisodeRule {
+        trigger: Trigger::AttemptFailed,
+        belongs: |e| e.status == Status::AttemptFailed,
+        outlives_transit: true,
+        what: "the carrier could not deliver the parcel",
+    },
+    EpisodeRule {
+        trigger: Trigger::AvailableForPickup,
+        belongs: |e| e.status == Status::AvailableForPickup,
+        outlives_transit: false,
+        what: "the parcel is waiting at a pickup point",
+    },
+];
+
 /// Run every detector and return the triggers that fire now, in the order to send them.
+///
+/// The result never holds the same trigger twice, nor a detection together with one that
+/// supersedes it, with one exception: a parcel first seen long after its last scan gets that
+/// scan's message and then `stalled`. Pending messages are dropped before this poll's are
+/// written, so the stall stands.
 pub fn detect(s: &Situation<'_>) -> Vec<Detection> {
     let mut out = Vec::new();
-    let Some(latest) = s.timeline.latest() else {
-        return out;
-    };
 
-    // Once a parcel is going back, the customer hears that once and nothing more about delivery.
+    // Once a parcel is going back, the customer hears that once and nothing more about delivery:
+    // a later "out for delivery" or "delivered" is the way back to the merchant.
     if s.timeline.has_return() || s.fired(Trigger::ReturningToSender.as_str()) {
-        if !s.fired(Trigger::ReturningToSender.as_str()) {
-            let start = s
-                .timeline
-                .events()
-                .iter()
-                .find(|e| e.event.reason.is_some_and(Reason::is_return));
-            let facts = s.facts(start);
+        returning_to_sender(s, &mut out);
+        return out;
+    }
+
+    let events = s.timeline.until_current();
+    let stage = Stage::of(events);
+    if let Some(current) = events.last() {
+        shipped(s, events, &mut out);
+        for rule in &EPISODES {
+            if rule.trigger == Trigger::AvailableForPickup {
+                pickup(s, events, rule, &mut out);
+            } else {
+                episode(s, events, rule, &mut out);
+            }
+        }
+        if current.event.status == Status::Delivered && !s.fired(Trigger::Delivered.as_str()) {
             out.push(Detection {
-                trigger: Trigger::ReturningToSender,
-                dedupe_key: Trigger::ReturningToSender.as_str().into(),
-                reason: format!(
-                    "the carrier is sending the parcel back to the merchant ({})",
-                    describe(start.unwrap_or(latest))
-                ),
-                facts,
+                trigger: Trigger::Delivered,
+                dedupe_key: Trigger::Delivered.as_str().into(),
+                reason: format!("the carrier delivered the parcel ({})", describe(current)),
+                facts: s.facts(Some(current)),
             });
         }
-        return out;
     }
-
-    let status = latest.event.status;
-    let reason = latest.event.reason;
-
-    // shipped: the carrier has the parcel and it is simply moving.
-    if status == Status::InTransit
-        && !reason.is_some_and(Reason::is_customs)
-        && !s.fired(Trigger::Shipped.as_str())
-    {
-        let first_scan = s
-            .timeline
-            .events()
-            .iter()
-            .find(|e| e.event.status.carrier_has_parcel());
-        out.push(Detection {
-            trigger: Trigger::Shipped,
-            dedupe_key: Trigger::Shipped.as_str().into(),
-            reason: format!(
-                "the carrier has the parcel ({})",
-                describe(first_scan.unwrap_or(latest))
-            ),
-            facts: s.facts(first_scan),
-        });
+    if stage.can_be_late() {
+        delayed(s, &mut out);
     }
-
-    episode(s, &mut out, Trigger::CustomsHold, |e| {
-        e.reason == Some(Reason::CustomsHeld)
-    }, "customs is holding the parcel");
-    episode(s, &mut out, Trigger::DutiesDue, |e| {
-        matches!(e.reason, Some(Reason::DutiesDue | Reason::HeldForPayment))
-    }, "duties or taxes must be paid before customs releases the parcel");
-    episode(s, &mut out, Trigger::OutForDelivery, |e| {
-        e.status == Status::OutForDelivery
-    }, "the parcel is out for delivery");
-    episode(s, &mut out, Trigger::AttemptFailed, |e| {
-        e.status == Status::AttemptFailed
-    }, "the carrier could not deliver the parcel");
-    episode(s, &mut out, Trigger::AvailableForPickup, |e| {
-        e.status == Status::AvailableForPickup
-    }, "the parcel is waiting at a pickup point");
-    episode(s, &mut out, Trigger::Exception, |e| {
-        e.status == Status::Exception && !e.reason.is_some_and(Reason::is_customs)
-    }, "the carrier reported a problem");
-
-    pickup_reminder(s, &mut out);
-
-    if status == Status::Delivered && !s.fired(Trigger::Delivered.as_str()) {
-        out.push(Detection {
-            trigger: Trigger::Delivered,
-            dedupe_key: Trigger::Delivered.as_str().into(),
-            reason: format!("the carrier delivered the parcel ({})", describe(latest)),
-            facts: s.facts(Some(latest)),
-        });
+    if stage.can_stall() {
+        stalled(s, &mut out);
     }
-
-    if super::timeline::is_final(status, reason) {
-        return out;
-    }
-    delayed(s, &mut out);
-    stalled(s, &mut out);
     out
 }
 
-/// Fire `trigger` when the latest scans form an episode it has not announced yet.
-fn episode(
-    s: &Situation<'_>,
-    out: &mut Vec<Detection>,
-    trigger: Trigger,
-    in_episode: impl Fn(&super::event::TrackingEvent) -> bool,
-    what: &str,
-) {
-    let Some(start) = s.timeline.episode_start(in_episode) else {
-        return;
-    };
-    let key = format!("{}:{}", trigger.as_str(), start.key);
-    if s.fired(&key) {
+/// The pending messages this poll makes moot, for the outbox to drop before it writes
+/// `detections`: what the detections supersede, plus `stalled` when a scan newer than the one
+/// it counted from has come, even if that scan itself is not worth a message.
+pub fn superseded_by(s: &Situation<'_>, detections: &[Detection]) -> Vec<Trigger> {
+    // Stalls are keyed by the scan they count from: one keyed by another scan is over.
+    let moved_since_stall = s.timeline.current().is_some_and(|last_scan| {
+        let this_spell = episode_key(Trigger::Stalled, last_scan);
+        s.already_fired
+            .iter()
+            .any(|k| k.starts_with("stalled:") && *k != this_spell)
+    });
+    Trigger::ALL
+        .into_iter()
+        .filter(|older| {
+            detections.iter().any(|d| d.trigger.supersedes(*older))
+                || (*older == Trigger::Stalled && moved_since_stall)
+        })
+        .collect()
+}
+
+fn returning_to_sender(s: &Situation<'_>, out: &mut Vec<Detection>) {
+    if s.fired(Trigger::ReturningToSender.as_str()) {
         return;
     }
+    let Some(start) = s
+        .timeline
+        .events()
+        .iter()
+        .find(|e| e.event.reason.is_some_and(Reason::is_return))
+    else {
+        return;
+    };
     out.push(Detection {
-        trigger,
-        dedupe_key: key,
-        reason: format!("{what} ({})", describe(start)),
+        trigger: Trigger::ReturningToSender,
+        dedupe_key: Trigger::ReturningToSender.as_str().into(),
+        reason: format!(
+            "the carrier is sending the parcel back to the merchant ({})",
+            describe(start)
+        ),
         facts: s.facts(Some(start)),
     });
 }
 
-fn pickup_reminder(s: &Situation<'_>, out: &mut Vec<Detection>) {
-    let Some(start) = s
-        .timeline
-        .episode_start(|e| e.status == Status::AvailableForPickup)
-    else {
+/// `shipped`: the carrier has the parcel and simply moves it.
+fn shipped(s: &Situation<'_>, events: &[KeyedEvent], out: &mut Vec<Detection>) {
+    let Some(current) = events.last() else { return };
+    // Customs clearance is part of the way; a hold is news of its own (customs_hold).
+    let moving = current.event.status == Status::InTransit
+        && !current.event.reason.is_some_and(is_customs_hold_reason);
+    if !moving || s.fired(Trigger::Shipped.as_str()) {
+        return;
+    }
+    // Once the customer has heard (or is hearing) of anything further along, "it has shipped"
+    // would be news from the past: after a failed attempt the parcel is "in transit" back to the
+    // depot, after a customs hold it is "in transit" again.
+    if events.iter().any(|e| is_beyond_shipping(&e.event)) {
+        return;
+    }
+    let Some(handover) = events.iter().find(|e| e.event.status.carrier_has_parcel()) else {
         return;
     };
-    let waited = s.now.duration_since(start.event.time.at).as_hours();
-    if waited < s.policy.pickup_reminder_after_hours {
-        return;
-    }
-    let key = format!("{}:{}", Trigger::PickupReminder.as_str(), start.key);
-    if s.fired(&key) {
-        return;
-    }
-    let mut facts = s.facts(Some(start));
-    facts.waiting_since = Some(start.event.time.at);
     out.push(Detection {
-        trigger: Trigger::PickupReminder,
-        dedupe_key: key,
-        reason: format!(
-            "the parcel has waited {waited} hours at the pickup point ({})",
-            describe(start)
-        ),
+        trigger: Trigger::Shipped,
+        dedupe_key: Trigger::Shipped.as_str().into(),
+        reason: format!("the carrier has the parcel ({})", describe(handover)),
+        facts: s.facts(Some(handover)),
+    });
+}
+
+fn episode(s: &Situation<'_>, events: &[KeyedEvent], rule: &EpisodeRule, out: &mut Vec<Detection>) {
+    let Some(run) = current_run(events, rule, s.time_zone) else {
+        return;
+    };
+    if s.told_about(rule.trigger, &run) {
+        return;
+    }
+    let start = run[0];
+    out.push(Detection {
+        trigger: rule.trigger,
+        dedupe_key: episode_key(rule.trigger, start),
+        reason: format!("{} ({})", rule.what, describe(start)),
+        facts: s.facts(Some(start)),
+    });
+}
+
+/// `available_for_pickup` when the parcel arrives at a pickup point, `pickup_reminder` once it
+/// has waited there `pickup_reminder_after_hours`.
+fn pickup(s: &Situation<'_>, events: &[KeyedEvent], rule: &EpisodeRule, out: &mut Vec<Detection>) {
+    let Some(run) = current_run(events, rule, s.time_zone) else {
+        return;
+    };
+    let start = run[0];
+    let since = start.event.time.at;
+    let mut facts = s.facts(Some(start));
+    facts.waiting_since = Some(since);
+    let waited = s.now.duration_since(since).as_hours();
+    let reminded = s.told_about(Trigger::PickupReminder, &run);
+    if waited >= s.policy.pickup_reminder_after_hours && !reminded {
+        // The reminder says where and since when too; when Waymark first sees the parcel only
+        // after it has waited that long, one message is enough.
+        out.push(Detection {
+            trigger: Trigger::PickupReminder,
+            dedupe_key: episode_key(Trigger::PickupReminder, start),
+            reason: format!(
+                "the parcel has waited {waited} hours at the pickup point ({})",
+                describe(start)
+            ),
+            facts,
+        });
+        return;
+    }
+    if reminded || s.told_about(Trigger::AvailableForPickup, &run) {
+        return;
+    }
+    out.push(Detection {
+        trigger: Trigger::AvailableForPickup,
+        dedupe_key: episode_key(Trigger::AvailableForPickup, start),
+        reason: format!("{} ({})", rule.what, describe(start)),
         facts,
     });
 }
 
 fn delayed(s: &Situation<'_>, out: &mut Vec<Detection>) {
-    let latest = s.timeline.latest();
-    if let Some(estimate) = s.estimate {
-        let slipped = s
-            .previous_estimate
-            .filter(|before| estimate.latest > before.latest);
-        let past_promise = s.promise.filter(|p| estimate.latest > p.latest);
-        let cause = match (slipped, past_promise) {
-            (_, Some(_)) => Some(DelayCause::EstimatePastPromise),
-            (Some(_), None) => Some(DelayCause::EstimateSlipped),
-            (None, None) => None,
-        };
-        if let Some(cause) = cause {
-            let key = format!("{}:estimate:{}", Trigger::Delayed.as_str(), estimate.latest);
-            if !s.fired(&key) {
-                let reason = match (cause, s.previous_estimate, s.promise) {
-                    (DelayCause::EstimatePastPromise, _, Some(promise)) => format!(
-                        "the carrier now expects delivery {estimate}, after the promised {promise}"
-                    ),
-                    (_, Some(before), _) => format!(
-                        "the carrier moved the expected delivery from {before} to {estimate}"
-                    ),
-                    _ => format!("the carrier now expects delivery {estimate}"),
-                };
-                let mut facts = s.facts(latest);
-                facts.delay_cause = Some(cause);
-                out.push(Detection {
-                    trigger: Trigger::Delayed,
-                    dedupe_key: key,
-                    reason,
-                    facts,
-                });
-                return;
-            }
-        }
+    let latest = s.timeline.current();
+    if let Some(detection) = estimate_delay(s, latest) {
+        out.push(detection);
+        return;
     }
+    if let Some(detection) = promise_missed(s, latest) {
+        out.push(detection);
+    }
+}
 
-    // The promised day is over in the customer's zone and the parcel is not there.
-    let Some(promise) = s.promise else { return };
+/// The carrier's estimate moved past the promise, or later than it said before.
+fn estimate_delay(s: &Situation<'_>, latest: Option<&KeyedEvent>) -> Option<Detection> {
+    let estimate = s.estimate?;
+    let previous = s.previous_estimate;
+    // An estimate that moved earlier is good news, however late it still is.
+    if previous.is_some_and(|before| estimate.latest < before.latest) {
+        return None;
+    }
+    let cause = if s.promise.is_some_and(|p| estimate.latest > p.latest) {
+        DelayCause::EstimatePastPromise
+    } else if previous.is_some_and(|before| estimate.latest > before.latest) {
+        DelayCause::EstimateSlipped
+    } else {
+        return None;
+    };
+    // Keyed by the date announced: an estimate that flips back to a date the customer was
+    // already told about is not news.
+    let key = format!("{}:estimate:{}", Trigger::Delayed.as_str(), estimate.latest);
+    if s.fired(&key) {
+        return None;
+    }
+    let reason = match (cause, s.promise, previous) {
+        (DelayCause::EstimatePastPromise, Some(promise), Some(before)) if before != estimate => {
+            format!(
+                "the carrier moved the expected delivery from {before} to {estimate}, \
+                 after the promised {promise}"
+            )
+        }
+        (DelayCause::EstimatePastPromise, Some(promise), _) => {
+            format!("the carrier expects delivery {estimate}, after the promised {promise}")
+        }
+        (_, _, Some(before)) => {
+            format!("the carrier moved the expected delivery from {before} to {estimate}")
+        }
+        _ => format!("the carrier expects delivery {estimate}"),
+    };
+    let mut facts = s.facts(latest);
+    facts.delay_cause = Some(cause);
+    Some(Detection {
+        trigger: Trigger::Delayed,
+        dedupe_key: key,
+        reason,
+        facts,
+    })
+}
+
+/// The promised day is over in the customer's zone and the parcel is not there.
+fn promise_missed(s: &Situation<'_>, latest: Option<&KeyedEvent>) -> Option<Detection> {
+    let promise = s.promise?;
     let promise_over = promise
         .latest
         .tomorrow()
         .ok()
         .and_then(|d| d.to_zoned(s.time_zone.clone()).ok())
         .is_some_and(|end| s.now >= end.timestamp());
-    if !promise_over {
-        return;
-    }
     let key = format!("{}:promise_missed", Trigger::Delayed.as_str());
+    if !promise_over || s.fired(&key) {
+        return None;
+    }
+    // A delay message that already named a date after the promise told the customer this.
     let already_told_late = s.already_fired.iter().any(|k| {
         k.strip_prefix("delayed:estimate:")
             .and_then(|d| d.parse::<jiff::civil::Date>().ok())
             .is_some_and(|d| d > promise.latest)
     });
-    if s.fired(&key) || already_told_late || out.iter().any(|d| d.trigger == Trigger::Delayed) {
-        return;
+    if already_told_late {
+        return None;
+    }
+    let mut reason =
+        format!("the promised delivery {promise} has passed and the parcel has not arrived");
+    if let Some(estimate) = s.estimate {
+        reason.push_str(&format!("; the carrier expects it {estimate}"));
     }
     let mut facts = s.facts(latest);
     facts.delay_cause = Some(DelayCause::PromiseMissed);
-    out.push(Detection {
+    Some(Detection {
         trigger: Trigger::Delayed,
         dedupe_key: key,
-        reason: format!("the promised delivery {promise} has passed and the parcel has not arrived"),
+        reason,
         facts,
-    });
+    })
 }
 
+/// No scan for longer than the carrier's policy allows, counting only the destination's
+/// business hours: a Monday morning after a quiet weekend, or Easter, is not a stall.
 fn stalled(s: &Situation<'_>, out: &mut Vec<Detection>) {
-    let Some(latest) = s.timeline.latest() else {
+    let Some(latest) = s.timeline.current() else {
         return;
     };
-    let moving = matches!(
-        latest.event.status,
-        Status::InTransit | Status::OutForDelivery
-    ) && !latest.event.reason.is_some_and(Reason::is_customs);
-    if !moving {
-        return;
-    }
+    // No exception for a poll that also brings that scan's own message (a parcel Waymark first
+    // sees days after its last scan): both are true, and holding the stall back to the next
+    // poll would make the result depend on what was written in between.
     let quiet = s.calendar.business_hours_between(
         s.destination_country,
         s.time_zone,
@@ -463,8 +680,9 @@ fn stalled(s: &Situation<'_>, out: &mut Vec<Detection>) {
     if quiet < s.policy.stall_after_business_hours {
         return;
     }
-    let key = format!("{}:{}", Trigger::Stalled.as_str(), latest.key);
-    if s.fired(&key) || !out.is_empty() {
+    // One message per quiet spell: the spell is named after the scan it started from.
+    let key = episode_key(Trigger::Stalled, latest);
+    if s.fired(&key) {
         return;
     }
     let hours = quiet.floor() as i64;
@@ -481,11 +699,139 @@ fn stalled(s: &Situation<'_>, out: &mut Vec<Detection>) {
     });
 }
 
+/// The scans of the episode of `rule` the journey is in now, oldest first; `None` when the
+/// current scan is not part of one.
+///
+/// A gap of plain transit scans between two scans of the same kind, reason and day (in the
+/// customer's zone) does not split the episode: a van's second round the same day, or a hub
+/// scan that reaches Waymark late and slots in between, is not a new delivery day.
+fn current_run<'t>(
+    events: &'t [KeyedEvent],
+    rule: &EpisodeRule,
+    tz: &TimeZone,
+) -> Option<Vec<&'t KeyedEvent>> {
+    let mut end = events.len();
+    if rule.outlives_transit {
+        while end > 0 && is_plain_transit(&events[end - 1].event) {
+            end -= 1;
+        }
+    }
+    let mut run: Vec<&KeyedEvent> = Vec::new();
+    let mut i = end;
+    while i > 0 {
+        let e = &events[i - 1];
+        if (rule.belongs)(&e.event) {
+            run.push(e);
+            i -= 1;
+            continue;
+        }
+        let Some(&after) = run.last() else { break };
+        let mut gap_start = i;
+        while gap_start > 0 && is_plain_transit(&events[gap_start - 1].event) {
+            gap_start -= 1;
+        }
+        if gap_start == i || gap_start == 0 {
+            break;
+        }
+        let before = &events[gap_start - 1];
+        let same_kind = (rule.belongs)(&before.event) && before.event.reason == after.event.reason;
+        if !(same_kind && local_date(before, tz) == local_date(after, tz)) {
+            break;
+        }
+        i = gap_start;
+    }
+    run.reverse();
+    (!run.is_empty()).then_some(run)
+}
+
+fn episode_key(trigger: Trigger, start: &KeyedEvent) -> String {
+    format!("{}:{}", trigger.as_str(), start.key)
+}
+
+fn local_date(e: &KeyedEvent, tz: &TimeZone) -> jiff::civil::Date {
+    e.event.time.at.to_zoned(tz.clone()).date()
+}
+
+/// A scan that only says the parcel moves on: nothing the customer needs to hear about.
+fn is_plain_transit(e: &TrackingEvent) -> bool {
+    matches!(e.status, Status::InfoReceived | Status::InTransit)
+        && matches!(
+            e.reason,
+            None | Some(
+                Reason::ArrivedDestinationCountry | Reason::WeatherDelay | Reason::CarrierDelay
+            )
+        )
+}
+
+/// Customs has the parcel: clearing it, holding it, or waiting for duties.
+fn is_with_customs(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::CustomsClearanceStarted
+            | Reason::CustomsHeld
+            | Reason::DutiesDue
+            | Reason::HeldForPayment
+    )
+}
+
+/// Customs stops the parcel until something happens (a check, a payment).
+fn is_customs_hold_reason(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::CustomsHeld | Reason::DutiesDue | Reason::HeldForPayment
+    )
+}
+
+/// A problem with the parcel itself, whatever status the carrier filed it under.
+fn is_problem(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::Lost | Reason::Damaged | Reason::AddressIssue
+    )
+}
+
+fn is_customs_hold(e: &TrackingEvent) -> bool {
+    e.reason == Some(Reason::CustomsHeld)
+}
+
+fn is_duties_due(e: &TrackingEvent) -> bool {
+    matches!(e.reason, Some(Reason::DutiesDue | Reason::HeldForPayment))
+}
+
+/// Lost, damaged, an address problem, or anything else the carrier files as an exception.
+/// Customs reasons go to the customs triggers and returns to `returning_to_sender` instead.
+fn is_exception(e: &TrackingEvent) -> bool {
+    if e.reason.is_some_and(|r| r.is_customs() || r.is_return()) {
+        return false;
+    }
+    e.status == Status::Exception
+        || (matches!(e.status, Status::InfoReceived | Status::InTransit)
+            && e.reason.is_some_and(is_problem))
+}
+
+/// A scan that a message further along than `shipped` is (or was) about.
+fn is_beyond_shipping(e: &TrackingEvent) -> bool {
+    e.status == Status::Delivered || EPISODES.iter().any(|rule| (rule.belongs)(e))
+}
+
+/// The scan as the merchant would quote it: the carrier's words, the place, and the local time
+/// of the scan (in UTC, said so, when the carrier gave no offset).
 fn describe(e: &KeyedEvent) -> String {
-    let local = e.event.time.local();
-    let when = local.strftime("%Y-%m-%d %H:%M");
+    let when = match e.event.time.offset() {
+        Some(_) => e
+            .event
+            .time
+            .local()
+            .strftime("%Y-%m-%d %H:%M %:z")
+            .to_string(),
+        None => format!("{} UTC", e.event.time.at.strftime("%Y-%m-%d %H:%M")),
+    };
     match &e.event.location {
         Some(place) => format!("\"{}\", {place}, {when}", e.event.raw_text),
         None => format!("\"{}\", {when}", e.event.raw_text),
     }
 }
+
+#[cfg(test)]
+#[path = "detect_tests.rs"]
+mod tests;

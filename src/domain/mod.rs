@@ -16,7 +16,7 @@ pub use estimate::{DeliveryWindow, EstimateChange, EstimateSource};
 pub use event::{EventKey, EventTime, KeyedEvent, TrackingEvent};
 pub use shipment::{
     CarrierCode, CountryCode, Customer, EmailAddress, InvalidField, JourneyState, Language, Locale,
-    NewShipment, Shipment, TimeZoneName, TrackingNumber,
+    NewShipment, PickupPoint, Shipment, TimeZoneName, TrackingNumber,
 };
 pub use status::{Reason, Status};
 pub use timeline::Timeline;

@@ -319,6 +319,15 @@ impl From<CarrierCode> for String {
     }
 }
 
+/// A pickup point or locker where a parcel waits for the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PickupPoint {
+    pub name: String,
+    pub address: Option<String>,
+    /// The last day the parcel is held before it goes back to the merchant.
+    pub hold_until: Option<jiff::civil::Date>,
+}
+
 /// The person the parcel is for, and how to reach them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {

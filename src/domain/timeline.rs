@@ -1,9 +1,10 @@
 //! A shipment's timeline: every scan once, in the order it happened.
 
 use jiff::Timestamp;
+use std::collections::HashSet;
 
-use super::event::{EventKey, KeyedEvent, TrackingEvent};
 use super::estimate::DeliveryWindow;
+use super::event::{EventKey, KeyedEvent, TrackingEvent};
 use super::shipment::JourneyState;
 use super::status::{Reason, Status};
 
@@ -38,19 +39,29 @@ fn progress_rank(status: Status) -> u8 {
 
 impl Timeline {
     /// A timeline of already-identified events (as read back from storage).
-    pub fn from_keyed(mut events: Vec<KeyedEvent>) -> Self {
+    ///
+    /// A key seen twice is one scan, kept as first given (the stored copy, when merging). The
+    /// key breaks the remaining ties, so the same scans give the same timeline in whatever
+    /// order they are read back, and so the same detections.
+    pub fn from_keyed(events: Vec<KeyedEvent>) -> Self {
+        let mut seen = HashSet::new();
+        let mut events: Vec<KeyedEvent> = events
+            .into_iter()
+            .filter(|e| seen.insert(e.key.clone()))
+            .collect();
         events.sort_by(|a, b| {
-            (a.event.time.at, progress_rank(a.event.status))
-                .cmp(&(b.event.time.at, progress_rank(b.event.status)))
+            (a.event.time.at, progress_rank(a.event.status), &a.key).cmp(&(
+                b.event.time.at,
+                progress_rank(b.event.status),
+                &b.key,
+            ))
         });
-        events.dedup_by(|a, b| a.key == b.key);
         Timeline { events }
     }
 
     /// Add a poll's scans: ones already known are dropped, late arrivals slot in by time.
     pub fn merge(self, carrier: &str, incoming: Vec<TrackingEvent>) -> Merge {
-        let mut known: std::collections::HashSet<EventKey> =
-            self.events.iter().map(|e| e.key.clone()).collect();
+        let mut known: HashSet<EventKey> = self.events.iter().map(|e| e.key.clone()).collect();
         let mut new_events = Vec::new();
         for event in incoming {
             let key = event.key(carrier);
@@ -61,7 +72,6 @@ impl Timeline {
         let mut all = self.events;
         all.extend(new_events.iter().cloned());
         let timeline = Timeline::from_keyed(all);
-        let mut new_events = new_events;
         new_events.sort_by_key(|e| e.event.time.at);
         Merge {
             timeline,
@@ -82,9 +92,29 @@ impl Timeline {
         self.events.last()
     }
 
+    /// The scan that says where the journey stands: the most recent one, unless an earlier
+    /// scan ended the journey (delivered, returned, lost). A carrier's follow-up after that
+    /// (a proof-of-delivery upload filed as "in transit", a stray depot scan) does not reopen it.
+    pub fn current(&self) -> Option<&KeyedEvent> {
+        self.until_current().last()
+    }
+
+    /// The scans up to and including [`Timeline::current`].
+    pub fn until_current(&self) -> &[KeyedEvent] {
+        let end = self
+            .events
+            .iter()
+            .rposition(|e| is_final(e.event.status, e.event.reason))
+            .map_or(self.events.len(), |last_final| last_final + 1);
+        &self.events[..end]
+    }
+
     /// The first event of the current episode: the unbroken run of latest events that all
     /// satisfy `in_episode`. `None` when the latest event is not in such an episode.
-    pub fn episode_start(&self, in_episode: impl Fn(&TrackingEvent) -> bool) -> Option<&KeyedEvent> {
+    pub fn episode_start(
+        &self,
+        in_episode: impl Fn(&TrackingEvent) -> bool,
+    ) -> Option<&KeyedEvent> {
         let run = self
             .events
             .iter()
@@ -103,14 +133,14 @@ impl Timeline {
 
     /// The journey state this timeline implies, with the carrier's current estimate.
     pub fn journey(&self, carrier_estimate: Option<DeliveryWindow>) -> JourneyState {
-        let Some(latest) = self.latest() else {
+        let (Some(current), Some(latest)) = (self.current(), self.latest()) else {
             return JourneyState {
                 carrier_estimate,
                 ..JourneyState::new_shipment()
             };
         };
-        let status = latest.event.status;
-        let reason = latest.event.reason;
+        let status = current.event.status;
+        let reason = current.event.reason;
         JourneyState {
             status,
             reason,
@@ -175,21 +205,72 @@ mod tests {
             .map(|e| e.event.raw_code.as_str())
             .collect();
         assert_eq!(codes, ["PU", "AR", "OD"]);
-        assert_eq!(
-            second.timeline.journey(None).status,
-            Status::OutForDelivery
-        );
+        assert_eq!(second.timeline.journey(None).status, Status::OutForDelivery);
     }
 
     #[test]
     fn a_late_old_scan_does_not_move_the_status_back() {
         let merged = Timeline::default()
-            .merge("sandbox", vec![scan("2026-03-03T12:00:00Z", Status::Delivered, "DL")])
+            .merge(
+                "sandbox",
+                vec![scan("2026-03-03T12:00:00Z", Status::Delivered, "DL")],
+            )
             .timeline
-            .merge("sandbox", vec![scan("2026-03-03T07:00:00Z", Status::OutForDelivery, "OD")]);
+            .merge(
+                "sandbox",
+                vec![scan("2026-03-03T07:00:00Z", Status::OutForDelivery, "OD")],
+            );
         let journey = merged.timeline.journey(None);
         assert_eq!(journey.status, Status::Delivered);
         assert!(!journey.active);
+    }
+
+    #[test]
+    fn the_same_scans_read_back_in_any_order_make_the_same_timeline() {
+        let scans = [
+            scan("2026-03-02T08:00:00Z", Status::InTransit, "PU"),
+            scan("2026-03-02T08:00:00Z", Status::InTransit, "AR"),
+            scan("2026-03-02T08:00:00.500Z", Status::InTransit, "DP"),
+            scan("2026-03-03T08:00:00Z", Status::OutForDelivery, "OD"),
+        ];
+        let keyed: Vec<KeyedEvent> = scans
+            .iter()
+            .map(|e| KeyedEvent {
+                key: e.key("sandbox"),
+                event: e.clone(),
+            })
+            .collect();
+        let mut reversed = keyed.clone();
+        reversed.reverse();
+        // The same scan stored twice, not next to its twin once sorted.
+        reversed.push(keyed[0].clone());
+        let forward = Timeline::from_keyed(keyed);
+        let backward = Timeline::from_keyed(reversed);
+        assert_eq!(forward, backward);
+        assert_eq!(backward.events().len(), 4);
+    }
+
+    #[test]
+    fn a_scan_after_the_delivery_does_not_reopen_the_journey() {
+        let merged = Timeline::default().merge(
+            "sandbox",
+            vec![
+                scan("2026-03-03T07:00:00Z", Status::OutForDelivery, "OD"),
+                scan("2026-03-03T12:00:00Z", Status::Delivered, "DL"),
+                scan("2026-03-03T12:30:00Z", Status::InTransit, "POD"),
+            ],
+        );
+        let timeline = merged.timeline;
+        assert_eq!(timeline.latest().unwrap().event.raw_code, "POD");
+        assert_eq!(timeline.current().unwrap().event.raw_code, "DL");
+        assert_eq!(timeline.until_current().len(), 2);
+        let journey = timeline.journey(None);
+        assert_eq!(journey.status, Status::Delivered);
+        assert!(!journey.active);
+        assert_eq!(
+            journey.last_event_at,
+            Some("2026-03-03T12:30:00Z".parse().unwrap())
+        );
     }
 
     #[test]

@@ -1,3 +1,7 @@
 //! Telling people: rendering messages from templates and sending them.
 
+pub mod dispatcher;
+pub mod email;
+pub mod format;
+pub mod quiet_hours;
 pub mod render;

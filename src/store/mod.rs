@@ -227,9 +227,7 @@ pub trait Store: Send + Sync + 'static {
 /// Open the database a URL names (`sqlite://waymark.db`), creating it when missing.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        // Filled in with the SQLite implementation.
-        let _ = SqliteStore::connect;
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
+        Ok(Arc::new(SqliteStore::connect(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

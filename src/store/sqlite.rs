@@ -1,15 +1,1211 @@
 //! The embedded default: SQLite in WAL mode.
+//!
+//! SQLite has one writer at a time. A transaction that writes starts with `BEGIN IMMEDIATE`, so
+//! it takes the write lock up front (waiting up to the busy timeout behind another writer)
+//! instead of starting as a reader and failing with `SQLITE_BUSY` when it later needs to write.
+//! A single statement needs no explicit transaction: SQLite takes the write lock when it starts.
+//!
+//! Columns are portable: text UUIDs, integer milliseconds since the epoch, ISO dates and JSON as
+//! text. Every row read back is checked on the way in; a value Waymark cannot understand is a
+//! `StoreError::Corrupt` naming the table, the row and the column.
 
-use super::StoreError;
+use async_trait::async_trait;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{FromRow, Row, SqlitePool};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Display;
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+use super::{
+    Backlog, ClaimOrder, Completion, OutboxItem, PollClaim, PollFailure, PollWrite, Store,
+    StoreError,
+};
+use crate::carriers::CarrierAccount;
+use crate::domain::{
+    CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
+    EstimateSource, EventKey, EventTime, Facts, JourneyState, KeyedEvent, Locale, NewShipment,
+    Notification, NotificationState, Reason, Shipment, Status, TimeZoneName, TrackingEvent,
+    TrackingNumber, Trigger,
+};
+
+/// Connections in the pool: enough for the API, the scheduler and the dispatcher to read at the
+/// same time; writes queue behind SQLite's single write lock anyway.
+const POOL_SIZE: u32 = 5;
+/// How long a statement waits for another connection's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Starts a transaction that holds the write lock from its first statement on.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// Length of a shipment's public token: 32 alphanumerics are about 190 bits.
+const TOKEN_LEN: usize = 32;
+/// Where a freshly registered shipment stands in the queue when the quota is short.
+const DEFAULT_POLL_PRIORITY: i64 = 3;
+
+/// Which shipments a claim, a count or a deferral of one account looks at: due now, and not
+/// held by a live lease. `?1` is the account, `?2` is now. The explicit `IS NOT NULL` lets
+/// SQLite use the partial index `shipments_due`.
+macro_rules! due_filter {
+    () => {
+        "carrier_account_id = ?1 AND next_poll_at IS NOT NULL AND next_poll_at <= ?2 \
+         AND (lease_owner IS NULL OR lease_expires_at < ?2)"
+    };
+}
+
+/// The ids of the due shipments a claim takes, oldest `next_poll_at` first (`?3` is the limit).
+macro_rules! due_first_select {
+    () => {
+        concat!(
+            "SELECT id FROM shipments WHERE ",
+            due_filter!(),
+            " ORDER BY next_poll_at LIMIT ?3"
+        )
+    };
+}
+
+/// The ids of the due shipments a claim takes, closest to delivery first (`?3` is the limit).
+macro_rules! nearest_delivery_first_select {
+    () => {
+        concat!(
+            "SELECT id FROM shipments WHERE ",
+            due_filter!(),
+            " ORDER BY poll_priority, next_poll_at LIMIT ?3"
+        )
+    };
+}
+
+/// Lease the shipments an inner SELECT picked (`?4` owner, `?5` lease expiry).
+macro_rules! claim_update {
+    ($select:expr) => {
+        concat!(
+            "UPDATE shipments SET lease_owner = ?4, lease_expires_at = ?5 WHERE id IN (",
+            $select,
+            ") RETURNING *"
+        )
+    };
+}
+
+/// Finish a claimed message (`?1` id, `?2` owner, `?3` now), only while its lease is held.
+macro_rules! finish_notification {
+    ($set:literal) => {
+        concat!(
+            "UPDATE notifications SET ",
+            $set,
+            ", lease_owner = NULL, lease_expires_at = NULL, updated_at = ?3 \
+             WHERE id = ?1 AND lease_owner = ?2 AND state = 'sending'"
+        )
+    };
+}
+
+/// The inner SELECT of a shipment claim, exposed so a test can check its query plan.
+#[cfg(test)]
+fn due_select(order: ClaimOrder) -> &'static str {
+    match order {
+        ClaimOrder::DueFirst => due_first_select!(),
+        ClaimOrder::NearestDeliveryFirst => nearest_delivery_first_select!(),
+    }
+}
+
+/// The earliest time a shipment becomes claimable: the first unleased active shipment's next
+/// poll, or the first lease to run out. Each half walks an index in order and stops at its
+/// first match (leased rows, the only ones skipped, are few).
+const NEXT_POLL_SQL: &str = "SELECT \
+    (SELECT next_poll_at FROM shipments WHERE next_poll_at IS NOT NULL AND lease_owner IS NULL \
+     ORDER BY next_poll_at LIMIT 1), \
+    (SELECT lease_expires_at FROM shipments WHERE lease_owner IS NOT NULL \
+     ORDER BY lease_expires_at LIMIT 1)";
+
+/// Lease due messages (`?1` owner, `?2` lease expiry, `?3` now, `?4` limit). A candidate is
+/// pending and due, or a crashed dispatcher's claim whose lease ran out, and it is the earliest
+/// unsent message of its shipment: each shipment has at most one message out at a time and they
+/// go out in order. Every candidate became available before now (a `sending` row was due when it
+/// was claimed), which lets the range on `available_at` use `notifications_due`.
+const CLAIM_NOTIFICATIONS_SQL: &str = "UPDATE notifications \
+    SET state = 'sending', lease_owner = ?1, lease_expires_at = ?2, updated_at = ?3 \
+    WHERE id IN ( \
+      SELECT n.id FROM notifications n \
+      WHERE n.state IN ('pending', 'sending') AND n.available_at <= ?3 \
+        AND (n.state = 'pending' OR n.lease_expires_at < ?3) \
+        AND NOT EXISTS ( \
+          SELECT 1 FROM notifications e \
+          WHERE e.shipment_id = n.shipment_id AND e.seq < n.seq \
+            AND e.state IN ('pending', 'sending')) \
+      ORDER BY n.available_at LIMIT ?4) \
+    RETURNING *";
 
 /// Shipments, timelines and the outbox in one SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
+    pool: SqlitePool,
 }
 
 impl SqliteStore {
-    pub async fn connect(_url: &str) -> Result<Self, StoreError> {
-        todo!()
+    /// Open (creating it when missing) the database a URL like `sqlite://waymark.db` names, in
+    /// WAL mode with foreign keys enforced. The schema is brought up to date by
+    /// [`Store::migrate`], not here.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The connection pool, for tests that look underneath the trait.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn shipments_where(
+        &self,
+        sql: &'static str,
+        value: &str,
+    ) -> Result<Vec<Shipment>, StoreError> {
+        let rows = sqlx::query(sql).bind(value).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| ShipmentRow::decode(row)?.into_shipment())
+            .collect()
     }
 }
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let value = sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(value)
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        // The no-op update makes RETURNING hand back the stored value when the key exists, so
+        // two processes racing to set it agree on one value.
+        let stored = sqlx::query_scalar::<_, String>(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET value = settings.value RETURNING value",
+        )
+        .bind(key)
+        .bind(value)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(stored)
+    }
+
+    async fn create_carrier_account(&self, account: &CarrierAccount) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO carrier_accounts \
+             (id, carrier, name, credentials, base_url, daily_quota, requests_per_second, \
+              created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(account.id.to_string())
+        .bind(account.carrier.as_str())
+        .bind(&account.name)
+        .bind(account.credentials.to_string())
+        .bind(account.base_url.as_deref())
+        .bind(account.daily_quota.map(i64::from))
+        .bind(account.requests_per_second)
+        // The trait gives no clock here; an account's creation time is informational only.
+        .bind(millis(Timestamp::now()))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                if e.message().contains("carrier_accounts.name") {
+                    Err(StoreError::Duplicate {
+                        field: "name",
+                        detail: format!(
+                            "`{}` is already the name of a {} account",
+                            account.name, account.carrier
+                        ),
+                    })
+                } else {
+                    Err(StoreError::Duplicate {
+                        field: "id",
+                        detail: format!("an account with id {} exists", account.id),
+                    })
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn carrier_account(&self, id: Uuid) -> Result<Option<CarrierAccount>, StoreError> {
+        let row = sqlx::query("SELECT * FROM carrier_accounts WHERE id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(decode_account).transpose()
+    }
+
+    async fn carrier_account_by_name(
+        &self,
+        carrier: &CarrierCode,
+        name: &str,
+    ) -> Result<Option<CarrierAccount>, StoreError> {
+        let row = sqlx::query("SELECT * FROM carrier_accounts WHERE carrier = ?1 AND name = ?2")
+            .bind(carrier.as_str())
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(decode_account).transpose()
+    }
+
+    async fn carrier_accounts(&self) -> Result<Vec<CarrierAccount>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM carrier_accounts ORDER BY carrier, name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_account).collect()
+    }
+
+    async fn insert_shipment(
+        &self,
+        new: &NewShipment,
+        now: Timestamp,
+    ) -> Result<Shipment, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO shipments \
+             (id, carrier_account_id, carrier, tracking_number, customer_email, customer_name, \
+              locale, time_zone, destination_country, order_reference, promise_earliest, \
+              promise_latest, created_at, public_token, muted, status, active, next_poll_at, \
+              poll_priority, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, ?15, 1, ?13, \
+              ?16, ?13) \
+             RETURNING *",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(new.carrier_account_id.to_string())
+        .bind(new.carrier.as_str())
+        .bind(new.tracking_number.as_str())
+        .bind(new.customer.email.as_str())
+        .bind(new.customer.name.as_deref())
+        .bind(new.customer.locale.as_str())
+        .bind(new.customer.time_zone.as_str())
+        .bind(new.destination_country.as_str())
+        .bind(new.order_reference.as_deref())
+        .bind(new.promise.map(|w| w.earliest.to_string()))
+        .bind(new.promise.map(|w| w.latest.to_string()))
+        .bind(millis(now))
+        .bind(public_token())
+        .bind(Status::Pending.as_str())
+        .bind(DEFAULT_POLL_PRIORITY)
+        .fetch_one(&self.pool)
+        .await;
+        match result {
+            Ok(row) => ShipmentRow::decode(&row)?.into_shipment(),
+            Err(sqlx::Error::Database(e))
+                if e.is_unique_violation() && e.message().contains("tracking_number") =>
+            {
+                Err(StoreError::Duplicate {
+                    field: "tracking_number",
+                    detail: format!(
+                        "`{}` is already registered on this carrier account",
+                        new.tracking_number
+                    ),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn shipment(&self, id: Uuid) -> Result<Option<Shipment>, StoreError> {
+        let row = sqlx::query("SELECT * FROM shipments WHERE id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(ShipmentRow::decode(&row)?.into_shipment()?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn shipments_by_number(
+        &self,
+        number: &TrackingNumber,
+    ) -> Result<Vec<Shipment>, StoreError> {
+        self.shipments_where(
+            "SELECT * FROM shipments WHERE tracking_number = ?1 ORDER BY created_at, id",
+            number.as_str(),
+        )
+        .await
+    }
+
+    async fn shipment_by_token(&self, token: &str) -> Result<Option<Shipment>, StoreError> {
+        let mut found = self
+            .shipments_where("SELECT * FROM shipments WHERE public_token = ?1", token)
+            .await?;
+        Ok(found.pop())
+    }
+
+    async fn set_muted(&self, id: Uuid, muted: bool) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE shipments SET muted = ?2 WHERE id = ?1")
+            .bind(id.to_string())
+            .bind(muted)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn timeline(&self, shipment_id: Uuid) -> Result<Vec<KeyedEvent>, StoreError> {
+        // rowid breaks ties between scans of the same millisecond in the order they arrived.
+        let rows =
+            sqlx::query("SELECT * FROM events WHERE shipment_id = ?1 ORDER BY occurred_at, rowid")
+                .bind(shipment_id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn estimate_changes(
+        &self,
+        shipment_id: Uuid,
+    ) -> Result<Vec<(Timestamp, EstimateChange)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM estimate_changes WHERE shipment_id = ?1 ORDER BY recorded_at, id",
+        )
+        .bind(shipment_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_estimate_change).collect()
+    }
+
+    async fn fired_keys(&self, shipment_id: Uuid) -> Result<HashSet<String>, StoreError> {
+        let keys = sqlx::query_scalar::<_, String>(
+            "SELECT dedupe_key FROM notifications WHERE shipment_id = ?1",
+        )
+        .bind(shipment_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(keys.into_iter().collect())
+    }
+
+    async fn next_poll_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        let row = sqlx::query(NEXT_POLL_SQL).fetch_one(&self.pool).await?;
+        let cols = Cols::new("shipments", "(earliest)");
+        let unleased = cols.opt_time("next_poll_at", cols.get(&row, 0)?)?;
+        let lease_end = cols.opt_time("lease_expires_at", cols.get(&row, 1)?)?;
+        Ok(unleased.into_iter().chain(lease_end).min())
+    }
+
+    async fn count_due(&self, carrier_account_id: Uuid, now: Timestamp) -> Result<u64, StoreError> {
+        let count = sqlx::query_scalar::<_, i64>(concat!(
+            "SELECT COUNT(*) FROM shipments WHERE ",
+            due_filter!()
+        ))
+        .bind(carrier_account_id.to_string())
+        .bind(millis(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn claim_due_shipments(
+        &self,
+        claim: &PollClaim<'_>,
+    ) -> Result<Vec<Shipment>, StoreError> {
+        if claim.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = match claim.order {
+            ClaimOrder::DueFirst => claim_update!(due_first_select!()),
+            ClaimOrder::NearestDeliveryFirst => claim_update!(nearest_delivery_first_select!()),
+        };
+        let rows = sqlx::query(sql)
+            .bind(claim.carrier_account_id.to_string())
+            .bind(millis(claim.now))
+            .bind(i64::from(claim.limit))
+            .bind(claim.owner)
+            .bind(millis(claim.lease_until))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut rows = rows
+            .iter()
+            .map(ShipmentRow::decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        // RETURNING comes back in no particular order; hand out the same order the claim chose.
+        match claim.order {
+            ClaimOrder::DueFirst => {
+                rows.sort_by(|a, b| (a.next_poll_at, &a.id).cmp(&(b.next_poll_at, &b.id)))
+            }
+            ClaimOrder::NearestDeliveryFirst => rows.sort_by(|a, b| {
+                (a.poll_priority, a.next_poll_at, &a.id).cmp(&(
+                    b.poll_priority,
+                    b.next_poll_at,
+                    &b.id,
+                ))
+            }),
+        }
+        rows.into_iter().map(ShipmentRow::into_shipment).collect()
+    }
+
+    async fn reserve_carrier_calls(
+        &self,
+        carrier_account_id: Uuid,
+        day: &str,
+        calls: u32,
+        quota: Option<u32>,
+    ) -> Result<bool, StoreError> {
+        // One statement, so two workers cannot both take the last calls of the day. The SELECT's
+        // WHERE keeps a first reservation larger than the quota from being inserted.
+        let result = sqlx::query(
+            "INSERT INTO quota_usage (carrier_account_id, day, calls) \
+             SELECT ?1, ?2, ?3 WHERE ?4 IS NULL OR ?3 <= ?4 \
+             ON CONFLICT (carrier_account_id, day) DO UPDATE SET calls = calls + excluded.calls \
+             WHERE ?4 IS NULL OR calls + excluded.calls <= ?4",
+        )
+        .bind(carrier_account_id.to_string())
+        .bind(day)
+        .bind(i64::from(calls))
+        .bind(quota.map(i64::from))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn defer_due_shipments(
+        &self,
+        carrier_account_id: Uuid,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<u64, StoreError> {
+        // Same rows as a claim would take: an expired lease is as good as none, and is dropped
+        // so the deferred shipment is not rescued before `until`.
+        let result = sqlx::query(concat!(
+            "UPDATE shipments SET next_poll_at = ?3, lease_owner = NULL, lease_expires_at = NULL, \
+             updated_at = ?2 WHERE ",
+            due_filter!()
+        ))
+        .bind(carrier_account_id.to_string())
+        .bind(millis(now))
+        .bind(millis(until))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn release_shipments(
+        &self,
+        ids: &[Uuid],
+        owner: &str,
+        next_poll_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE shipments SET lease_owner = NULL, lease_expires_at = NULL, next_poll_at = ?3 \
+             WHERE lease_owner = ?2 AND id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json_list(ids))
+        .bind(owner)
+        .bind(millis(next_poll_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_poll(&self, write: &PollWrite) -> Result<bool, StoreError> {
+        let now = millis(write.now);
+        let shipment_id = write.shipment_id.to_string();
+        let journey = &write.journey;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+
+        let updated = sqlx::query(
+            "UPDATE shipments SET status = ?3, reason = ?4, estimate_earliest = ?5, \
+             estimate_latest = ?6, last_event_at = ?7, active = ?8, next_poll_at = ?9, \
+             poll_priority = ?10, poll_failures = 0, last_error = NULL, last_error_at = NULL, \
+             last_polled_at = ?11, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?11 \
+             WHERE id = ?1 AND lease_owner = ?2",
+        )
+        .bind(&shipment_id)
+        .bind(&write.owner)
+        .bind(journey.status.as_str())
+        .bind(journey.reason.map(Reason::as_str))
+        .bind(journey.carrier_estimate.map(|w| w.earliest.to_string()))
+        .bind(journey.carrier_estimate.map(|w| w.latest.to_string()))
+        .bind(journey.last_event_at.map(millis))
+        // The schema ties `active` to having a next poll; the poll time decides.
+        .bind(write.next_poll_at.is_some())
+        .bind(write.next_poll_at.map(millis))
+        .bind(i64::from(write.poll_priority))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+
+        for keyed in &write.new_events {
+            let event = &keyed.event;
+            sqlx::query(
+                "INSERT INTO events \
+                 (shipment_id, event_key, occurred_at, utc_offset_seconds, status, reason, \
+                  raw_code, raw_text, location, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 ON CONFLICT (shipment_id, event_key) DO NOTHING",
+            )
+            .bind(&shipment_id)
+            .bind(keyed.key.as_str())
+            .bind(millis(event.time.at))
+            .bind(event.time.offset_seconds)
+            .bind(event.status.as_str())
+            .bind(event.reason.map(Reason::as_str))
+            .bind(&event.raw_code)
+            .bind(&event.raw_text)
+            .bind(event.location.as_deref())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        if let Some(change) = &write.estimate_change {
+            sqlx::query(
+                "INSERT INTO estimate_changes \
+                 (id, shipment_id, source, previous_earliest, previous_latest, current_earliest, \
+                  current_latest, reason, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .bind(Uuid::now_v7().to_string())
+            .bind(&shipment_id)
+            .bind(change.source.as_str())
+            .bind(change.previous.map(|w| w.earliest.to_string()))
+            .bind(change.previous.map(|w| w.latest.to_string()))
+            .bind(change.current.map(|w| w.earliest.to_string()))
+            .bind(change.current.map(|w| w.latest.to_string()))
+            .bind(&change.reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        if !write.supersede.is_empty() {
+            // Only pending rows: a `sending` row is in a dispatcher's hands and may be on the wire.
+            sqlx::query(
+                "UPDATE notifications SET state = 'superseded', updated_at = ?2 \
+                 WHERE shipment_id = ?1 AND state = 'pending' \
+                 AND trigger IN (SELECT value FROM json_each(?3))",
+            )
+            .bind(&shipment_id)
+            .bind(now)
+            .bind(json_list(write.supersede.iter().map(|t| t.as_str())))
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        for new in &write.notifications {
+            let facts = serde_json::to_string(&new.facts)
+                .map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+            // The write lock is held, so MAX(seq) + 1 cannot race; a dedupe key already used for
+            // this shipment skips the row without consuming a seq.
+            sqlx::query(
+                "INSERT INTO notifications \
+                 (id, shipment_id, seq, trigger, dedupe_key, channel, recipient, locale, reason, \
+                  facts, state, attempts, available_at, created_at, updated_at) \
+                 VALUES (?1, ?2, \
+                  (SELECT COALESCE(MAX(seq), 0) + 1 FROM notifications WHERE shipment_id = ?2), \
+                  ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', 0, ?10, ?10, ?10) \
+                 ON CONFLICT (shipment_id, dedupe_key) DO NOTHING",
+            )
+            .bind(new.id.to_string())
+            .bind(&shipment_id)
+            .bind(new.trigger.as_str())
+            .bind(&new.dedupe_key)
+            .bind(new.channel.as_str())
+            .bind(&new.recipient)
+            .bind(new.locale.as_str())
+            .bind(&new.reason)
+            .bind(facts)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record_poll_failure(&self, failure: &PollFailure) -> Result<bool, StoreError> {
+        let now = millis(failure.now);
+        let shipment_id = failure.shipment_id.to_string();
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let updated = sqlx::query(
+            "UPDATE shipments SET poll_failures = poll_failures + ?3, last_error = ?4, \
+             last_error_at = ?5, last_polled_at = ?5, next_poll_at = ?6, lease_owner = NULL, \
+             lease_expires_at = NULL, updated_at = ?5 \
+             WHERE id = ?1 AND lease_owner = ?2",
+        )
+        .bind(&shipment_id)
+        .bind(&failure.owner)
+        .bind(i64::from(failure.count_failure))
+        .bind(&failure.detail)
+        .bind(now)
+        .bind(millis(failure.next_poll_at))
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO poll_errors (id, shipment_id, kind, detail, excerpt, occurred_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(&shipment_id)
+        .bind(failure.kind)
+        .bind(&failure.detail)
+        .bind(failure.excerpt.as_deref())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(CLAIM_NOTIFICATIONS_SQL)
+            .bind(owner)
+            .bind(millis(lease_until))
+            .bind(millis(now))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut notifications = rows
+            .iter()
+            .map(decode_notification)
+            .collect::<Result<Vec<_>, _>>()?;
+        if notifications.is_empty() {
+            return Ok(Vec::new());
+        }
+        notifications.sort_by_key(|n| (n.available_at, n.seq, n.id));
+
+        let shipment_rows =
+            sqlx::query("SELECT * FROM shipments WHERE id IN (SELECT value FROM json_each(?1))")
+                .bind(json_list(notifications.iter().map(|n| n.shipment_id)))
+                .fetch_all(&self.pool)
+                .await?;
+        let mut shipments = HashMap::with_capacity(shipment_rows.len());
+        for row in &shipment_rows {
+            let shipment = ShipmentRow::decode(row)?.into_shipment()?;
+            shipments.insert(shipment.id, shipment);
+        }
+        notifications
+            .into_iter()
+            .map(|notification| {
+                let shipment = shipments
+                    .get(&notification.shipment_id)
+                    .cloned()
+                    .ok_or_else(|| {
+                        corrupt(
+                            "notifications",
+                            format!(
+                                "row {}: shipment {} does not exist",
+                                notification.id, notification.shipment_id
+                            ),
+                        )
+                    })?;
+                Ok(OutboxItem {
+                    notification,
+                    shipment,
+                })
+            })
+            .collect()
+    }
+
+    async fn next_notification_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        // Only the head of each shipment's queue counts: a message waiting behind an earlier one
+        // cannot be claimed at its own `available_at`, and counting it would wake the dispatcher
+        // over and over for nothing (for hours, when the earlier one is deferred to the morning).
+        let at = sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(CASE WHEN n.state = 'pending' THEN n.available_at \
+                        ELSE n.lease_expires_at END) \
+             FROM notifications n \
+             WHERE n.state IN ('pending', 'sending') \
+               AND NOT EXISTS ( \
+                 SELECT 1 FROM notifications e \
+                 WHERE e.shipment_id = n.shipment_id AND e.seq < n.seq \
+                   AND e.state IN ('pending', 'sending'))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Cols::new("notifications", "(earliest)").opt_time("available_at", at)
+    }
+
+    async fn thread_message_ids(&self, shipment_id: Uuid) -> Result<Vec<String>, StoreError> {
+        let ids = sqlx::query_scalar::<_, String>(
+            "SELECT message_id FROM notifications \
+             WHERE shipment_id = ?1 AND state = 'sent' AND message_id IS NOT NULL ORDER BY seq",
+        )
+        .bind(shipment_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    async fn complete_notification(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now: Timestamp,
+        completion: &Completion,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        let now = millis(now);
+        // ?1 to ?3 are the same for every outcome; each outcome binds its own values from ?4.
+        let finish = |sql| sqlx::query(sql).bind(id.clone()).bind(owner).bind(now);
+        let query = match completion {
+            Completion::Sent {
+                message_id,
+                provider_response,
+            } => finish(finish_notification!(
+                "state = 'sent', sent_at = ?3, message_id = ?4, provider_response = ?5, \
+                 attempts = attempts + 1"
+            ))
+            .bind(message_id)
+            .bind(provider_response),
+            Completion::Retry {
+                error,
+                available_at,
+            } => finish(finish_notification!(
+                "state = 'pending', attempts = attempts + 1, last_error = ?4, available_at = ?5"
+            ))
+            .bind(error)
+            .bind(millis(*available_at)),
+            Completion::Failed { error } => finish(finish_notification!(
+                "state = 'failed', attempts = attempts + 1, last_error = ?4"
+            ))
+            .bind(error),
+            // No attempt was made, so `attempts` stays as it is.
+            Completion::Deferred { available_at } => {
+                finish(finish_notification!("state = 'pending', available_at = ?4"))
+                    .bind(millis(*available_at))
+            }
+            Completion::Suppressed { why } => finish(finish_notification!(
+                "state = 'suppressed', last_error = ?4"
+            ))
+            .bind(why),
+        };
+        let result = query.execute(&self.pool).await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn notifications(&self, shipment_id: Uuid) -> Result<Vec<Notification>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM notifications WHERE shipment_id = ?1 ORDER BY seq")
+            .bind(shipment_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_notification).collect()
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        // `next_poll_at IS NOT NULL` is the same as `active = 1` (a CHECK says so) and counts
+        // over the small partial index instead of the table.
+        let row = sqlx::query(
+            "SELECT \
+             (SELECT COUNT(*) FROM shipments WHERE next_poll_at IS NOT NULL), \
+             (SELECT COUNT(*) FROM notifications WHERE state IN ('pending', 'sending'))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let cols = Cols::new("shipments", "(counts)");
+        let active: i64 = cols.get(&row, 0)?;
+        let unsent: i64 = cols.get(&row, 1)?;
+        Ok(Backlog {
+            active_shipments: u64::try_from(active).unwrap_or(0),
+            unsent_notifications: u64::try_from(unsent).unwrap_or(0),
+        })
+    }
+}
+
+/// Milliseconds since the epoch, the column format of every time.
+fn millis(at: Timestamp) -> i64 {
+    at.as_millisecond()
+}
+
+/// An unguessable token for the customer's links.
+fn public_token() -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(TOKEN_LEN)
+        .map(char::from)
+        .collect()
+}
+
+/// A JSON array of strings, bound as one parameter and read with `json_each`, so a list of any
+/// length is one statement with a fixed text.
+fn json_list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
+    serde_json::Value::Array(
+        items
+            .into_iter()
+            .map(|item| serde_json::Value::String(item.to_string()))
+            .collect(),
+    )
+    .to_string()
+}
+
+fn corrupt(table: &'static str, detail: impl Display) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        detail: detail.to_string(),
+    }
+}
+
+/// Reads the columns of one row, naming the table, row and column in every error.
+struct Cols<'a> {
+    table: &'static str,
+    row: &'a str,
+}
+
+impl<'a> Cols<'a> {
+    fn new(table: &'static str, row: &'a str) -> Self {
+        Cols { table, row }
+    }
+
+    fn err(&self, column: &str, detail: impl Display) -> StoreError {
+        corrupt(self.table, format!("row {}: {column}: {detail}", self.row))
+    }
+
+    fn get<T>(&self, row: &SqliteRow, index: usize) -> Result<T, StoreError>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    {
+        row.try_get(index)
+            .map_err(|e| self.err(&format!("column {index}"), e))
+    }
+
+    fn uuid(&self, column: &str, text: &str) -> Result<Uuid, StoreError> {
+        Uuid::parse_str(text).map_err(|e| self.err(column, format!("`{text}`: {e}")))
+    }
+
+    /// A value with a `parse` constructor; the error names the value.
+    fn parse<T, E: Display>(
+        &self,
+        column: &str,
+        text: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, StoreError> {
+        parse(text).map_err(|e| self.err(column, e))
+    }
+
+    /// A name from one of the domain's fixed lists (status, reason, trigger, ...).
+    fn name<T>(&self, column: &str, text: &str) -> Result<T, StoreError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        text.parse().map_err(|e| self.err(column, e))
+    }
+
+    fn opt_name<T>(&self, column: &str, text: Option<&str>) -> Result<Option<T>, StoreError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        text.map(|t| self.name(column, t)).transpose()
+    }
+
+    fn time(&self, column: &str, ms: i64) -> Result<Timestamp, StoreError> {
+        Timestamp::from_millisecond(ms).map_err(|e| self.err(column, format!("{ms}: {e}")))
+    }
+
+    fn opt_time(&self, column: &str, ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+        ms.map(|ms| self.time(column, ms)).transpose()
+    }
+
+    fn count(&self, column: &str, value: i64) -> Result<u32, StoreError> {
+        u32::try_from(value).map_err(|_| self.err(column, format!("{value} is out of range")))
+    }
+
+    fn date(&self, column: &str, text: &str) -> Result<Date, StoreError> {
+        text.parse()
+            .map_err(|e| self.err(column, format!("`{text}`: {e}")))
+    }
+
+    /// A window stored as two date columns `{prefix}_earliest` and `{prefix}_latest`.
+    fn window(
+        &self,
+        prefix: &str,
+        earliest: Option<&str>,
+        latest: Option<&str>,
+    ) -> Result<Option<DeliveryWindow>, StoreError> {
+        match (earliest, latest) {
+            (None, None) => Ok(None),
+            (Some(earliest), Some(latest)) => {
+                let earliest = self.date(&format!("{prefix}_earliest"), earliest)?;
+                let latest = self.date(&format!("{prefix}_latest"), latest)?;
+                DeliveryWindow::between(earliest, latest)
+                    .map(Some)
+                    .map_err(|e| self.err(prefix, e))
+            }
+            _ => Err(self.err(prefix, "only one end of the window is set")),
+        }
+    }
+}
+
+/// A `shipments` row as SQLite holds it, before its values are checked.
+#[derive(FromRow)]
+struct ShipmentRow {
+    id: String,
+    carrier_account_id: String,
+    carrier: String,
+    tracking_number: String,
+    customer_email: String,
+    customer_name: Option<String>,
+    locale: String,
+    time_zone: String,
+    destination_country: String,
+    order_reference: Option<String>,
+    promise_earliest: Option<String>,
+    promise_latest: Option<String>,
+    created_at: i64,
+    public_token: String,
+    muted: bool,
+    status: String,
+    reason: Option<String>,
+    estimate_earliest: Option<String>,
+    estimate_latest: Option<String>,
+    last_event_at: Option<i64>,
+    active: bool,
+    next_poll_at: Option<i64>,
+    poll_priority: i64,
+    poll_failures: i64,
+    last_error: Option<String>,
+}
+
+impl ShipmentRow {
+    fn decode(row: &SqliteRow) -> Result<Self, StoreError> {
+        ShipmentRow::from_row(row).map_err(|e| corrupt("shipments", e))
+    }
+
+    fn into_shipment(self) -> Result<Shipment, StoreError> {
+        let c = Cols::new("shipments", &self.id);
+        let customer = Customer {
+            // The address itself stays out of the error: it is customer data.
+            email: EmailAddress::parse(&self.customer_email)
+                .map_err(|_| c.err("customer_email", "not a valid address"))?,
+            name: self.customer_name,
+            locale: c.parse("locale", &self.locale, Locale::parse)?,
+            time_zone: c.parse("time_zone", &self.time_zone, TimeZoneName::parse)?,
+        };
+        Ok(Shipment {
+            id: c.uuid("id", &self.id)?,
+            carrier_account_id: c.uuid("carrier_account_id", &self.carrier_account_id)?,
+            carrier: c.parse("carrier", &self.carrier, CarrierCode::parse)?,
+            tracking_number: c.parse(
+                "tracking_number",
+                &self.tracking_number,
+                TrackingNumber::parse,
+            )?,
+            customer,
+            destination_country: c.parse(
+                "destination_country",
+                &self.destination_country,
+                CountryCode::parse,
+            )?,
+            order_reference: self.order_reference,
+            promise: c.window(
+                "promise",
+                self.promise_earliest.as_deref(),
+                self.promise_latest.as_deref(),
+            )?,
+            created_at: c.time("created_at", self.created_at)?,
+            public_token: self.public_token,
+            muted: self.muted,
+            journey: JourneyState {
+                status: c.name("status", &self.status)?,
+                reason: c.opt_name("reason", self.reason.as_deref())?,
+                carrier_estimate: c.window(
+                    "estimate",
+                    self.estimate_earliest.as_deref(),
+                    self.estimate_latest.as_deref(),
+                )?,
+                last_event_at: c.opt_time("last_event_at", self.last_event_at)?,
+                active: self.active,
+            },
+            poll_failures: c.count("poll_failures", self.poll_failures)?,
+            last_error: self.last_error,
+        })
+    }
+}
+
+/// A `carrier_accounts` row as SQLite holds it.
+#[derive(FromRow)]
+struct AccountRow {
+    id: String,
+    carrier: String,
+    name: String,
+    credentials: String,
+    base_url: Option<String>,
+    daily_quota: Option<i64>,
+    requests_per_second: Option<f64>,
+}
+
+fn decode_account(row: &SqliteRow) -> Result<CarrierAccount, StoreError> {
+    let r = AccountRow::from_row(row).map_err(|e| corrupt("carrier_accounts", e))?;
+    let c = Cols::new("carrier_accounts", &r.id);
+    Ok(CarrierAccount {
+        id: c.uuid("id", &r.id)?,
+        carrier: c.parse("carrier", &r.carrier, CarrierCode::parse)?,
+        name: r.name,
+        // serde_json's message gives a position, never the secret itself.
+        credentials: serde_json::from_str(&r.credentials).map_err(|e| c.err("credentials", e))?,
+        base_url: r.base_url,
+        daily_quota: r
+            .daily_quota
+            .map(|q| c.count("daily_quota", q))
+            .transpose()?,
+        requests_per_second: r.requests_per_second,
+    })
+}
+
+/// An `events` row as SQLite holds it.
+#[derive(FromRow)]
+struct EventRow {
+    event_key: String,
+    occurred_at: i64,
+    utc_offset_seconds: Option<i32>,
+    status: String,
+    reason: Option<String>,
+    raw_code: String,
+    raw_text: String,
+    location: Option<String>,
+}
+
+fn decode_event(row: &SqliteRow) -> Result<KeyedEvent, StoreError> {
+    let r = EventRow::from_row(row).map_err(|e| corrupt("events", e))?;
+    let c = Cols::new("events", &r.event_key);
+    Ok(KeyedEvent {
+        event: TrackingEvent {
+            time: EventTime {
+                at: c.time("occurred_at", r.occurred_at)?,
+                offset_seconds: r.utc_offset_seconds,
+            },
+            status: c.name("status", &r.status)?,
+            reason: c.opt_name("reason", r.reason.as_deref())?,
+            raw_code: r.raw_code,
+            raw_text: r.raw_text,
+            location: r.location,
+        },
+        key: EventKey::from_stored(r.event_key),
+    })
+}
+
+/// An `estimate_changes` row as SQLite holds it.
+#[derive(FromRow)]
+struct EstimateChangeRow {
+    id: String,
+    source: String,
+    previous_earliest: Option<String>,
+    previous_latest: Option<String>,
+    current_earliest: Option<String>,
+    current_latest: Option<String>,
+    reason: String,
+    recorded_at: i64,
+}
+
+fn decode_estimate_change(row: &SqliteRow) -> Result<(Timestamp, EstimateChange), StoreError> {
+    let r = EstimateChangeRow::from_row(row).map_err(|e| corrupt("estimate_changes", e))?;
+    let c = Cols::new("estimate_changes", &r.id);
+    let source = match r.source.as_str() {
+        "carrier" => EstimateSource::Carrier,
+        "promise" => EstimateSource::Promise,
+        other => return Err(c.err("source", format!("unknown source `{other}`"))),
+    };
+    let change = EstimateChange {
+        source,
+        previous: c.window(
+            "previous",
+            r.previous_earliest.as_deref(),
+            r.previous_latest.as_deref(),
+        )?,
+        current: c.window(
+            "current",
+            r.current_earliest.as_deref(),
+            r.current_latest.as_deref(),
+        )?,
+        reason: r.reason,
+    };
+    Ok((c.time("recorded_at", r.recorded_at)?, change))
+}
+
+/// A `notifications` row as SQLite holds it.
+#[derive(FromRow)]
+struct NotificationRow {
+    id: String,
+    shipment_id: String,
+    seq: i64,
+    trigger: String,
+    dedupe_key: String,
+    channel: String,
+    recipient: String,
+    locale: String,
+    reason: String,
+    facts: String,
+    state: String,
+    attempts: i64,
+    available_at: i64,
+    message_id: Option<String>,
+    provider_response: Option<String>,
+    last_error: Option<String>,
+    created_at: i64,
+    sent_at: Option<i64>,
+}
+
+fn decode_notification(row: &SqliteRow) -> Result<Notification, StoreError> {
+    let r = NotificationRow::from_row(row).map_err(|e| corrupt("notifications", e))?;
+    let c = Cols::new("notifications", &r.id);
+    Ok(Notification {
+        id: c.uuid("id", &r.id)?,
+        shipment_id: c.uuid("shipment_id", &r.shipment_id)?,
+        seq: r.seq,
+        trigger: c.name::<Trigger>("trigger", &r.trigger)?,
+        dedupe_key: r.dedupe_key,
+        channel: c.name::<Channel>("channel", &r.channel)?,
+        recipient: r.recipient,
+        locale: c.parse("locale", &r.locale, Locale::parse)?,
+        reason: r.reason,
+        facts: serde_json::from_str::<Facts>(&r.facts).map_err(|e| c.err("facts", e))?,
+        state: c.name::<NotificationState>("state", &r.state)?,
+        attempts: c.count("attempts", r.attempts)?,
+        available_at: c.time("available_at", r.available_at)?,
+        message_id: r.message_id,
+        provider_response: r.provider_response,
+        last_error: r.last_error,
+        created_at: c.time("created_at", r.created_at)?,
+        sent_at: c.opt_time("sent_at", r.sent_at)?,
+    })
+}
+
+#[cfg(test)]
+#[path = "sqlite_tests.rs"]
+mod tests;

@@ -1,0 +1,228 @@
+//! The `waymark` command line.
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{Waymark, shutdown_signal};
+use crate::carriers::TrackRequest;
+use crate::config::Config;
+use crate::domain::TrackingNumber;
+use crate::intake::{self, DEFAULT_ACCOUNT, ShipmentInput};
+
+/// Waymark: tells your customers where their parcel is before they have to ask.
+#[derive(Debug, Parser)]
+#[command(name = "waymark", version, about)]
+pub struct Cli {
+    /// Configuration file (missing is fine: defaults and WAYMARK_* variables apply).
+    #[arg(long, global = true, default_value = "waymark.toml", env = "WAYMARK_CONFIG")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Poll carriers and send messages until SIGTERM or Ctrl-C.
+    Serve,
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Register shipments.
+    #[command(subcommand)]
+    Shipments(ShipmentsCommand),
+    /// Ask a carrier about one number now and print the normalised timeline.
+    Track {
+        tracking_number: String,
+        /// The carrier's code.
+        #[arg(long, default_value = "sandbox")]
+        carrier: String,
+        /// The carrier account to ask with.
+        #[arg(long, default_value = DEFAULT_ACCOUNT)]
+        account: String,
+    },
+    /// Register sandbox shipments for every journey in English, German and Polish, play them
+    /// out on an accelerated clock, and write the emails customers would get to ./outbox/.
+    Demo(crate::demo::DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShipmentsCommand {
+    /// Register one shipment.
+    Add(AddShipment),
+    /// Register shipments from a CSV file with a header row (carrier, tracking_number,
+    /// customer_email, customer_name, locale, time_zone, destination_country, order_reference,
+    /// promise, account).
+    Import { file: PathBuf },
+    /// Show what Waymark knows about a registered shipment: timeline and messages.
+    Show { tracking_number: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AddShipment {
+    #[arg(long)]
+    pub carrier: String,
+    #[arg(long, default_value = DEFAULT_ACCOUNT)]
+    pub account: String,
+    #[arg(long)]
+    pub tracking_number: String,
+    #[arg(long)]
+    pub email: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The customer's language: en, de or pl (region variants like de-AT are fine).
+    #[arg(long)]
+    pub locale: String,
+    /// Two-letter destination country.
+    #[arg(long)]
+    pub country: String,
+    /// The customer's IANA time zone (defaults from the country).
+    #[arg(long)]
+    pub time_zone: Option<String>,
+    #[arg(long)]
+    pub order: Option<String>,
+    /// Promised delivery: 2026-03-04 or 2026-03-04..2026-03-06.
+    #[arg(long)]
+    pub promise: Option<String>,
+}
+
+/// Run the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Demo(args) = &cli.command {
+        return crate::demo::run(&cli.config, args).await;
+    }
+    let config = Config::load(&cli.config)?;
+    let waymark = Waymark::start(config).await?;
+    match cli.command {
+        Command::Serve => {
+            let shutdown = CancellationToken::new();
+            let trigger = shutdown.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("stopping: finishing work in flight");
+                trigger.cancel();
+            });
+            waymark.run(shutdown).await
+        }
+        Command::Migrate => {
+            println!("database is up to date: {}", waymark.config.database_url);
+            Ok(())
+        }
+        Command::Shipments(ShipmentsCommand::Add(add)) => {
+            let input = ShipmentInput {
+                carrier: add.carrier,
+                account: Some(add.account),
+                tracking_number: add.tracking_number,
+                customer_email: add.email,
+                customer_name: add.name,
+                locale: add.locale,
+                time_zone: add.time_zone,
+                destination_country: add.country,
+                order_reference: add.order,
+                promise: add.promise,
+            };
+            let shipment = intake::register(
+                waymark.store.as_ref(),
+                &waymark.carriers,
+                &input,
+                waymark.clock.now(),
+            )
+            .await
+            .context("shipment refused")?;
+            println!(
+                "registered {} {} (id {})",
+                shipment.carrier, shipment.tracking_number, shipment.id
+            );
+            Ok(())
+        }
+        Command::Shipments(ShipmentsCommand::Import { file }) => {
+            let reader = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            let report = intake::import_csv(
+                waymark.store.as_ref(),
+                &waymark.carriers,
+                reader,
+                waymark.clock.now(),
+            )
+            .await?;
+            println!("imported {} shipments", report.imported.len());
+            for (line, why) in &report.refused {
+                eprintln!("{}:{line}: {why}", file.display());
+            }
+            if !report.refused.is_empty() {
+                bail!("{} rows refused", report.refused.len());
+            }
+            Ok(())
+        }
+        Command::Shipments(ShipmentsCommand::Show { tracking_number }) => {
+            show(&waymark, &tracking_number).await
+        }
+        Command::Track {
+            tracking_number,
+            carrier,
+            account,
+        } => track(&waymark, &carrier, &account, &tracking_number).await,
+        Command::Demo(_) => unreachable!("handled above"),
+    }
+}
+
+async fn track(
+    waymark: &Waymark,
+    carrier: &str,
+    account: &str,
+    number: &str,
+) -> anyhow::Result<()> {
+    let code = waymark.carriers.known(carrier)?;
+    let number = TrackingNumber::parse(number)?;
+    let adapter = waymark
+        .carriers
+        .get(&code)
+        .context("carrier not registered")?;
+    let account = waymark
+        .store
+        .carrier_account_by_name(&code, account)
+        .await?
+        .with_context(|| format!("account: no {code} account named `{account}`"))?;
+    // A registered shipment is tracked as of its registration, like the scheduler does.
+    let registered_at = waymark
+        .store
+        .shipments_by_number(&number)
+        .await?
+        .into_iter()
+        .find(|s| s.carrier == code)
+        .map(|s| s.created_at);
+    let results = adapter
+        .track(
+            &account,
+            &[TrackRequest {
+                tracking_number: number.clone(),
+                registered_at,
+            }],
+        )
+        .await
+        .with_context(|| format!("asking {} about {number}", adapter.profile().name))?;
+    let result = results
+        .into_iter()
+        .find(|r| r.tracking_number == number)
+        .context("the carrier's answer does not mention this number")?;
+    let report = result.outcome.with_context(|| format!("{number}"))?;
+    print!("{}", crate::printout::report(&code, &number, &report));
+    Ok(())
+}
+
+async fn show(waymark: &Waymark, number: &str) -> anyhow::Result<()> {
+    let number = TrackingNumber::parse(number)?;
+    let shipments = waymark.store.shipments_by_number(&number).await?;
+    if shipments.is_empty() {
+        bail!("tracking_number: `{number}` is not registered");
+    }
+    for shipment in shipments {
+        let events = waymark.store.timeline(shipment.id).await?;
+        let messages = waymark.store.notifications(shipment.id).await?;
+        print!(
+            "{}",
+            crate::printout::shipment(&shipment, &events, &messages)
+        );
+    }
+    Ok(())
+}

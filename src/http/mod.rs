@@ -1,0 +1,204 @@
+//! Waymark's public HTTP side: the customer's tracking page, one-click unsubscribe (RFC 8058)
+//! and a health check. Pages show the parcel, never the customer's personal data.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::carriers::CarrierRegistry;
+use crate::domain::{Shipment, Status};
+use crate::notify::render::Templates;
+use crate::store::Store;
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct HttpState {
+    pub store: Arc<dyn Store>,
+    pub carriers: CarrierRegistry,
+    pub templates: Templates,
+    pub merchant_name: String,
+}
+
+/// The routes, ready to serve or to call in tests.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/t/{token}", get(tracking_page))
+        .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(10),
+        ))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` is cancelled, letting requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: HttpState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    info!(address = %listener.local_addr()?, "http listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// An error page: 4xx say what is wrong, 5xx are logged and say nothing more.
+enum AppError {
+    NotFound,
+    Internal(String),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::NotFound => (
+                StatusCode::NOT_FOUND,
+                Html("<!doctype html><title>Not found</title><p>This link is not valid (any more).</p>"),
+            )
+                .into_response(),
+            AppError::Internal(cause) => {
+                error!(%cause, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Html("<!doctype html><title>Error</title><p>Something went wrong; please try again later.</p>"),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for AppError {
+    fn from(e: E) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    active_shipments: u64,
+    unsent_notifications: u64,
+}
+
+async fn health(State(state): State<HttpState>) -> Response {
+    match state.store.backlog().await {
+        Ok(backlog) => Json(Health {
+            status: "ok",
+            active_shipments: backlog.active_shipments,
+            unsent_notifications: backlog.unsent_notifications,
+        })
+        .into_response(),
+        Err(e) => {
+            error!(error = %e, "health check cannot reach the store");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
+    }
+}
+
+async fn shipment(state: &HttpState, token: &str) -> Result<Shipment, AppError> {
+    // Tokens are 32 URL-safe characters; anything else is not worth a query.
+    if token.len() > 64 || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(AppError::NotFound);
+    }
+    state
+        .store
+        .shipment_by_token(token)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+#[derive(Serialize)]
+struct PageEvent {
+    at: String,
+    status: Status,
+    reason: Option<String>,
+    text: String,
+    location: Option<String>,
+}
+
+async fn tracking_page(
+    State(state): State<HttpState>,
+    Path(token): Path<String>,
+) -> Result<Html<String>, AppError> {
+    let shipment = shipment(&state, &token).await?;
+    let tz = shipment.customer.time_zone.time_zone();
+    let mut events: Vec<PageEvent> = state
+        .store
+        .timeline(shipment.id)
+        .await?
+        .into_iter()
+        .map(|e| PageEvent {
+            at: e.event.time.at.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M").to_string(),
+            status: e.event.status,
+            reason: e.event.reason.map(|r| r.as_str().to_owned()),
+            text: e.event.raw_text,
+            location: e.event.location,
+        })
+        .collect();
+    events.reverse();
+    let profile = state.carriers.get(&shipment.carrier).map(|c| c.profile());
+    let context = minijinja::context! {
+        lang => shipment.customer.locale.language().as_str(),
+        merchant_name => &state.merchant_name,
+        tracking_number => shipment.tracking_number.as_str(),
+        order_reference => &shipment.order_reference,
+        carrier_name => profile.map_or_else(|| shipment.carrier.to_string(), |p| p.name.clone()),
+        carrier_tracking_url => profile.map(|p| p.tracking_url(&shipment.tracking_number)),
+        delivery_changes => profile
+            .filter(|_| shipment.journey.active)
+            .map(|p| p.delivery_change_links(&shipment.tracking_number))
+            .unwrap_or_default(),
+        status => shipment.journey.status,
+        reason => shipment.journey.reason.map(|r| r.as_str()),
+        active => shipment.journey.active,
+        estimate => shipment.journey.carrier_estimate,
+        promise => shipment.promise,
+        muted => shipment.muted,
+        unsubscribe_url => format!("/u/{token}"),
+        events => events,
+    };
+    Ok(Html(state.templates.render_page("page/tracking.html", context)?))
+}
+
+async fn unsubscribe_page(
+    State(state): State<HttpState>,
+    Path(token): Path<String>,
+) -> Result<Html<String>, AppError> {
+    let shipment = shipment(&state, &token).await?;
+    let context = minijinja::context! {
+        lang => shipment.customer.locale.language().as_str(),
+        merchant_name => &state.merchant_name,
+        tracking_number => shipment.tracking_number.as_str(),
+        muted => shipment.muted,
+        done => false,
+    };
+    Ok(Html(state.templates.render_page("page/unsubscribe.html", context)?))
+}
+
+/// RFC 8058 one-click: a POST, no cookies, no confirmation; a browser form posts here too.
+async fn unsubscribe(
+    State(state): State<HttpState>,
+    Path(token): Path<String>,
+) -> Result<Html<String>, AppError> {
+    let shipment = shipment(&state, &token).await?;
+    state.store.set_muted(shipment.id, true).await?;
+    info!(shipment = %shipment.id, "customer unsubscribed from this shipment");
+    let context = minijinja::context! {
+        lang => shipment.customer.locale.language().as_str(),
+        merchant_name => &state.merchant_name,
+        tracking_number => shipment.tracking_number.as_str(),
+        muted => true,
+        done => true,
+    };
+    Ok(Html(state.templates.render_page("page/unsubscribe.html", context)?))
+}

@@ -1,0 +1,324 @@
+//! The dispatcher: claims due messages from the outbox with a lease, renders them, sends them,
+//! and records what the provider said. Failures back off with jitter; permanent ones stop.
+
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use lettre::message::Mailbox;
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::carriers::CarrierRegistry;
+use crate::clock::Clock;
+use crate::config::DispatcherConfig;
+use crate::notify::email::{Envelope, EmailSender, SendError, build_message};
+use crate::notify::quiet_hours::QuietHours;
+use crate::notify::render::{DeliveryChangeLink, MessageContext, PickupPointContext, Templates};
+use crate::store::{Completion, OutboxItem, Store, StoreError};
+
+/// Where links in messages point and who signs them.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub merchant_name: String,
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    /// Base of tracking-page and unsubscribe links.
+    pub public_url: String,
+    /// Right-hand side of `Message-ID`s.
+    pub message_id_domain: String,
+}
+
+/// What one round of dispatching did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchRound {
+    pub sent: usize,
+    /// Failed for now, will be retried.
+    pub retried: usize,
+    /// Given up for good.
+    pub failed: usize,
+    /// Waiting for the end of the customer's quiet hours.
+    pub deferred: usize,
+    /// Not sent: the shipment is muted.
+    pub suppressed: usize,
+    /// Finished by someone else (our lease ran out).
+    pub lease_lost: usize,
+}
+
+impl DispatchRound {
+    pub fn did_work(&self) -> bool {
+        self.sent + self.retried + self.failed + self.deferred + self.suppressed + self.lease_lost
+            > 0
+    }
+}
+
+/// Sends what the outbox holds.
+#[derive(Clone)]
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    email: Arc<dyn EmailSender>,
+    templates: Templates,
+    carriers: CarrierRegistry,
+    clock: Clock,
+    config: DispatcherConfig,
+    quiet_hours: Option<QuietHours>,
+    sender: Sender,
+    owner: String,
+}
+
+impl Dispatcher {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<dyn Store>,
+        email: Arc<dyn EmailSender>,
+        templates: Templates,
+        carriers: CarrierRegistry,
+        clock: Clock,
+        config: DispatcherConfig,
+        quiet_hours: Option<QuietHours>,
+        sender: Sender,
+    ) -> Self {
+        Dispatcher {
+            store,
+            email,
+            templates,
+            carriers,
+            clock,
+            config,
+            quiet_hours,
+            sender,
+            owner: format!("dispatcher-{}", Uuid::now_v7()),
+        }
+    }
+
+    /// Send rounds until `shutdown` is cancelled; messages in flight are finished first.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        info!(owner = %self.owner, "dispatcher started");
+        while !shutdown.is_cancelled() {
+            let pause = match self.run_once().await {
+                Ok(round) if round.did_work() => Duration::ZERO,
+                Ok(_) => self.idle_pause().await,
+                Err(error) => {
+                    warn!(%error, "dispatch round failed; retrying shortly");
+                    Duration::from_secs(1)
+                }
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+        info!(owner = %self.owner, "dispatcher stopped");
+    }
+
+    async fn idle_pause(&self) -> Duration {
+        let max = Duration::from_secs(self.config.max_idle_seconds.max(1));
+        match self.store.next_notification_at().await {
+            Ok(Some(next)) => self
+                .clock
+                .real_duration(next.duration_since(self.clock.now()))
+                .clamp(Duration::from_millis(20), max),
+            Ok(None) => max,
+            Err(error) => {
+                warn!(%error, "cannot read the next message time");
+                Duration::from_secs(1)
+            }
+        }
+    }
+
+    /// Claim the due messages (at most one per shipment) and finish each of them.
+    pub async fn run_once(&self) -> Result<DispatchRound, StoreError> {
+        let now = self.clock.now();
+        let lease_until = now
+            .checked_add(
+                self.clock
+                    .simulated_duration(Duration::from_secs(self.config.lease_seconds)),
+            )
+            .unwrap_or(Timestamp::MAX);
+        let items = self
+            .store
+            .claim_notifications(&self.owner, now, lease_until, self.config.claim_batch)
+            .await?;
+        let outcomes: Vec<Result<(Completion, bool), StoreError>> = futures::stream::iter(items)
+            .map(|item| self.deliver(item))
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        let mut round = DispatchRound::default();
+        for outcome in outcomes {
+            let (completion, recorded) = outcome?;
+            if !recorded {
+                round.lease_lost += 1;
+                continue;
+            }
+            match completion {
+                Completion::Sent { .. } => round.sent += 1,
+                Completion::Retry { .. } => round.retried += 1,
+                Completion::Failed { .. } => round.failed += 1,
+                Completion::Deferred { .. } => round.deferred += 1,
+                Completion::Suppressed { .. } => round.suppressed += 1,
+            }
+        }
+        Ok(round)
+    }
+
+    /// Decide, send and record one message; returns what was recorded and whether the lease held.
+    async fn deliver(&self, item: OutboxItem) -> Result<(Completion, bool), StoreError> {
+        let completion = self.attempt(&item).await;
+        let n = &item.notification;
+        match &completion {
+            Completion::Sent { message_id, .. } => {
+                info!(notification = %n.id, shipment = %n.shipment_id, trigger = %n.trigger, %message_id, "email sent")
+            }
+            Completion::Retry { error, available_at } => {
+                warn!(notification = %n.id, trigger = %n.trigger, %error, %available_at, "email failed; will retry")
+            }
+            Completion::Failed { error } => {
+                warn!(notification = %n.id, trigger = %n.trigger, %error, "email failed for good")
+            }
+            Completion::Deferred { available_at } => {
+                info!(notification = %n.id, trigger = %n.trigger, %available_at, "quiet hours; email waits")
+            }
+            Completion::Suppressed { why } => {
+                info!(notification = %n.id, trigger = %n.trigger, %why, "email suppressed")
+            }
+        }
+        let recorded = self
+            .store
+            .complete_notification(n.id, &self.owner, self.clock.now(), &completion)
+            .await?;
+        if !recorded {
+            warn!(notification = %n.id, "lease lost before the outcome was recorded");
+        }
+        Ok((completion, recorded))
+    }
+
+    async fn attempt(&self, item: &OutboxItem) -> Completion {
+        let (n, shipment) = (&item.notification, &item.shipment);
+        let now = self.clock.now();
+        if shipment.muted {
+            return Completion::Suppressed {
+                why: "the customer muted this shipment".into(),
+            };
+        }
+        let tz = shipment.customer.time_zone.time_zone();
+        if let Some(until) = self.quiet_hours.and_then(|q| q.next_allowed(now, &tz)) {
+            return Completion::Deferred {
+                available_at: until,
+            };
+        }
+        let context = self.context(item);
+        let rendered = match self.templates.render_email(&context) {
+            Ok(rendered) => rendered,
+            // A broken template will not fix itself by retrying: say so loudly.
+            Err(error) => {
+                return Completion::Failed {
+                    error: format!("template: {error}"),
+                };
+            }
+        };
+        let to = match n.recipient.parse::<lettre::Address>() {
+            Ok(address) => Mailbox::new(shipment.customer.name.clone(), address),
+            Err(error) => {
+                return Completion::Failed {
+                    error: format!("recipient `{}`: {error}", n.recipient),
+                };
+            }
+        };
+        let thread = match self.store.thread_message_ids(shipment.id).await {
+            Ok(thread) => thread,
+            Err(error) => {
+                return self.retry(n.attempts, format!("reading the thread: {error}"), now);
+            }
+        };
+        let message_id = format!("<{}@{}>", n.id, self.sender.message_id_domain);
+        let envelope = Envelope {
+            from: self.sender.from.clone(),
+            reply_to: self.sender.reply_to.clone(),
+            to,
+            message_id: message_id.clone(),
+            thread,
+            date: std::time::SystemTime::from(now),
+            unsubscribe_url: context.unsubscribe_url.clone(),
+            trigger: n.trigger.as_str().to_owned(),
+            shipment_id: shipment.id.to_string(),
+        };
+        let message = match build_message(&envelope, &rendered) {
+            Ok(message) => message,
+            Err(error) => {
+                return Completion::Failed {
+                    error: format!("building the email: {error}"),
+                };
+            }
+        };
+        match self.email.send(message).await {
+            Ok(provider_response) => Completion::Sent {
+                message_id,
+                provider_response,
+            },
+            Err(SendError::Permanent(error)) => Completion::Failed { error },
+            Err(SendError::Transient(error)) => self.retry(n.attempts, error, now),
+        }
+    }
+
+    /// Try again later with doubling, jittered delays, or give up after `max_attempts`.
+    fn retry(&self, attempts_before: u32, error: String, now: Timestamp) -> Completion {
+        let attempts = attempts_before + 1;
+        if attempts >= self.config.max_attempts {
+            return Completion::Failed {
+                error: format!("gave up after {attempts} attempts: {error}"),
+            };
+        }
+        let base = self.config.retry_base_seconds.max(1) as f64;
+        let max = self.config.retry_max_seconds.max(1) as f64;
+        let delay = (base * 2f64.powi(attempts_before.min(30) as i32)).min(max);
+        // Full jitter on the upper half keeps retries from many messages from bunching up.
+        let delay = rand::rng().random_range(delay / 2.0..=delay);
+        // Retry delays are real time even under an accelerated clock.
+        let simulated = self.clock.simulated_duration(Duration::from_secs_f64(delay));
+        Completion::Retry {
+            error,
+            available_at: now
+                .checked_add(SignedDuration::from(simulated))
+                .unwrap_or(Timestamp::MAX),
+        }
+    }
+
+    fn context(&self, item: &OutboxItem) -> MessageContext {
+        let (n, shipment) = (&item.notification, &item.shipment);
+        let profile = self.carriers.get(&shipment.carrier).map(|c| c.profile());
+        let base = self.sender.public_url.trim_end_matches('/');
+        MessageContext {
+            trigger: n.trigger,
+            language: n.locale.language(),
+            customer_name: shipment.customer.name.clone(),
+            merchant_name: self.sender.merchant_name.clone(),
+            tracking_number: shipment.tracking_number.as_str().to_owned(),
+            carrier_name: profile.map_or_else(|| shipment.carrier.to_string(), |p| p.name.clone()),
+            order_reference: shipment.order_reference.clone(),
+            tracking_page_url: format!("{base}/t/{}", shipment.public_token),
+            carrier_tracking_url: profile
+                .map(|p| p.tracking_url(&shipment.tracking_number))
+                .unwrap_or_default(),
+            unsubscribe_url: format!("{base}/u/{}", shipment.public_token),
+            delivery_changes: profile
+                .map(|p| p.delivery_change_links(&shipment.tracking_number))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(kind, url)| DeliveryChangeLink { kind, url })
+                .collect(),
+            pickup_point: n.facts.pickup_point.as_ref().map(|p| PickupPointContext {
+                name: p.name.clone(),
+                address: p.address.clone(),
+                hold_until: p.hold_until,
+            }),
+            facts: n.facts.clone(),
+            time_zone: shipment.customer.time_zone.clone(),
+            reason: n.reason.clone(),
+        }
+    }
+}

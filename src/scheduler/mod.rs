@@ -1,0 +1,498 @@
+//! The poller: claims due shipments with a lease, asks their carrier outside any transaction,
+//! runs the detectors, and writes events, journey, next poll time and outbox messages in one
+//! transaction — only while it still holds the lease.
+
+pub mod cadence;
+pub mod quota;
+
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use crate::carriers::{
+    Carrier, CarrierAccount, CarrierError, CarrierRegistry, ParcelError, TrackReport, TrackRequest,
+};
+use crate::clock::Clock;
+use crate::config::SchedulerConfig;
+use crate::domain::estimate::carrier_estimate_change;
+use crate::domain::{
+    Channel, HolidayCalendar, NewNotification, Shipment, Situation, Timeline, Trigger, detect,
+};
+use crate::store::{ClaimOrder, PollClaim, PollFailure, PollWrite, Store, StoreError};
+use quota::{RateLimits, quota_day};
+
+/// What one round of polling did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollRound {
+    /// Shipments whose carrier answered for them.
+    pub polled: usize,
+    /// Shipments whose poll failed (recorded on the shipment, retried later).
+    pub failed: usize,
+    /// Messages written to the outbox.
+    pub notifications: usize,
+    /// Results thrown away because another worker took the shipment over.
+    pub lease_lost: usize,
+    /// Shipments pushed to the next quota day.
+    pub deferred: usize,
+}
+
+impl PollRound {
+    fn add(&mut self, other: PollRound) {
+        self.polled += other.polled;
+        self.failed += other.failed;
+        self.notifications += other.notifications;
+        self.lease_lost += other.lease_lost;
+        self.deferred += other.deferred;
+    }
+
+    /// Whether the round touched any shipment.
+    pub fn did_work(&self) -> bool {
+        self.polled + self.failed + self.lease_lost + self.deferred > 0
+    }
+}
+
+/// Polls carriers for due shipments.
+#[derive(Clone)]
+pub struct Scheduler {
+    store: Arc<dyn Store>,
+    carriers: CarrierRegistry,
+    clock: Clock,
+    calendar: Arc<HolidayCalendar>,
+    config: SchedulerConfig,
+    owner: String,
+    rate_limits: Arc<RateLimits>,
+}
+
+impl Scheduler {
+    pub fn new(
+        store: Arc<dyn Store>,
+        carriers: CarrierRegistry,
+        clock: Clock,
+        calendar: Arc<HolidayCalendar>,
+        config: SchedulerConfig,
+    ) -> Self {
+        Scheduler {
+            store,
+            carriers,
+            clock,
+            calendar,
+            config,
+            owner: format!("scheduler-{}", Uuid::now_v7()),
+            rate_limits: Arc::new(RateLimits::default()),
+        }
+    }
+
+    /// Run rounds until `shutdown` is cancelled; a round in progress is finished first.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        info!(owner = %self.owner, "scheduler started");
+        while !shutdown.is_cancelled() {
+            let pause = match self.run_once().await {
+                Ok(round) if round.did_work() => Duration::ZERO,
+                Ok(_) => self.idle_pause().await,
+                Err(error) => {
+                    warn!(%error, "polling round failed; retrying shortly");
+                    Duration::from_secs(1)
+                }
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+        info!(owner = %self.owner, "scheduler stopped");
+    }
+
+    /// How long to sleep when nothing was due: until the next shipment is due, within bounds.
+    async fn idle_pause(&self) -> Duration {
+        let max = Duration::from_secs(self.config.max_idle_seconds.max(1));
+        match self.store.next_poll_at().await {
+            Ok(Some(next)) => {
+                let wait = next.duration_since(self.clock.now());
+                self.clock
+                    .real_duration(wait)
+                    .clamp(Duration::from_millis(20), max)
+            }
+            Ok(None) => max,
+            Err(error) => {
+                warn!(%error, "cannot read the next poll time");
+                Duration::from_secs(1)
+            }
+        }
+    }
+
+    /// One pass over every carrier account: claim what is due, poll it, write the results.
+    pub async fn run_once(&self) -> Result<PollRound, StoreError> {
+        let mut round = PollRound::default();
+        for account in self.store.carrier_accounts().await? {
+            let Some(carrier) = self.carriers.get(&account.carrier).cloned() else {
+                debug!(carrier = %account.carrier, "no adapter for this account's carrier");
+                continue;
+            };
+            round.add(self.poll_account(&account, carrier).await?);
+        }
+        Ok(round)
+    }
+
+    async fn poll_account(
+        &self,
+        account: &CarrierAccount,
+        carrier: Arc<dyn Carrier>,
+    ) -> Result<PollRound, StoreError> {
+        let profile = carrier.profile();
+        let now = self.clock.now();
+        let daily_quota = account.daily_quota.or(profile.limits.daily_quota);
+        let lease_until = now
+            .checked_add(
+                self.clock
+                    .simulated_duration(Duration::from_secs(self.config.lease_seconds)),
+            )
+            .unwrap_or(Timestamp::MAX);
+        // With a daily quota, the shipments closest to delivery go first.
+        let order = if daily_quota.is_some() {
+            ClaimOrder::NearestDeliveryFirst
+        } else {
+            ClaimOrder::DueFirst
+        };
+        let claimed = self
+            .store
+            .claim_due_shipments(&PollClaim {
+                carrier_account_id: account.id,
+                owner: &self.owner,
+                now,
+                lease_until,
+                limit: self.config.claim_batch,
+                order,
+            })
+            .await?;
+        if claimed.is_empty() {
+            return Ok(PollRound::default());
+        }
+        let batch_size = profile.limits.batch_size.max(1);
+        let batches: Vec<Vec<Shipment>> = claimed
+            .chunks(batch_size)
+            .map(<[Shipment]>::to_vec)
+            .collect();
+
+        let mut round = PollRound::default();
+        let mut allowed = Vec::with_capacity(batches.len());
+        let mut over_quota = Vec::new();
+        if let Some(quota) = daily_quota {
+            let day = quota_day(&profile.limits, now);
+            for batch in batches {
+                if over_quota.is_empty()
+                    && self
+                        .store
+                        .reserve_carrier_calls(account.id, &day.day, 1, Some(quota))
+                        .await?
+                {
+                    allowed.push(batch);
+                } else {
+                    over_quota.extend(batch.into_iter().map(|s| s.id));
+                }
+            }
+            if !over_quota.is_empty() {
+                // The quota is spent: nothing more is asked of this account until it resets.
+                self.store
+                    .release_shipments(&over_quota, &self.owner, day.resets_at)
+                    .await?;
+                let deferred = self
+                    .store
+                    .defer_due_shipments(account.id, now, day.resets_at)
+                    .await?;
+                round.deferred += over_quota.len() + deferred as usize;
+                info!(account = %account.name, resets_at = %day.resets_at, deferred = round.deferred,
+                    "daily quota spent; shipments wait for the reset");
+            }
+        } else {
+            allowed = batches;
+        }
+
+        let results: Vec<Result<PollRound, StoreError>> = futures::stream::iter(allowed)
+            .map(|batch| {
+                let carrier = carrier.clone();
+                async move { self.poll_batch(account, carrier.as_ref(), batch).await }
+            })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        for result in results {
+            round.add(result?);
+        }
+        Ok(round)
+    }
+
+    async fn poll_batch(
+        &self,
+        account: &CarrierAccount,
+        carrier: &dyn Carrier,
+        batch: Vec<Shipment>,
+    ) -> Result<PollRound, StoreError> {
+        let profile = carrier.profile();
+        self.rate_limits
+            .acquire(account.id, account.requests_per_second.unwrap_or(profile.limits.requests_per_second))
+            .await;
+        let requests: Vec<TrackRequest> = batch
+            .iter()
+            .map(|s| TrackRequest {
+                tracking_number: s.tracking_number.clone(),
+                registered_at: Some(s.created_at),
+            })
+            .collect();
+        let timeout = Duration::from_secs(self.config.carrier_timeout_seconds.max(1));
+        let answer = match tokio::time::timeout(timeout, carrier.track(account, &requests)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(CarrierError::Transient(format!(
+                "no answer within {}s",
+                timeout.as_secs()
+            ))),
+        };
+        let mut round = PollRound::default();
+        match answer {
+            Ok(results) => {
+                let mut by_number: HashMap<String, Result<TrackReport, ParcelError>> = results
+                    .into_iter()
+                    .map(|r| (r.tracking_number.as_str().to_owned(), r.outcome))
+                    .collect();
+                for shipment in batch {
+                    let outcome = by_number
+                        .remove(shipment.tracking_number.as_str())
+                        .unwrap_or_else(|| {
+                            Err(ParcelError::Malformed {
+                                detail: "the carrier's answer does not mention this number".into(),
+                                excerpt: String::new(),
+                            })
+                        });
+                    match outcome {
+                        Ok(report) => {
+                            let (written, notifications) =
+                                self.apply_report(carrier, &shipment, report).await?;
+                            if written {
+                                round.polled += 1;
+                                round.notifications += notifications;
+                            } else {
+                                round.lease_lost += 1;
+                            }
+                        }
+                        Err(error) => {
+                            if self
+                                .record_parcel_error(carrier, &shipment, &error)
+                                .await?
+                            {
+                                round.failed += 1;
+                            } else {
+                                round.lease_lost += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                warn!(carrier = %profile.code, account = %account.name, %error, shipments = batch.len(),
+                    "carrier call failed");
+                for shipment in &batch {
+                    if self.record_call_error(carrier, shipment, &error).await? {
+                        round.failed += 1;
+                    } else {
+                        round.lease_lost += 1;
+                    }
+                }
+            }
+        }
+        Ok(round)
+    }
+
+    /// Merge a carrier report into the shipment, detect, and write it all in one transaction.
+    /// Returns whether the write happened (the lease was still ours) and how many messages it
+    /// queued.
+    async fn apply_report(
+        &self,
+        carrier: &dyn Carrier,
+        shipment: &Shipment,
+        report: TrackReport,
+    ) -> Result<(bool, usize), StoreError> {
+        let profile = carrier.profile();
+        let now = self.clock.now();
+        let stored = Timeline::from_keyed(self.store.timeline(shipment.id).await?);
+        let TrackReport {
+            events,
+            estimate: reported_estimate,
+            signed_by,
+            pickup_point,
+            change_delivery_url: _,
+        } = report;
+        let merge = stored.merge(profile.code.as_str(), events);
+        let previous_estimate = shipment.journey.carrier_estimate;
+        // A carrier that stops giving an estimate has not withdrawn it.
+        let estimate = reported_estimate.or(previous_estimate);
+        let journey = merge.timeline.journey(estimate);
+        let estimate_change = carrier_estimate_change(
+            previous_estimate,
+            reported_estimate,
+            merge.timeline.latest().map(|e| e.event.raw_text.as_str()),
+        );
+        let fired = self.store.fired_keys(shipment.id).await?;
+        let tz = shipment.customer.time_zone.time_zone();
+        let detections = detect(&Situation {
+            timeline: &merge.timeline,
+            destination_country: &shipment.destination_country,
+            time_zone: &tz,
+            promise: shipment.promise,
+            previous_estimate,
+            estimate,
+            now,
+            policy: profile.detection_policy(),
+            calendar: &self.calendar,
+            already_fired: &fired,
+        });
+        let supersede: Vec<Trigger> = Trigger::ALL
+            .into_iter()
+            .filter(|older| detections.iter().any(|d| d.trigger.supersedes(*older)))
+            .collect();
+        let notifications: Vec<NewNotification> = detections
+            .into_iter()
+            .map(|mut d| {
+                d.facts.pickup_point = pickup_point.clone();
+                d.facts.signed_by = signed_by.clone();
+                d
+            })
+            .map(|d| NewNotification {
+                id: Uuid::now_v7(),
+                trigger: d.trigger,
+                dedupe_key: d.dedupe_key,
+                channel: Channel::Email,
+                recipient: shipment.customer.email.as_str().to_owned(),
+                locale: shipment.customer.locale.clone(),
+                reason: d.reason,
+                facts: d.facts,
+            })
+            .collect();
+        let today = now.to_zoned(tz).date();
+        let next_poll_at = cadence::next_poll_at(
+            &profile.cadence,
+            &profile.limits,
+            &journey,
+            now,
+            today,
+            &mut rand::rng(),
+        );
+        let queued = notifications.len();
+        for n in &notifications {
+            info!(shipment = %shipment.id, trigger = %n.trigger, reason = %n.reason, "message queued");
+        }
+        let write = PollWrite {
+            shipment_id: shipment.id,
+            owner: self.owner.clone(),
+            now,
+            new_events: merge.new_events,
+            poll_priority: cadence::priority(&journey, today),
+            journey,
+            estimate_change,
+            notifications,
+            supersede,
+            next_poll_at,
+        };
+        let written = self.store.record_poll(&write).await?;
+        if !written {
+            warn!(shipment = %shipment.id, "lease lost before the poll result was written; result dropped");
+        }
+        Ok((written, if written { queued } else { 0 }))
+    }
+
+    async fn record_parcel_error(
+        &self,
+        carrier: &dyn Carrier,
+        shipment: &Shipment,
+        error: &ParcelError,
+    ) -> Result<bool, StoreError> {
+        let cadence = &carrier.profile().cadence;
+        let now = self.clock.now();
+        let (kind, excerpt, count_failure, wait) = match error {
+            // A fresh label is often unknown for hours: ask again at the not-found cadence.
+            ParcelError::NotFound => (
+                "not_found",
+                None,
+                false,
+                SignedDuration::from_mins(i64::from(cadence.not_found)),
+            ),
+            ParcelError::Malformed { excerpt, .. } => (
+                "malformed",
+                Some(excerpt.clone()),
+                true,
+                cadence::backoff(cadence, shipment.poll_failures),
+            ),
+            ParcelError::Rejected(_) => (
+                "rejected",
+                None,
+                true,
+                cadence::backoff(cadence, shipment.poll_failures + 4),
+            ),
+        };
+        if kind != "not_found" {
+            warn!(shipment = %shipment.id, %error, "carrier answer for a parcel recorded as an error");
+        }
+        self.store
+            .record_poll_failure(&PollFailure {
+                shipment_id: shipment.id,
+                owner: self.owner.clone(),
+                now,
+                kind,
+                detail: error.to_string(),
+                excerpt,
+                count_failure,
+                next_poll_at: now.checked_add(wait).unwrap_or(Timestamp::MAX),
+            })
+            .await
+    }
+
+    async fn record_call_error(
+        &self,
+        carrier: &dyn Carrier,
+        shipment: &Shipment,
+        error: &CarrierError,
+    ) -> Result<bool, StoreError> {
+        let cadence = &carrier.profile().cadence;
+        let now = self.clock.now();
+        let max = SignedDuration::from_mins(i64::from(cadence.max_backoff));
+        let (kind, excerpt, wait) = match error {
+            CarrierError::RateLimited { retry_after } => (
+                "rate_limited",
+                None,
+                retry_after
+                    .and_then(|d| SignedDuration::try_from(d).ok())
+                    .unwrap_or_else(|| cadence::backoff(cadence, shipment.poll_failures)),
+            ),
+            CarrierError::Transient(_) => (
+                "transient",
+                None,
+                cadence::backoff(cadence, shipment.poll_failures),
+            ),
+            CarrierError::Malformed { excerpt, .. } => (
+                "malformed",
+                Some(excerpt.clone()),
+                cadence::backoff(cadence, shipment.poll_failures),
+            ),
+            // Nothing changes until the merchant fixes the account: check rarely.
+            CarrierError::Auth(_) => ("auth", None, max),
+            CarrierError::Permanent(_) => ("permanent", None, max),
+        };
+        self.store
+            .record_poll_failure(&PollFailure {
+                shipment_id: shipment.id,
+                owner: self.owner.clone(),
+                now,
+                kind,
+                detail: error.to_string(),
+                excerpt,
+                count_failure: true,
+                next_poll_at: now.checked_add(wait).unwrap_or(Timestamp::MAX),
+            })
+            .await
+    }
+}

@@ -1,0 +1,1185 @@
+//! `SqliteStore` against a real database file: what a scheduler, a dispatcher and a merchant
+//! would read back after each write.
+
+use anyhow::Context;
+use jiff::civil::date;
+use jiff::{SignedDuration, Timestamp};
+use sqlx::Row;
+use std::collections::HashSet;
+use tempfile::TempDir;
+use uuid::Uuid;
+
+use super::{SqliteStore, due_select};
+use crate::carriers::CarrierAccount;
+use crate::domain::{
+    CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
+    EstimateSource, EventTime, Facts, JourneyState, KeyedEvent, Locale, NewNotification,
+    NewShipment, NotificationState, Reason, Shipment, Status, TimeZoneName, TrackingEvent,
+    TrackingNumber, Trigger,
+};
+use crate::store::{ClaimOrder, Completion, PollClaim, PollFailure, PollWrite, Store, StoreError};
+
+type TestResult = anyhow::Result<()>;
+
+/// A migrated store in a fresh directory; the directory lives as long as the returned guard.
+async fn open() -> anyhow::Result<(TempDir, SqliteStore)> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("waymark.db").display());
+    let store = SqliteStore::connect(&url).await.context("connect")?;
+    store.migrate().await.context("migrate")?;
+    Ok((dir, store))
+}
+
+fn t0() -> Timestamp {
+    Timestamp::from_second(1_772_438_400).unwrap_or(Timestamp::UNIX_EPOCH) // 2026-03-02T08:00Z
+}
+
+fn at(minutes: i64) -> Timestamp {
+    t0() + SignedDuration::from_mins(minutes)
+}
+
+async fn account(store: &SqliteStore, name: &str) -> anyhow::Result<Uuid> {
+    let account = CarrierAccount {
+        id: Uuid::now_v7(),
+        carrier: CarrierCode::parse("sandbox")?,
+        name: name.to_owned(),
+        credentials: serde_json::json!({ "api_key": "secret" }),
+        base_url: Some("http://localhost:9999".into()),
+        daily_quota: Some(250),
+        requests_per_second: Some(2.5),
+    };
+    store.create_carrier_account(&account).await?;
+    Ok(account.id)
+}
+
+fn new_shipment(account: Uuid, number: &str) -> anyhow::Result<NewShipment> {
+    Ok(NewShipment {
+        carrier_account_id: account,
+        carrier: CarrierCode::parse("sandbox")?,
+        tracking_number: TrackingNumber::parse(number)?,
+        customer: Customer {
+            email: EmailAddress::parse("anna@example.com")?,
+            name: Some("Anna Nowak".into()),
+            locale: Locale::parse("pl")?,
+            time_zone: TimeZoneName::parse("Europe/Warsaw")?,
+        },
+        destination_country: CountryCode::parse("PL")?,
+        order_reference: Some("ORDER-17".into()),
+        promise: Some(DeliveryWindow::between(date(2026, 3, 4), date(2026, 3, 6))?),
+    })
+}
+
+async fn shipment(store: &SqliteStore, account: Uuid, number: &str) -> anyhow::Result<Shipment> {
+    Ok(store
+        .insert_shipment(&new_shipment(account, number)?, t0())
+        .await?)
+}
+
+async fn claim(
+    store: &SqliteStore,
+    account: Uuid,
+    owner: &str,
+    now: Timestamp,
+) -> anyhow::Result<Vec<Shipment>> {
+    Ok(store
+        .claim_due_shipments(&PollClaim {
+            carrier_account_id: account,
+            owner,
+            now,
+            lease_until: now + SignedDuration::from_mins(5),
+            limit: 10,
+            order: ClaimOrder::DueFirst,
+        })
+        .await?)
+}
+
+fn ids(shipments: &[Shipment]) -> Vec<Uuid> {
+    shipments.iter().map(|s| s.id).collect()
+}
+
+fn scan(minute: i64, code: &str, status: Status) -> KeyedEvent {
+    let event = TrackingEvent {
+        time: EventTime {
+            at: at(minute),
+            offset_seconds: Some(3600),
+        },
+        status,
+        reason: None,
+        raw_code: code.into(),
+        raw_text: format!("scan {code}"),
+        location: Some("Leipzig, DE".into()),
+    };
+    KeyedEvent {
+        key: event.key("sandbox"),
+        event,
+    }
+}
+
+/// Facts as a detector leaves them; built from JSON so new optional fields need no change here.
+fn facts() -> anyhow::Result<Facts> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "status": "exception",
+        "reason": "customs_held",
+        "quiet_business_hours": 50,
+        "estimate": { "earliest": "2026-03-04", "latest": "2026-03-05" },
+    }))?)
+}
+
+fn message(trigger: Trigger, key: &str) -> anyhow::Result<NewNotification> {
+    Ok(NewNotification {
+        id: Uuid::now_v7(),
+        trigger,
+        dedupe_key: key.into(),
+        channel: Channel::Email,
+        recipient: "anna@example.com".into(),
+        locale: Locale::parse("pl")?,
+        reason: format!("{trigger} because the carrier said so"),
+        facts: facts()?,
+    })
+}
+
+/// A successful poll by `owner` that changes nothing but the status and the next poll.
+fn poll(shipment: &Shipment, owner: &str, now: Timestamp) -> PollWrite {
+    PollWrite {
+        shipment_id: shipment.id,
+        owner: owner.into(),
+        now,
+        new_events: Vec::new(),
+        journey: JourneyState {
+            status: Status::InTransit,
+            reason: None,
+            carrier_estimate: None,
+            last_event_at: None,
+            active: true,
+        },
+        estimate_change: None,
+        notifications: Vec::new(),
+        supersede: Vec::new(),
+        next_poll_at: Some(now + SignedDuration::from_hours(1)),
+        poll_priority: 2,
+    }
+}
+
+/// Lease the shipment and write one poll with these messages; asserts the write was accepted.
+async fn poll_with(
+    store: &SqliteStore,
+    shipment: &Shipment,
+    now: Timestamp,
+    notifications: Vec<NewNotification>,
+    supersede: Vec<Trigger>,
+) -> TestResult {
+    // Lease just this shipment, whatever else of the account is due.
+    let owner = format!("poller-{now}");
+    sqlx::query("UPDATE shipments SET lease_owner = ?2, lease_expires_at = ?3 WHERE id = ?1")
+        .bind(shipment.id.to_string())
+        .bind(&owner)
+        .bind((now + SignedDuration::from_mins(5)).as_millisecond())
+        .execute(store.pool())
+        .await?;
+    let mut write = poll(shipment, &owner, now);
+    write.notifications = notifications;
+    write.supersede = supersede;
+    write.next_poll_at = Some(now + SignedDuration::from_mins(1));
+    anyhow::ensure!(store.record_poll(&write).await?, "lease lost");
+    Ok(())
+}
+
+async fn states(
+    store: &SqliteStore,
+    shipment: Uuid,
+) -> anyhow::Result<Vec<(i64, Trigger, NotificationState)>> {
+    Ok(store
+        .notifications(shipment)
+        .await?
+        .into_iter()
+        .map(|n| (n.seq, n.trigger, n.state))
+        .collect())
+}
+
+async fn count(store: &SqliteStore, sql: &str, id: Uuid) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar::<_, i64>(sql)
+        .bind(id.to_string())
+        .fetch_one(store.pool())
+        .await?)
+}
+
+#[tokio::test]
+async fn a_shipment_reads_back_field_by_field() -> TestResult {
+    let (_dir, store) = open().await?;
+    let account = account(&store, "main").await?;
+    let new = new_shipment(account, "JJD000390007")?;
+    let inserted = store.insert_shipment(&new, t0()).await?;
+
+    let read = store.shipment(inserted.id).await?.context("shipment")?;
+    assert_eq!(read, inserted);
+    assert_eq!(read.id.get_version_num(), 7);
+    assert_eq!(read.carrier_account_id, account);
+    assert_eq!(read.carrier.as_str(), "sandbox");
+    assert_eq!(read.tracking_number.as_str(), "JJD000390007");
+    assert_eq!(read.customer, new.customer);
+    assert_eq!(read.customer.locale.as_str(), "pl");
+    assert_eq!(read.customer.time_zone.as_str(), "Europe/Warsaw");
+    assert_eq!(read.destination_country.as_str(), "PL");
+    assert_eq!(read.order_reference.as_deref(), Some("ORDER-17"));
+    assert_eq!(read.promise, new.promise);
+    assert_eq!(read.created_at, t0());
+    assert_eq!(read.public_token.len(), 32);
+    assert!(read.public_token.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert!(!read.muted);
+    assert_eq!(read.journey, JourneyState::new_shipment());
+    assert_eq!(read.poll_failures, 0);
+    assert_eq!(read.last_error, None);
+
+    let row = sqlx::query(
+        "SELECT next_poll_at, poll_priority, status, active, lease_owner FROM shipments \
+         WHERE id = ?1",
+    )
+    .bind(read.id.to_string())
+    .fetch_one(store.pool())
+    .await?;
+    assert_eq!(
+        row.try_get::<i64, _>("next_poll_at")?,
+        t0().as_millisecond()
+    );
+    assert_eq!(row.try_get::<i64, _>("poll_priority")?, 3);
+    assert_eq!(row.try_get::<String, _>("status")?, "pending");
+    assert_eq!(row.try_get::<i64, _>("active")?, 1);
+    assert_eq!(row.try_get::<Option<String>, _>("lease_owner")?, None);
+
+    let by_token = store.shipment_by_token(&read.public_token).await?;
+    assert_eq!(by_token.map(|s| s.id), Some(read.id));
+    assert!(store.shipment_by_token("nope").await?.is_none());
+    let by_number = store.shipments_by_number(&new.tracking_number).await?;
+    assert_eq!(ids(&by_number), vec![read.id]);
+    assert!(store.shipment(Uuid::now_v7()).await?.is_none());
+
+    assert!(store.set_muted(read.id, true).await?);
+    assert!(store.shipment(read.id).await?.context("shipment")?.muted);
+    assert!(!store.set_muted(Uuid::now_v7(), true).await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tracking_number_registered_twice_on_an_account_is_refused() -> TestResult {
+    let (_dir, store) = open().await?;
+    let account = account(&store, "main").await?;
+    shipment(&store, account, "JJD000390007").await?;
+
+    let err = store
+        .insert_shipment(&new_shipment(account, "jjd 000 390 007")?, at(1))
+        .await
+        .err()
+        .context("second insert accepted")?;
+    match err {
+        StoreError::Duplicate { field, detail } => {
+            assert_eq!(field, "tracking_number");
+            assert_eq!(
+                detail,
+                "`JJD000390007` is already registered on this carrier account"
+            );
+        }
+        other => anyhow::bail!("expected Duplicate, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_same_number_on_another_account_is_allowed() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let returns = account(&store, "returns").await?;
+    let a = shipment(&store, main, "JJD000390007").await?;
+    let b = shipment(&store, returns, "JJD000390007").await?;
+    assert_ne!(a.public_token, b.public_token);
+
+    let found = store.shipments_by_number(&a.tracking_number).await?;
+    let accounts: HashSet<Uuid> = found.iter().map(|s| s.carrier_account_id).collect();
+    assert_eq!(accounts, HashSet::from([main, returns]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_account_name_is_unique_per_carrier_and_reads_back() -> TestResult {
+    let (_dir, store) = open().await?;
+    let id = account(&store, "main").await?;
+    let err = account(&store, "main")
+        .await
+        .err()
+        .context("accepted twice")?;
+    match err.downcast_ref::<StoreError>() {
+        Some(StoreError::Duplicate { field, detail }) => {
+            assert_eq!(*field, "name");
+            assert!(detail.contains("`main`"), "{detail}");
+        }
+        other => anyhow::bail!("expected Duplicate, got {other:?}"),
+    }
+
+    let sandbox = CarrierCode::parse("sandbox")?;
+    let read = store
+        .carrier_account_by_name(&sandbox, "main")
+        .await?
+        .context("by name")?;
+    assert_eq!(read.id, id);
+    assert_eq!(read.credentials, serde_json::json!({ "api_key": "secret" }));
+    assert_eq!(read.base_url.as_deref(), Some("http://localhost:9999"));
+    assert_eq!(read.daily_quota, Some(250));
+    assert_eq!(read.requests_per_second, Some(2.5));
+    assert_eq!(store.carrier_account(id).await?, Some(read.clone()));
+    assert_eq!(store.carrier_accounts().await?, vec![read]);
+    assert!(
+        store
+            .carrier_account_by_name(&sandbox, "other")
+            .await?
+            .is_none()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_setting_keeps_its_first_value() -> TestResult {
+    let (_dir, store) = open().await?;
+    assert_eq!(store.setting("clock_anchor").await?, None);
+    assert_eq!(store.setting_or_insert("clock_anchor", "1").await?, "1");
+    assert_eq!(store.setting_or_insert("clock_anchor", "2").await?, "1");
+    assert_eq!(store.setting("clock_anchor").await?.as_deref(), Some("1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_claim_respects_leases_and_rescues_expired_ones() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let other = account(&store, "other").await?;
+    let first = shipment(&store, main, "NUMBER0001").await?;
+    let second = store
+        .insert_shipment(&new_shipment(main, "NUMBER0002")?, at(1))
+        .await?;
+    let later = store
+        .insert_shipment(&new_shipment(main, "NUMBER0003")?, at(30))
+        .await?;
+    shipment(&store, other, "NUMBER0004").await?;
+
+    assert_eq!(store.count_due(main, at(2)).await?, 2);
+    let a = claim(&store, main, "a", at(2)).await?;
+    assert_eq!(
+        ids(&a),
+        vec![first.id, second.id],
+        "due first, other account and future left"
+    );
+
+    assert!(
+        claim(&store, main, "b", at(3)).await?.is_empty(),
+        "leased rows are not claimed"
+    );
+    assert_eq!(store.count_due(main, at(3)).await?, 0);
+
+    // A's lease ran out at minute 7: B takes both over.
+    assert_eq!(store.count_due(main, at(8)).await?, 2);
+    let b = claim(&store, main, "b", at(8)).await?;
+    assert_eq!(ids(&b), vec![first.id, second.id]);
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT lease_owner FROM shipments WHERE lease_owner IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    assert_eq!(owners, vec!["b", "b"]);
+
+    // B finishes both; the limit holds, and the shipment due later comes once it is due.
+    for s in &b {
+        assert!(store.record_poll(&poll(s, "b", at(9))).await?);
+    }
+    let c = store
+        .claim_due_shipments(&PollClaim {
+            carrier_account_id: main,
+            owner: "c",
+            now: at(31),
+            lease_until: at(36),
+            limit: 1,
+            order: ClaimOrder::DueFirst,
+        })
+        .await?;
+    assert_eq!(ids(&c), vec![later.id]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_nearest_delivery_comes_first_when_asked() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let old = shipment(&store, main, "NUMBER0001").await?;
+    let urgent = shipment(&store, main, "NUMBER0002").await?;
+    sqlx::query("UPDATE shipments SET poll_priority = 0, next_poll_at = ?2 WHERE id = ?1")
+        .bind(urgent.id.to_string())
+        .bind(at(5).as_millisecond())
+        .execute(store.pool())
+        .await?;
+
+    let claimed = store
+        .claim_due_shipments(&PollClaim {
+            carrier_account_id: main,
+            owner: "a",
+            now: at(10),
+            lease_until: at(15),
+            limit: 10,
+            order: ClaimOrder::NearestDeliveryFirst,
+        })
+        .await?;
+    assert_eq!(ids(&claimed), vec![urgent.id, old.id]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_poll_after_losing_the_lease_writes_nothing() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let s = shipment(&store, main, "NUMBER0001").await?;
+    claim(&store, main, "slow", at(1)).await?;
+    // The slow worker's lease ends at minute 6; another worker re-claims at minute 7.
+    assert_eq!(ids(&claim(&store, main, "fast", at(7)).await?), vec![s.id]);
+
+    let mut late = poll(&s, "slow", at(8));
+    late.new_events = vec![scan(0, "PU", Status::InTransit)];
+    late.estimate_change = Some(EstimateChange {
+        source: EstimateSource::Carrier,
+        previous: None,
+        current: Some(DeliveryWindow::on(date(2026, 3, 5))),
+        reason: "carrier gave a first estimate".into(),
+    });
+    late.notifications = vec![message(Trigger::Shipped, "shipped")?];
+    assert!(!store.record_poll(&late).await?);
+    let failure = PollFailure {
+        shipment_id: s.id,
+        owner: "slow".into(),
+        now: at(8),
+        kind: "transient",
+        detail: "timeout".into(),
+        excerpt: None,
+        count_failure: true,
+        next_poll_at: at(20),
+    };
+    assert!(!store.record_poll_failure(&failure).await?);
+
+    let unchanged = store.shipment(s.id).await?.context("shipment")?;
+    assert_eq!(unchanged.journey, JourneyState::new_shipment());
+    assert_eq!(unchanged.poll_failures, 0);
+    assert!(store.timeline(s.id).await?.is_empty());
+    assert!(store.estimate_changes(s.id).await?.is_empty());
+    assert!(store.notifications(s.id).await?.is_empty());
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM poll_errors WHERE shipment_id = ?1",
+            s.id
+        )
+        .await?,
+        0
+    );
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT lease_owner FROM shipments WHERE id = ?1")
+            .bind(s.id.to_string())
+            .fetch_one(store.pool())
+            .await?;
+    assert_eq!(
+        owner.as_deref(),
+        Some("fast"),
+        "the new holder keeps its lease"
+    );
+
+    assert!(store.record_poll(&poll(&s, "fast", at(8))).await?);
+    let polled = store.shipment(s.id).await?.context("shipment")?;
+    assert_eq!(polled.journey.status, Status::InTransit);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_scan_is_stored_once_across_two_polls() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let s = shipment(&store, main, "NUMBER0001").await?;
+    let mut picked_up = scan(10, "PU", Status::InTransit);
+    picked_up.event.reason = Some(Reason::ArrivedDestinationCountry);
+    let hub = scan(20, "AR", Status::InTransit);
+    let earlier = scan(5, "IR", Status::InfoReceived);
+
+    claim(&store, main, "a", at(30)).await?;
+    let mut first = poll(&s, "a", at(30));
+    first.new_events = vec![hub.clone(), picked_up.clone()];
+    first.journey.last_event_at = Some(hub.event.time.at);
+    first.next_poll_at = Some(at(40));
+    assert!(store.record_poll(&first).await?);
+
+    // The second poll repeats the hub scan (a push and a poll crossing) and adds an older one.
+    claim(&store, main, "a", at(40)).await?;
+    let mut second = poll(&s, "a", at(40));
+    second.new_events = vec![hub.clone(), earlier.clone()];
+    assert!(store.record_poll(&second).await?);
+
+    let timeline = store.timeline(s.id).await?;
+    assert_eq!(timeline, vec![earlier, picked_up, hub.clone()]);
+    assert_eq!(timeline[1].event.time.offset_seconds, Some(3600));
+    assert_eq!(
+        timeline[1].event.reason,
+        Some(Reason::ArrivedDestinationCountry)
+    );
+    assert_eq!(timeline[2].event.location.as_deref(), Some("Leipzig, DE"));
+    let polled = store.shipment(s.id).await?.context("shipment")?;
+    assert_eq!(
+        polled.journey.last_event_at, None,
+        "the second poll's journey is what is kept"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_estimate_change_is_stored_with_its_reason() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let s = shipment(&store, main, "NUMBER0001").await?;
+    let before = DeliveryWindow::on(date(2026, 3, 4));
+    let after = DeliveryWindow::between(date(2026, 3, 6), date(2026, 3, 7))?;
+    let change = EstimateChange {
+        source: EstimateSource::Carrier,
+        previous: Some(before),
+        current: Some(after),
+        reason: "carrier moved the estimate later, from 2026-03-04 to 2026-03-06..2026-03-07"
+            .into(),
+    };
+
+    claim(&store, main, "a", at(1)).await?;
+    let mut write = poll(&s, "a", at(1));
+    write.journey.carrier_estimate = Some(after);
+    write.estimate_change = Some(change.clone());
+    assert!(store.record_poll(&write).await?);
+
+    assert_eq!(store.estimate_changes(s.id).await?, vec![(at(1), change)]);
+    let polled = store.shipment(s.id).await?.context("shipment")?;
+    assert_eq!(polled.journey.carrier_estimate, Some(after));
+    Ok(())
+}
+
+#[tokio::test]
+async fn supersede_marks_only_pending_rows() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let s = shipment(&store, main, "NUMBER0001").await?;
+    poll_with(
+        &store,
+        &s,
+        at(1),
+        vec![
+            message(Trigger::OutForDelivery, "ofd")?,
+            message(Trigger::Delayed, "delayed")?,
+        ],
+        vec![],
+    )
+    .await?;
+    // A dispatcher has the first message in hand.
+    let claimed = store.claim_notifications("d", at(2), at(7), 10).await?;
+    assert_eq!(claimed.len(), 1);
+
+    poll_with(
+        &store,
+        &s,
+        at(3),
+        vec![message(Trigger::Delivered, "delivered")?],
+        vec![Trigger::OutForDelivery, Trigger::Delayed],
+    )
+    .await?;
+    assert_eq!(
+        states(&store, s.id).await?,
+        vec![
+            (1, Trigger::OutForDelivery, NotificationState::Sending),
+            (2, Trigger::Delayed, NotificationState::Superseded),
+            (3, Trigger::Delivered, NotificationState::Pending),
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dedupe_key_never_produces_a_second_row() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let s = shipment(&store, main, "NUMBER0001").await?;
+    poll_with(
+        &store,
+        &s,
+        at(1),
+        vec![message(Trigger::Shipped, "shipped")?],
+        vec![],
+    )
+    .await?;
+    poll_with(
+        &store,
+        &s,
+        at(2),
+        vec![
+            message(Trigger::Shipped, "shipped")?,
+            message(Trigger::Delivered, "delivered")?,
+            message(Trigger::Delivered, "delivered")?,
+        ],
+        vec![],
+    )
+    .await?;
+
+    assert_eq!(
+        states(&store, s.id).await?,
+        vec![
+            (1, Trigger::Shipped, NotificationState::Pending),
+            (2, Trigger::Delivered, NotificationState::Pending),
+        ]
+    );
+    assert_eq!(
+        store.fired_keys(s.id).await?,
+        HashSet::from(["shipped".to_owned(), "delivered".to_owned()])
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_shipments_second_message_waits_for_the_first() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let s = shipment(&store, main, "NUMBER0001").await?;
+    let other = shipment(&store, main, "NUMBER0002").await?;
+    poll_with(
+        &store,
+        &s,
+        at(1),
+        vec![
+            message(Trigger::Shipped, "shipped")?,
+            message(Trigger::CustomsHold, "customs")?,
+        ],
+        vec![],
+    )
+    .await?;
+    poll_with(
+        &store,
+        &other,
+        at(2),
+        vec![message(Trigger::Shipped, "shipped")?],
+        vec![],
+    )
+    .await?;
+
+    // One message per shipment: the first of `s` and the only one of `other`.
+    let claimed = store.claim_notifications("d", at(3), at(8), 10).await?;
+    let got: Vec<(Uuid, i64)> = claimed
+        .iter()
+        .map(|item| (item.shipment.id, item.notification.seq))
+        .collect();
+    assert_eq!(got, vec![(s.id, 1), (other.id, 1)]);
+    assert_eq!(
+        claimed[0].shipment,
+        store.shipment(s.id).await?.context("shipment")?
+    );
+    assert_eq!(claimed[0].notification.state, NotificationState::Sending);
+    assert_eq!(
+        claimed[0].notification.attempts, 0,
+        "claiming is not an attempt"
+    );
+
+    // While the first is sending, the second stays put, and nobody is woken up for it.
+    assert!(
+        store
+            .claim_notifications("d", at(4), at(9), 10)
+            .await?
+            .is_empty()
+    );
+    assert_eq!(store.next_notification_at().await?, Some(at(8)));
+
+    let first = claimed[0].notification.id;
+    let sent = Completion::Sent {
+        message_id: "<1@waymark>".into(),
+        provider_response: "250 queued".into(),
+    };
+    assert!(
+        !store
+            .complete_notification(first, "intruder", at(5), &sent)
+            .await?
+    );
+    assert!(
+        store
+            .complete_notification(first, "d", at(5), &sent)
+            .await?
+    );
+    assert!(
+        !store
+            .complete_notification(first, "d", at(5), &sent)
+            .await?,
+        "only once"
+    );
+
+    let next = store.claim_notifications("d", at(6), at(11), 10).await?;
+    let got: Vec<(Uuid, i64)> = next
+        .iter()
+        .map(|item| (item.shipment.id, item.notification.seq))
+        .collect();
+    assert_eq!(got, vec![(s.id, 2)]);
+
+    let messages = store.notifications(s.id).await?;
+    assert_eq!(messages[0].state, NotificationState::Sent);
+    assert_eq!(messages[0].attempts, 1);
+    assert_eq!(messages[0].sent_at, Some(at(5)));
+    assert_eq!(messages[0].provider_response.as_deref(), Some("250 queued"));
+    assert_eq!(store.thread_message_ids(s.id).await?, vec!["<1@waymark>"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn deferral_keeps_attempts_unchanged() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let s = shipment(&store, main, "NUMBER0001").await?;
+    poll_with(
+        &store,
+        &s,
+        at(1),
+        vec![
+            message(Trigger::Shipped, "shipped")?,
+            message(Trigger::Delayed, "delayed")?,
+        ],
+        vec![],
+    )
+    .await?;
+
+    let id = store.claim_notifications("d", at(2), at(7), 10).await?[0]
+        .notification
+        .id;
+    let morning = at(600);
+    assert!(
+        store
+            .complete_notification(
+                id,
+                "d",
+                at(2),
+                &Completion::Deferred {
+                    available_at: morning
+                }
+            )
+            .await?
+    );
+    let deferred = &store.notifications(s.id).await?[0];
+    assert_eq!(deferred.state, NotificationState::Pending);
+    assert_eq!(deferred.attempts, 0);
+    assert_eq!(deferred.available_at, morning);
+
+    // Quiet hours hold the whole thread: the second message does not overtake the first.
+    assert!(
+        store
+            .claim_notifications("d", at(3), at(8), 10)
+            .await?
+            .is_empty()
+    );
+    assert_eq!(store.next_notification_at().await?, Some(morning));
+
+    let again = store.claim_notifications("d", morning, at(605), 10).await?;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].notification.id, id);
+    let retry = Completion::Retry {
+        error: "421 try later".into(),
+        available_at: at(610),
+    };
+    assert!(
+        store
+            .complete_notification(id, "d", morning, &retry)
+            .await?
+    );
+    let retried = &store.notifications(s.id).await?[0];
+    assert_eq!(
+        (retried.state, retried.attempts),
+        (NotificationState::Pending, 1)
+    );
+    assert_eq!(retried.last_error.as_deref(), Some("421 try later"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_crashed_dispatchers_message_is_rescued_and_final_states_stick() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let s = shipment(&store, main, "NUMBER0001").await?;
+    let t = shipment(&store, main, "NUMBER0002").await?;
+    poll_with(
+        &store,
+        &s,
+        at(1),
+        vec![message(Trigger::Shipped, "shipped")?],
+        vec![],
+    )
+    .await?;
+    poll_with(
+        &store,
+        &t,
+        at(1),
+        vec![message(Trigger::Shipped, "shipped")?],
+        vec![],
+    )
+    .await?;
+
+    assert_eq!(
+        store
+            .claim_notifications("crashed", at(2), at(7), 10)
+            .await?
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .claim_notifications("d", at(6), at(11), 10)
+            .await?
+            .is_empty()
+    );
+    let rescued = store.claim_notifications("d", at(8), at(13), 10).await?;
+    assert_eq!(rescued.len(), 2);
+    assert!(rescued.iter().all(|item| item.notification.attempts == 0));
+
+    let (first, second) = (rescued[0].notification.id, rescued[1].notification.id);
+    let failed = Completion::Failed {
+        error: "550 no such user".into(),
+    };
+    assert!(
+        !store
+            .complete_notification(first, "crashed", at(9), &failed)
+            .await?
+    );
+    assert!(
+        store
+            .complete_notification(first, "d", at(9), &failed)
+            .await?
+    );
+    let muted = Completion::Suppressed {
+        why: "muted by the customer".into(),
+    };
+    assert!(
+        store
+            .complete_notification(second, "d", at(9), &muted)
+            .await?
+    );
+
+    let mut finals = store.notifications(s.id).await?;
+    finals.extend(store.notifications(t.id).await?);
+    let mut got: Vec<(NotificationState, u32, Option<String>)> = finals
+        .into_iter()
+        .map(|n| (n.state, n.attempts, n.last_error))
+        .collect();
+    got.sort_by_key(|(state, ..)| state.as_str());
+    assert_eq!(
+        got,
+        vec![
+            (
+                NotificationState::Failed,
+                1,
+                Some("550 no such user".into())
+            ),
+            (
+                NotificationState::Suppressed,
+                0,
+                Some("muted by the customer".into())
+            ),
+        ]
+    );
+    assert!(
+        store
+            .claim_notifications("d", at(100), at(105), 10)
+            .await?
+            .is_empty()
+    );
+    assert_eq!(store.next_notification_at().await?, None);
+    assert_eq!(store.backlog().await?.unsent_notifications, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn quota_reservation_stops_at_the_quota() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let day = "2026-03-02";
+    assert!(store.reserve_carrier_calls(main, day, 4, Some(10)).await?);
+    assert!(store.reserve_carrier_calls(main, day, 4, Some(10)).await?);
+    assert!(!store.reserve_carrier_calls(main, day, 4, Some(10)).await?);
+    assert!(store.reserve_carrier_calls(main, day, 2, Some(10)).await?);
+    assert!(!store.reserve_carrier_calls(main, day, 1, Some(10)).await?);
+
+    // A first reservation beyond the quota is refused too, and counts nothing.
+    assert!(
+        !store
+            .reserve_carrier_calls(main, "2026-03-03", 11, Some(10))
+            .await?
+    );
+    assert!(
+        store
+            .reserve_carrier_calls(main, "2026-03-03", 10, Some(10))
+            .await?
+    );
+    // Without a quota everything is counted.
+    assert!(
+        store
+            .reserve_carrier_calls(main, "2026-03-04", 1_000, None)
+            .await?
+    );
+    assert!(
+        store
+            .reserve_carrier_calls(main, "2026-03-04", 1_000, None)
+            .await?
+    );
+
+    let used: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT day, calls FROM quota_usage WHERE carrier_account_id = ?1 ORDER BY day",
+    )
+    .bind(main.to_string())
+    .fetch_all(store.pool())
+    .await?;
+    assert_eq!(
+        used,
+        vec![
+            (day.to_owned(), 10),
+            ("2026-03-03".to_owned(), 10),
+            ("2026-03-04".to_owned(), 2_000)
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_poll_is_recorded_and_counts_towards_back_off() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let s = shipment(&store, main, "NUMBER0001").await?;
+    claim(&store, main, "a", at(1)).await?;
+    let failure = PollFailure {
+        shipment_id: s.id,
+        owner: "a".into(),
+        now: at(1),
+        kind: "malformed",
+        detail: "expected JSON".into(),
+        excerpt: Some("<html>".into()),
+        count_failure: true,
+        next_poll_at: at(20),
+    };
+    assert!(store.record_poll_failure(&failure).await?);
+    let failed = store.shipment(s.id).await?.context("shipment")?;
+    assert_eq!(failed.poll_failures, 1);
+    assert_eq!(failed.last_error.as_deref(), Some("expected JSON"));
+    assert!(
+        claim(&store, main, "a", at(19)).await?.is_empty(),
+        "not due before the retry"
+    );
+
+    // An unknown fresh label is recorded but does not count.
+    claim(&store, main, "a", at(20)).await?;
+    let not_found = PollFailure {
+        kind: "not_found",
+        count_failure: false,
+        now: at(20),
+        next_poll_at: at(80),
+        ..failure
+    };
+    assert!(store.record_poll_failure(&not_found).await?);
+    assert_eq!(
+        store
+            .shipment(s.id)
+            .await?
+            .context("shipment")?
+            .poll_failures,
+        1
+    );
+    let errors: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT kind, excerpt FROM poll_errors WHERE shipment_id = ?1 ORDER BY occurred_at",
+    )
+    .bind(s.id.to_string())
+    .fetch_all(store.pool())
+    .await?;
+    assert_eq!(
+        errors,
+        vec![
+            ("malformed".to_owned(), Some("<html>".to_owned())),
+            ("not_found".to_owned(), Some("<html>".to_owned())),
+        ]
+    );
+
+    // A good poll clears the slate.
+    claim(&store, main, "a", at(80)).await?;
+    assert!(store.record_poll(&poll(&s, "a", at(80))).await?);
+    let healed = store.shipment(s.id).await?.context("shipment")?;
+    assert_eq!((healed.poll_failures, healed.last_error), (0, None));
+    Ok(())
+}
+
+#[tokio::test]
+async fn next_poll_at_is_when_something_becomes_claimable() -> TestResult {
+    let (_dir, store) = open().await?;
+    assert_eq!(store.next_poll_at().await?, None);
+    let main = account(&store, "main").await?;
+    let s = shipment(&store, main, "NUMBER0001").await?;
+    assert_eq!(store.next_poll_at().await?, Some(t0()));
+
+    claim(&store, main, "a", at(1)).await?;
+    assert_eq!(
+        store.next_poll_at().await?,
+        Some(at(6)),
+        "the lease runs out"
+    );
+
+    // The journey ends: no more polls, not active any more.
+    let mut last = poll(&s, "a", at(2));
+    last.journey.status = Status::Delivered;
+    last.journey.active = false;
+    last.next_poll_at = None;
+    assert!(store.record_poll(&last).await?);
+    assert_eq!(store.next_poll_at().await?, None);
+    let done = store.shipment(s.id).await?.context("shipment")?;
+    assert!(!done.journey.active);
+    assert_eq!(store.backlog().await?.active_shipments, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn release_and_defer_push_shipments_later() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let a = shipment(&store, main, "NUMBER0001").await?;
+    let b = shipment(&store, main, "NUMBER0002").await?;
+    let c = shipment(&store, main, "NUMBER0003").await?;
+    assert_eq!(store.backlog().await?.active_shipments, 3);
+
+    claim(&store, main, "w", at(1)).await?;
+    store
+        .release_shipments(&[a.id, b.id], "someone-else", at(2))
+        .await?;
+    assert!(
+        claim(&store, main, "x", at(2)).await?.is_empty(),
+        "not the caller's to release"
+    );
+    store.release_shipments(&[a.id, b.id], "w", at(30)).await?;
+    assert!(
+        claim(&store, main, "x", at(5)).await?.is_empty(),
+        "a and b wait for minute 30, c is still leased"
+    );
+    assert_eq!(
+        store.next_poll_at().await?,
+        Some(at(6)),
+        "c's lease runs out first"
+    );
+
+    // c's lease has expired by minute 40; the quota is spent, so everything due moves on.
+    assert_eq!(store.defer_due_shipments(main, at(40), at(1440)).await?, 3);
+    assert!(claim(&store, main, "x", at(1439)).await?.is_empty());
+    assert_eq!(store.next_poll_at().await?, Some(at(1440)));
+    let next = claim(&store, main, "x", at(1440)).await?;
+    assert_eq!(ids(&next).len(), 3);
+    assert!(ids(&next).contains(&c.id));
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_polls_do_not_fail_with_busy() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    for n in 0..24 {
+        shipment(&store, main, &format!("NUMBER{n:04}")).await?;
+    }
+    let mut claimed = Vec::new();
+    for _ in 0..3 {
+        claimed.extend(claim(&store, main, "w", at(1)).await?);
+    }
+    assert_eq!(claimed.len(), 24);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in claimed {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let mut write = poll(&s, "w", at(2));
+            write.new_events = vec![scan(1, "PU", Status::InTransit)];
+            write.notifications = vec![message(Trigger::Shipped, "shipped")?];
+            anyhow::Ok(store.record_poll(&write).await?)
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        assert!(result??, "every poll keeps its lease");
+    }
+    assert_eq!(store.backlog().await?.unsent_notifications, 24);
+    Ok(())
+}
+
+/// The plan's lines for a statement.
+async fn query_plan(store: &SqliteStore, sql: &str) -> anyhow::Result<Vec<String>> {
+    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+    let mut query = sqlx::query(&explain);
+    if sql.contains('?') {
+        // The due query's parameters: account, now, limit.
+        query = query
+            .bind(Uuid::now_v7().to_string())
+            .bind(t0().as_millisecond())
+            .bind(10_i64);
+    }
+    let rows = query.fetch_all(store.pool()).await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get::<String, _>("detail")?))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_due_query_uses_the_partial_index() -> TestResult {
+    let (_dir, store) = open().await?;
+    // Realistic statistics: many accounts, most shipments active, some finished.
+    let accounts = [
+        account(&store, "a").await?,
+        account(&store, "b").await?,
+        account(&store, "c").await?,
+    ];
+    for n in 0..300 {
+        let s = store
+            .insert_shipment(
+                &new_shipment(accounts[n % 3], &format!("NUMBER{n:04}"))?,
+                at(n as i64),
+            )
+            .await?;
+        if n % 4 == 0 {
+            sqlx::query("UPDATE shipments SET active = 0, next_poll_at = NULL WHERE id = ?1")
+                .bind(s.id.to_string())
+                .execute(store.pool())
+                .await?;
+        }
+    }
+
+    for analyzed in [false, true] {
+        if analyzed {
+            sqlx::query("ANALYZE").execute(store.pool()).await?;
+        }
+        for order in [ClaimOrder::DueFirst, ClaimOrder::NearestDeliveryFirst] {
+            let plan = query_plan(&store, due_select(order)).await?;
+            assert!(
+                plan.iter()
+                    .any(|line| line.contains("USING INDEX shipments_due (carrier_account_id=?")),
+                "{order:?} (analyzed: {analyzed}): {plan:?}"
+            );
+            if order == ClaimOrder::DueFirst {
+                assert!(
+                    !plan.iter().any(|line| line.contains("TEMP B-TREE")),
+                    "the index already gives the order: {plan:?}"
+                );
+            }
+        }
+        let plan = query_plan(&store, super::NEXT_POLL_SQL).await?;
+        for index in ["shipments_next_poll", "shipments_leased"] {
+            assert!(
+                plan.iter()
+                    .any(|line| line.contains(&format!("USING INDEX {index}"))),
+                "{plan:?}"
+            );
+        }
+        let plan = query_plan(&store, super::CLAIM_NOTIFICATIONS_SQL).await?;
+        assert!(
+            plan.iter()
+                .any(|line| line.contains("USING INDEX notifications_due (available_at<?)")),
+            "{plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|line| line.contains("USING INDEX notifications_shipment (shipment_id=?")),
+            "{plan:?}"
+        );
+    }
+    Ok(())
+}

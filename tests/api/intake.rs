@@ -1,0 +1,228 @@
+//! Bad input is refused at the door — by the library, the `waymark` command and the CSV import —
+//! with the field named, and nothing half-valid is stored.
+
+use waymark::carriers::sandbox::Scenario;
+use waymark::domain::TrackingNumber;
+use waymark::intake::{self, IntakeError, ShipmentInput};
+
+use crate::helpers::{daemon_env, run_waymark, sandbox_shipment, spawn_app};
+
+fn valid(seq: u32) -> ShipmentInput {
+    sandbox_shipment(
+        Scenario::OnTime,
+        seq,
+        "anna.nowak@example.pl",
+        "Anna Nowak",
+        "pl",
+        "PL",
+    )
+}
+
+/// The fields named by a refusal.
+fn refused_fields(result: Result<impl std::fmt::Debug, IntakeError>) -> Vec<&'static str> {
+    match result {
+        Err(IntakeError::Invalid(fields)) => fields.iter().map(|f| f.field).collect(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn register_refuses_each_bad_field_by_name_and_stores_nothing() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    type Spoil = fn(&mut ShipmentInput);
+    let cases: [(&str, Spoil); 9] = [
+        ("carrier", |s| s.carrier = "dhl_express".into()),
+        ("customer_email", |s| s.customer_email = "anna.example.pl".into()),
+        ("locale", |s| s.locale = "fr".into()),
+        ("locale", |s| s.locale = "polish!".into()),
+        ("promise", |s| s.promise = Some("next week".into())),
+        ("promise", |s| s.promise = Some("2026-03-06..2026-03-04".into())),
+        ("destination_country", |s| s.destination_country = "Polska".into()),
+        ("time_zone", |s| s.time_zone = Some("Europe/Gdansk".into())),
+        ("tracking_number", |s| s.tracking_number = "SBX/ONTIME/1".into()),
+    ];
+    for (i, (field, spoil)) in cases.into_iter().enumerate() {
+        let mut input = valid(100 + i as u32);
+        spoil(&mut input);
+        let result = intake::register(app.store(), &app.waymark.carriers, &input, app.now()).await;
+        let message = match &result {
+            Err(error) => error.to_string(),
+            Ok(_) => String::new(),
+        };
+        assert_eq!(refused_fields(result), [field], "{input:?}");
+        assert!(message.starts_with(&format!("{field}: ")), "{message}");
+        if let Ok(number) = TrackingNumber::parse(&input.tracking_number) {
+            assert!(app.store().shipments_by_number(&number).await?.is_empty(), "{input:?} stored");
+        }
+    }
+
+    // The unknown carrier is named, with the ones Waymark knows.
+    let mut input = valid(200);
+    input.carrier = "dhl_express".into();
+    let error = app.register(&input).await.unwrap_err().to_string();
+    assert!(error.contains("dhl_express") && error.contains("sandbox"), "{error}");
+
+    // Every problem at once, not just the first.
+    let mut input = valid(201);
+    input.carrier = "dhl_express".into();
+    input.customer_email = "nobody".into();
+    input.locale = "fr".into();
+    let mut fields =
+        refused_fields(intake::register(app.store(), &app.waymark.carriers, &input, app.now()).await);
+    fields.sort();
+    assert_eq!(fields, ["carrier", "customer_email", "locale"]);
+
+    // A number already registered on the account.
+    let first = app.register(&valid(300)).await?;
+    let mut again = valid(300);
+    again.customer_email = "someone.else@example.pl".into();
+    let result = intake::register(app.store(), &app.waymark.carriers, &again, app.now()).await;
+    assert_eq!(refused_fields(result), ["tracking_number"]);
+    let stored = app.store().shipments_by_number(&first.tracking_number).await?;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].customer.email.as_str(), "anna.nowak@example.pl");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_command_line_refuses_bad_shipments_naming_the_field() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = daemon_env(dir.path(), 25, 1.0);
+    let add = |number: &str, carrier: &str, email: &str, locale: &str, promise: Option<&str>| {
+        let mut args = vec![
+            "shipments",
+            "add",
+            "--carrier",
+            carrier,
+            "--tracking-number",
+            number,
+            "--email",
+            email,
+            "--name",
+            "Anna Nowak",
+            "--locale",
+            locale,
+            "--country",
+            "PL",
+        ];
+        if let Some(promise) = promise {
+            args.extend(["--promise", promise]);
+        }
+        run_waymark(dir.path(), &env, &args)
+    };
+
+    let ok = add("SBX-ONTIME-000001", "sandbox", "anna@example.pl", "pl", Some("2026-03-05"))?;
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(ok.stdout.contains("registered sandbox SBX-ONTIME-000001"), "{ok:?}");
+
+    let cases = [
+        ("carrier", add("SBX-ONTIME-000002", "dhl_express", "anna@example.pl", "pl", None)?),
+        ("customer_email", add("SBX-ONTIME-000003", "sandbox", "anna.example.pl", "pl", None)?),
+        ("locale", add("SBX-ONTIME-000004", "sandbox", "anna@example.pl", "fr", None)?),
+        (
+            "promise",
+            add("SBX-ONTIME-000005", "sandbox", "anna@example.pl", "pl", Some("soon"))?,
+        ),
+        (
+            "tracking_number",
+            add("SBX-ONTIME-000001", "sandbox", "other@example.pl", "pl", None)?,
+        ),
+    ];
+    for (field, output) in &cases {
+        assert!(!output.status.success(), "{field}: accepted: {output:?}");
+        assert!(
+            output.stderr.contains(&format!("{field}: ")),
+            "{field} not named: {}",
+            output.stderr
+        );
+        assert!(!output.stdout.contains("registered"), "{output:?}");
+    }
+
+    // Only the good one is in the database.
+    let store = waymark::store::connect(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
+    for (number, count) in [("SBX-ONTIME-000001", 1), ("SBX-ONTIME-000002", 0), ("SBX-ONTIME-000005", 0)] {
+        let found = store.shipments_by_number(&TrackingNumber::parse(number)?).await?;
+        assert_eq!(found.len(), count, "{number}");
+    }
+    let kept = &store
+        .shipments_by_number(&TrackingNumber::parse("SBX-ONTIME-000001")?)
+        .await?[0];
+    assert_eq!(kept.customer.email.as_str(), "anna@example.pl");
+    Ok(())
+}
+
+fn env_value(env: &[(String, String)], key: &str) -> String {
+    env.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// Two good rows (lines 2 and 8) and one bad row per kind of mistake (see [`REFUSED`]).
+const CSV: &str = "\
+carrier,tracking_number,customer_email,customer_name,locale,time_zone,destination_country,order_reference,promise,account
+sandbox,SBX-ONTIME-000101,anna@example.pl,Anna Nowak,pl,,PL,WM-1,,
+dhl_express,SBX-ONTIME-000102,jan@example.pl,Jan,pl,,PL,WM-2,,
+sandbox,SBX-ONTIME-000103,not-an-address,Ola,pl,,PL,WM-3,,
+sandbox,SBX-ONTIME-000104,marie@example.fr,Marie,fr,,FR,WM-4,,
+sandbox,SBX-ONTIME-000101,copy@example.pl,Copy,pl,,PL,WM-5,,
+sandbox,SBX-ONTIME-000105,jonas@example.de,Jonas,de,,DE,WM-6,2026-03-06..2026-03-04,
+sandbox,SBX-ONTIME-000106,emma@example.com,Emma,en,Europe/London,GB,WM-7,2026-03-06,
+";
+
+/// Line of the file and the field its row is refused for.
+const REFUSED: [(u64, &str); 5] = [
+    (3, "carrier"),
+    (4, "customer_email"),
+    (5, "locale"),
+    (6, "tracking_number"),
+    (7, "promise"),
+];
+
+#[tokio::test]
+async fn a_csv_import_takes_the_good_rows_and_names_each_bad_line() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let report =
+        intake::import_csv(app.store(), &app.waymark.carriers, CSV.as_bytes(), app.now()).await?;
+    let imported: Vec<&str> = report.imported.iter().map(|s| s.tracking_number.as_str()).collect();
+    assert_eq!(imported, ["SBX-ONTIME-000101", "SBX-ONTIME-000106"]);
+    assert_eq!(report.refused.len(), REFUSED.len(), "{:?}", report.refused);
+    for ((line, why), (expected_line, field)) in report.refused.iter().zip(REFUSED) {
+        assert_eq!(*line, expected_line, "{why}");
+        assert!(why.starts_with(&format!("{field}: ")), "line {line}: {why}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn waymark_shipments_import_reports_bad_lines_and_imports_the_rest() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = daemon_env(dir.path(), 25, 1.0);
+    let file = dir.path().join("orders.csv");
+    std::fs::write(&file, CSV)?;
+    let file_arg = file.display().to_string();
+
+    let output = run_waymark(dir.path(), &env, &["shipments", "import", &file_arg])?;
+    assert!(!output.status.success(), "refused rows must fail the command: {output:?}");
+    assert!(output.stdout.contains("imported 2 shipments"), "{output:?}");
+    for (line, field) in REFUSED {
+        let expected = format!("{file_arg}:{line}: {field}: ");
+        assert!(output.stderr.contains(&expected), "no `{expected}` in\n{}", output.stderr);
+    }
+    assert!(output.stderr.contains("5 rows refused"), "{}", output.stderr);
+
+    let store = waymark::store::connect(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
+    for (number, email) in [
+        ("SBX-ONTIME-000101", Some("anna@example.pl")),
+        ("SBX-ONTIME-000102", None),
+        ("SBX-ONTIME-000103", None),
+        ("SBX-ONTIME-000104", None),
+        ("SBX-ONTIME-000105", None),
+        ("SBX-ONTIME-000106", Some("emma@example.com")),
+    ] {
+        let found = store.shipments_by_number(&TrackingNumber::parse(number)?).await?;
+        let emails: Vec<&str> = found.iter().map(|s| s.customer.email.as_str()).collect();
+        assert_eq!(emails, email.into_iter().collect::<Vec<_>>(), "{number}");
+    }
+    Ok(())
+}

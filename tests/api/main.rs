@@ -1,0 +1,17 @@
+//! Waymark's integration tests: the real parts put together — a real SMTP server
+//! (`tests/support/smtp_server.py`, Debian's python3-aiosmtpd), real SQLite files, and the real
+//! `waymark` binary where a test is about the process itself.
+//!
+//! Each test has its own temporary directory, database, SMTP server and ports, so they run side
+//! by side. Time is simulated (an accelerated clock), and the loops are turned one round at a
+//! time until the work is done, never "sleep and hope".
+
+mod helpers;
+
+mod carrier_errors;
+mod cli;
+mod daemon;
+mod delivery;
+mod intake;
+mod journeys;
+mod quiet_hours;
