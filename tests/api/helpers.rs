@@ -418,7 +418,8 @@ pub fn reads_as(text: &str, language: &str) -> bool {
 /// A Waymark of its own: a fresh database, its own SMTP server and outbox, and the two loops
 /// that tests turn one round at a time.
 pub struct TestApp {
-    pub dir: TempDir,
+    /// Holds the database, the outbox and the mail; removed when the test ends.
+    _dir: TempDir,
     pub smtp: SmtpServer,
     pub waymark: Waymark,
     pub scheduler: Scheduler,
@@ -468,7 +469,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> anyhow::Resu
     let scheduler = waymark.scheduler();
     let dispatcher = waymark.dispatcher()?;
     Ok(TestApp {
-        dir,
+        _dir: dir,
         smtp,
         waymark,
         scheduler,
@@ -777,10 +778,6 @@ impl Daemon {
             child: Some(child),
             stderr_path,
         })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
     }
 
     pub fn stderr(&self) -> String {
