@@ -78,7 +78,13 @@ async fn main() -> anyhow::Result<()> {
             destination_country: ["GB", "DE", "PL"][n as usize % 3].into(),
             ..ShipmentInput::default()
         };
-        intake::register(waymark.store.as_ref(), &waymark.carriers, &input, registered_at).await?;
+        intake::register(
+            waymark.store.as_ref(),
+            &waymark.carriers,
+            &input,
+            registered_at,
+        )
+        .await?;
     }
     let registering = started.elapsed();
 
@@ -114,9 +120,19 @@ async fn main() -> anyhow::Result<()> {
         bail!("sent {sent} emails but the server holds {received}");
     }
 
-    println!("shipments registered: {} in {:.2?} ({:.0}/s)", args.shipments, registering,
-        f64::from(args.shipments) / registering.as_secs_f64());
-    println!("shipments polled:     {polled} in {polling:.2?} ({:.0}/s)", polled as f64 / polling.as_secs_f64());
-    println!("emails sent (SMTP):   {sent} in {sending:.2?} ({:.0}/s)", sent as f64 / sending.as_secs_f64());
+    println!(
+        "shipments registered: {} in {:.2?} ({:.0}/s)",
+        args.shipments,
+        registering,
+        f64::from(args.shipments) / registering.as_secs_f64()
+    );
+    println!(
+        "shipments polled:     {polled} in {polling:.2?} ({:.0}/s)",
+        polled as f64 / polling.as_secs_f64()
+    );
+    println!(
+        "emails sent (SMTP):   {sent} in {sending:.2?} ({:.0}/s)",
+        sent as f64 / sending.as_secs_f64()
+    );
     Ok(())
 }

@@ -56,7 +56,11 @@ impl Waymark {
             Clock::system()
         };
 
-        let calendar = match config.carriers_dir.as_ref().map(|d| d.join("holidays.toml")) {
+        let calendar = match config
+            .carriers_dir
+            .as_ref()
+            .map(|d| d.join("holidays.toml"))
+        {
             Some(path) if path.exists() => {
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("reading {}", path.display()))?;
@@ -73,8 +77,8 @@ impl Waymark {
         )?;
         carriers.register(Arc::new(Sandbox::new(sandbox_profile, clock)));
 
-        let templates = Templates::load(config.templates_dir.as_deref())
-            .context("loading templates")?;
+        let templates =
+            Templates::load(config.templates_dir.as_deref()).context("loading templates")?;
 
         let waymark = Waymark {
             config,
@@ -177,7 +181,9 @@ impl Waymark {
         if self.config.http.enabled {
             let listener = tokio::net::TcpListener::bind(&self.config.http.listen)
                 .await
-                .with_context(|| format!("http.listen: cannot listen on {}", self.config.http.listen))?;
+                .with_context(|| {
+                    format!("http.listen: cannot listen on {}", self.config.http.listen)
+                })?;
             let state = self.http_state();
             let token = shutdown.clone();
             tasks.spawn(async move {

@@ -16,7 +16,12 @@ use crate::intake::{self, DEFAULT_ACCOUNT, ShipmentInput};
 #[command(name = "waymark", version, about)]
 pub struct Cli {
     /// Configuration file (missing is fine: defaults and WAYMARK_* variables apply).
-    #[arg(long, global = true, default_value = "waymark.toml", env = "WAYMARK_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "waymark.toml",
+        env = "WAYMARK_CONFIG"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -49,7 +54,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ShipmentsCommand {
     /// Register one shipment.
-    Add(AddShipment),
+    Add(Box<AddShipment>),
     /// Register shipments from a CSV file with a header row (carrier, tracking_number,
     /// customer_email, customer_name, locale, time_zone, destination_country, order_reference,
     /// promise, account).
@@ -109,6 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Shipments(ShipmentsCommand::Add(add)) => {
+            let add = *add;
             let input = ShipmentInput {
                 carrier: add.carrier,
                 account: Some(add.account),

@@ -274,7 +274,12 @@ impl Config {
     fn figment(defaults: Config, file: &Path) -> Figment {
         Figment::from(Serialized::defaults(defaults))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("WAYMARK_").split("__"))
+            // WAYMARK_CONFIG names the file and WAYMARK_LOG the log filter: not settings.
+            .merge(
+                Env::prefixed("WAYMARK_")
+                    .ignore(&["config", "log", "test_python"])
+                    .split("__"),
+            )
     }
 
     /// Check everything that can be checked before starting.
@@ -313,12 +318,12 @@ impl Config {
                 problems.push(format!("email.reply_to `{reply_to}`: not an address"));
             }
         }
-        if self.email.transport == EmailTransport::Smtp && self.email.smtp.host.trim().is_empty()
-        {
+        if self.email.transport == EmailTransport::Smtp && self.email.smtp.host.trim().is_empty() {
             problems.push("email.smtp.host: required when email.transport is smtp".into());
         }
         if self.email.smtp.username.is_some() != self.email.smtp.password.is_some() {
-            problems.push("email.smtp.username and email.smtp.password: give both or neither".into());
+            problems
+                .push("email.smtp.username and email.smtp.password: give both or neither".into());
         }
         for (key, value) in [
             ("quiet_hours.start", &self.quiet_hours.start),
@@ -329,12 +334,21 @@ impl Config {
             }
         }
         for (key, value) in [
-            ("scheduler.claim_batch", u64::from(self.scheduler.claim_batch)),
+            (
+                "scheduler.claim_batch",
+                u64::from(self.scheduler.claim_batch),
+            ),
             ("scheduler.lease_seconds", self.scheduler.lease_seconds),
             ("scheduler.concurrency", self.scheduler.concurrency as u64),
-            ("dispatcher.claim_batch", u64::from(self.dispatcher.claim_batch)),
+            (
+                "dispatcher.claim_batch",
+                u64::from(self.dispatcher.claim_batch),
+            ),
             ("dispatcher.lease_seconds", self.dispatcher.lease_seconds),
-            ("dispatcher.max_attempts", u64::from(self.dispatcher.max_attempts)),
+            (
+                "dispatcher.max_attempts",
+                u64::from(self.dispatcher.max_attempts),
+            ),
             ("dispatcher.concurrency", self.dispatcher.concurrency as u64),
             ("email.smtp.pool_size", u64::from(self.email.smtp.pool_size)),
         ] {
@@ -367,6 +381,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's test jail returns figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -384,6 +400,8 @@ mod tests {
             )?;
             jail.set_env("WAYMARK_EMAIL__SMTP__PORT", "587");
             jail.set_env("WAYMARK_QUIET_HOURS__ENABLED", "false");
+            jail.set_env("WAYMARK_LOG", "debug");
+            jail.set_env("WAYMARK_CONFIG", "waymark.toml");
             let config = Config::load(Path::new("waymark.toml")).expect("valid");
             assert_eq!(config.merchant_name, "Kwiaciarnia Róża");
             assert_eq!(config.email.smtp.host, "mail.example");
@@ -395,8 +413,10 @@ mod tests {
 
     #[test]
     fn every_problem_is_named_by_its_key() {
-        let mut config = Config::default();
-        config.public_url = "localhost".into();
+        let mut config = Config {
+            public_url: "localhost".into(),
+            ..Config::default()
+        };
         config.email.from = "not an address".into();
         config.quiet_hours.end = "8am".into();
         config.dispatcher.max_attempts = 0;
@@ -415,7 +435,9 @@ mod tests {
     fn an_unknown_key_is_refused() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("waymark.toml", "merchant_nmae = \"typo\"\n")?;
-            let err = Config::load(Path::new("waymark.toml")).unwrap_err().to_string();
+            let err = Config::load(Path::new("waymark.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("merchant_nmae"), "{err}");
             Ok(())
         });

@@ -30,9 +30,27 @@ pub struct DemoArgs {
 
 /// The demo's customers: one per language, each in their own country and zone.
 const CUSTOMERS: [(&str, &str, &str, &str, &str); 3] = [
-    ("en", "Emma Clarke", "emma.clarke@example.com", "GB", "Europe/London"),
-    ("de", "Jonas Becker", "jonas.becker@example.de", "DE", "Europe/Berlin"),
-    ("pl", "Zofia Nowak", "zofia.nowak@example.pl", "PL", "Europe/Warsaw"),
+    (
+        "en",
+        "Emma Clarke",
+        "emma.clarke@example.com",
+        "GB",
+        "Europe/London",
+    ),
+    (
+        "de",
+        "Jonas Becker",
+        "jonas.becker@example.de",
+        "DE",
+        "Europe/Berlin",
+    ),
+    (
+        "pl",
+        "Zofia Nowak",
+        "zofia.nowak@example.pl",
+        "PL",
+        "Europe/Warsaw",
+    ),
 ];
 
 /// The settings key that marks a database as the demo's own (and so safe to start afresh).
@@ -91,7 +109,9 @@ pub async fn run(config_file: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         }
     };
     shutdown.cancel();
-    runner.await.context("the demo's workers stopped abnormally")??;
+    runner
+        .await
+        .context("the demo's workers stopped abnormally")??;
 
     let index = write_index(&waymark, &shipments, &outbox).await?;
     println!(
@@ -161,9 +181,7 @@ async fn register(waymark: &Waymark) -> anyhow::Result<Vec<(Scenario, Shipment)>
         for (locale, name, email, country, zone) in CUSTOMERS {
             seq += 1;
             let now = waymark.clock.now();
-            let today = now
-                .to_zoned(jiff::tz::TimeZone::get(zone)?)
-                .date();
+            let today = now.to_zoned(jiff::tz::TimeZone::get(zone)?).date();
             let promise = today.checked_add(4.days())?;
             let input = ShipmentInput {
                 carrier: "sandbox".into(),
@@ -208,7 +226,11 @@ async fn write_index(
         for message in waymark.store.notifications(shipment.id).await? {
             let when = message
                 .sent_at
-                .map(|t| t.to_zoned(tz.clone()).strftime("%a %d %b %H:%M").to_string())
+                .map(|t| {
+                    t.to_zoned(tz.clone())
+                        .strftime("%a %d %b %H:%M")
+                        .to_string()
+                })
                 .unwrap_or_else(|| "-".into());
             let file = match message.state {
                 NotificationState::Sent => message

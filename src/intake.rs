@@ -93,46 +93,66 @@ impl ShipmentInput {
             Some(tz) => keep(&mut problems, TimeZoneName::parse(tz)),
             None => match country.as_ref().map(|c| (c, default_time_zone(c))) {
                 Some((_, Some(tz))) => keep(&mut problems, TimeZoneName::parse(tz)),
-                Some((c, None)) => keep(&mut problems, Err(InvalidField::new(
-                    "time_zone",
-                    format!("required for destination {c}: give the customer's zone, e.g. Europe/Berlin"),
-                ))),
+                Some((c, None)) => keep(
+                    &mut problems,
+                    Err(InvalidField::new(
+                        "time_zone",
+                        format!(
+                            "required for destination {c}: give the customer's zone, e.g. Europe/Berlin"
+                        ),
+                    )),
+                ),
                 None => None,
             },
         };
         let promise = match non_empty(&self.promise) {
-            Some(text) => keep(&mut problems, 
+            Some(text) => keep(
+                &mut problems,
                 DeliveryWindow::parse(text).map_err(|reason| InvalidField::new("promise", reason)),
             ),
             None => None,
         };
         let name = non_empty(&self.customer_name).map(str::to_owned);
         if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-            problems.push(InvalidField::new("customer_name", "longer than 200 characters"));
+            problems.push(InvalidField::new(
+                "customer_name",
+                "longer than 200 characters",
+            ));
         }
         let order_reference = non_empty(&self.order_reference).map(str::to_owned);
-        if order_reference.as_ref().is_some_and(|r| r.chars().count() > 100) {
-            problems.push(InvalidField::new("order_reference", "longer than 100 characters"));
+        if order_reference
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > 100)
+        {
+            problems.push(InvalidField::new(
+                "order_reference",
+                "longer than 100 characters",
+            ));
         }
         match (carrier, tracking_number, email, locale, country, time_zone) {
-            (Some(carrier), Some(tracking_number), Some(email), Some(locale), Some(country), Some(time_zone))
-                if problems.is_empty() =>
-            {
-                Ok(ValidShipment {
-                    account: non_empty(&self.account).unwrap_or(DEFAULT_ACCOUNT).to_owned(),
-                    carrier,
-                    tracking_number,
-                    customer: Customer {
-                        email,
-                        name,
-                        locale,
-                        time_zone,
-                    },
-                    destination_country: country,
-                    order_reference,
-                    promise,
-                })
-            }
+            (
+                Some(carrier),
+                Some(tracking_number),
+                Some(email),
+                Some(locale),
+                Some(country),
+                Some(time_zone),
+            ) if problems.is_empty() => Ok(ValidShipment {
+                account: non_empty(&self.account)
+                    .unwrap_or(DEFAULT_ACCOUNT)
+                    .to_owned(),
+                carrier,
+                tracking_number,
+                customer: Customer {
+                    email,
+                    name,
+                    locale,
+                    time_zone,
+                },
+                destination_country: country,
+                order_reference,
+                promise,
+            }),
             _ => Err(problems),
         }
     }
@@ -165,10 +185,7 @@ pub async fn register(
         .ok_or_else(|| {
             IntakeError::Invalid(vec![InvalidField::new(
                 "account",
-                format!(
-                    "no {} account named `{}`",
-                    valid.carrier, valid.account
-                ),
+                format!("no {} account named `{}`", valid.carrier, valid.account),
             )])
         })?;
     let new = NewShipment {
@@ -211,7 +228,9 @@ pub async fn import_csv(
     let headers = match reader.headers() {
         Ok(headers) => headers.clone(),
         Err(error) => {
-            report.refused.push((1, format!("unreadable header: {error}")));
+            report
+                .refused
+                .push((1, format!("unreadable header: {error}")));
             return Ok(report);
         }
     };
@@ -238,8 +257,13 @@ pub async fn import_csv(
             }
             Err(error) => {
                 let line = error.position().map_or(0, |p| p.line());
-                report.refused.push((line, format!("unreadable row: {error}")));
-                if !matches!(error.kind(), csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }) {
+                report
+                    .refused
+                    .push((line, format!("unreadable row: {error}")));
+                if !matches!(
+                    error.kind(),
+                    csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
+                ) {
                     break;
                 }
             }

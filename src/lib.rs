@@ -6,16 +6,16 @@
 //! and [`notify`] renders and sends it.
 #![forbid(unsafe_code)]
 
-pub mod domain;
-pub mod carriers;
-pub mod clock;
-pub mod store;
-pub mod notify;
-pub mod config;
-pub mod scheduler;
-pub mod intake;
 pub mod app;
+pub mod carriers;
 pub mod cli;
-pub mod printout;
+pub mod clock;
+pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod http;
+pub mod intake;
+pub mod notify;
+pub mod printout;
+pub mod scheduler;
+pub mod store;

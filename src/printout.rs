@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use crate::carriers::TrackReport;
-use crate::domain::{CarrierCode, EventTime, KeyedEvent, Notification, Shipment, TrackingEvent, TrackingNumber};
+use crate::domain::{
+    CarrierCode, EventTime, KeyedEvent, Notification, Shipment, TrackingEvent, TrackingNumber,
+};
 
 fn when(time: &EventTime) -> String {
     let utc = time.at.strftime("%Y-%m-%d %H:%M UTC");
@@ -50,8 +52,15 @@ pub fn report(carrier: &CarrierCode, number: &TrackingNumber, report: &TrackRepo
             out,
             "pickup point: {}{}{}",
             point.name,
-            point.address.as_deref().map(|a| format!(", {a}")).unwrap_or_default(),
-            point.hold_until.map(|d| format!(" (held until {d})")).unwrap_or_default()
+            point
+                .address
+                .as_deref()
+                .map(|a| format!(", {a}"))
+                .unwrap_or_default(),
+            point
+                .hold_until
+                .map(|d| format!(" (held until {d})"))
+                .unwrap_or_default()
         );
     }
     if let Some(signed_by) = &report.signed_by {

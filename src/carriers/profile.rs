@@ -125,10 +125,11 @@ pub enum ProfileError {
 impl CarrierProfile {
     /// Parse and check a data file; `file` names it in errors.
     pub fn from_toml(file: &str, text: &str) -> Result<Self, ProfileError> {
-        let profile: CarrierProfile = toml::from_str(text).map_err(|source| ProfileError::Syntax {
-            file: file.to_owned(),
-            source,
-        })?;
+        let profile: CarrierProfile =
+            toml::from_str(text).map_err(|source| ProfileError::Syntax {
+                file: file.to_owned(),
+                source,
+            })?;
         let invalid = |reason: String| ProfileError::Invalid {
             file: file.to_owned(),
             reason,
@@ -137,7 +138,9 @@ impl CarrierProfile {
             return Err(invalid("limits.batch_size must be at least 1".into()));
         }
         if profile.limits.requests_per_second <= 0.0 {
-            return Err(invalid("limits.requests_per_second must be positive".into()));
+            return Err(invalid(
+                "limits.requests_per_second must be positive".into(),
+            ));
         }
         if jiff::civil::Time::strptime("%H:%M", &profile.limits.quota_resets_at).is_err() {
             return Err(invalid(format!(
@@ -152,7 +155,9 @@ impl CarrierProfile {
             )));
         }
         if !profile.tracking_url.contains("{tracking_number}") {
-            return Err(invalid("tracking_url must contain {tracking_number}".into()));
+            return Err(invalid(
+                "tracking_url must contain {tracking_number}".into(),
+            ));
         }
         for change in &profile.delivery_changes {
             if !["another_day", "neighbour", "pickup_point", "safe_place"]

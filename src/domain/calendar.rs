@@ -233,10 +233,22 @@ mod tests {
     fn easter_and_fixed_holidays_are_known() {
         let cal = HolidayCalendar::bundled();
         // Easter 2026 is 5 April.
-        assert!(cal.is_holiday(&country("DE"), date(2026, 4, 3)), "Good Friday");
-        assert!(cal.is_holiday(&country("DE"), date(2026, 4, 6)), "Easter Monday");
-        assert!(cal.is_holiday(&country("PL"), date(2026, 6, 4)), "Corpus Christi");
-        assert!(!cal.is_holiday(&country("DE"), date(2026, 6, 4)), "not nationwide in DE");
+        assert!(
+            cal.is_holiday(&country("DE"), date(2026, 4, 3)),
+            "Good Friday"
+        );
+        assert!(
+            cal.is_holiday(&country("DE"), date(2026, 4, 6)),
+            "Easter Monday"
+        );
+        assert!(
+            cal.is_holiday(&country("PL"), date(2026, 6, 4)),
+            "Corpus Christi"
+        );
+        assert!(
+            !cal.is_holiday(&country("DE"), date(2026, 6, 4)),
+            "not nationwide in DE"
+        );
         assert!(cal.is_holiday(&country("DE"), date(2026, 10, 3)));
         assert!(cal.is_holiday(&country("PL"), date(2026, 11, 11)));
         assert!(!cal.is_holiday(&country("ZZ"), date(2026, 12, 25)));
@@ -245,9 +257,18 @@ mod tests {
     #[test]
     fn weekday_rules_and_observed_days() {
         let cal = HolidayCalendar::bundled();
-        assert!(cal.is_holiday(&country("US"), date(2026, 11, 26)), "Thanksgiving");
-        assert!(cal.is_holiday(&country("US"), date(2026, 5, 25)), "Memorial Day");
-        assert!(cal.is_holiday(&country("GB"), date(2026, 8, 31)), "summer bank holiday");
+        assert!(
+            cal.is_holiday(&country("US"), date(2026, 11, 26)),
+            "Thanksgiving"
+        );
+        assert!(
+            cal.is_holiday(&country("US"), date(2026, 5, 25)),
+            "Memorial Day"
+        );
+        assert!(
+            cal.is_holiday(&country("GB"), date(2026, 8, 31)),
+            "summer bank holiday"
+        );
         // 4 July 2026 is a Saturday: observed on Friday 3 July in the US.
         assert!(cal.is_holiday(&country("US"), date(2026, 7, 3)));
         // Christmas 2027 is a Saturday: Monday 27 is observed in the UK.

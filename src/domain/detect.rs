@@ -583,20 +583,26 @@ fn delayed(s: &Situation<'_>, out: &mut Vec<Detection>) {
 fn estimate_delay(s: &Situation<'_>, latest: Option<&KeyedEvent>) -> Option<Detection> {
     let estimate = s.estimate?;
     let previous = s.previous_estimate;
+    // Windows compare by their first day: a window that still includes the promised day
+    // (promise the 4th, estimate the 4th to the 6th) is not late yet.
     // An estimate that moved earlier is good news, however late it still is.
-    if previous.is_some_and(|before| estimate.latest < before.latest) {
+    if previous.is_some_and(|before| estimate.earliest < before.earliest) {
         return None;
     }
-    let cause = if s.promise.is_some_and(|p| estimate.latest > p.latest) {
+    let cause = if s.promise.is_some_and(|p| estimate.earliest > p.latest) {
         DelayCause::EstimatePastPromise
-    } else if previous.is_some_and(|before| estimate.latest > before.latest) {
+    } else if previous.is_some_and(|before| estimate.earliest > before.earliest) {
         DelayCause::EstimateSlipped
     } else {
         return None;
     };
     // Keyed by the date announced: an estimate that flips back to a date the customer was
     // already told about is not news.
-    let key = format!("{}:estimate:{}", Trigger::Delayed.as_str(), estimate.latest);
+    let key = format!(
+        "{}:estimate:{}",
+        Trigger::Delayed.as_str(),
+        estimate.earliest
+    );
     if s.fired(&key) {
         return None;
     }

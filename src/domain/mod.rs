@@ -14,10 +14,10 @@ pub use calendar::HolidayCalendar;
 pub use detect::{Detection, DetectionPolicy, Facts, Situation, Trigger, detect};
 pub use estimate::{DeliveryWindow, EstimateChange, EstimateSource};
 pub use event::{EventKey, EventTime, KeyedEvent, TrackingEvent};
+pub use outbox::{Channel, NewNotification, Notification, NotificationState};
 pub use shipment::{
     CarrierCode, CountryCode, Customer, EmailAddress, InvalidField, JourneyState, Language, Locale,
     NewShipment, PickupPoint, Shipment, TimeZoneName, TrackingNumber,
 };
 pub use status::{Reason, Status};
 pub use timeline::Timeline;
-pub use outbox::{Channel, NewNotification, Notification, NotificationState};

@@ -81,7 +81,10 @@ impl NotificationState {
 
     /// Nothing more will happen to a message in this state.
     pub fn is_final(self) -> bool {
-        !matches!(self, NotificationState::Pending | NotificationState::Sending)
+        !matches!(
+            self,
+            NotificationState::Pending | NotificationState::Sending
+        )
     }
 }
 

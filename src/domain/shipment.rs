@@ -102,11 +102,12 @@ string_newtype!(EmailAddress);
 impl EmailAddress {
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         let trimmed = raw.trim();
-        trimmed
-            .parse::<lettre::Address>()
-            .map_err(|e| {
-                InvalidField::new("customer_email", format!("`{trimmed}` is not an address: {e}"))
-            })?;
+        trimmed.parse::<lettre::Address>().map_err(|e| {
+            InvalidField::new(
+                "customer_email",
+                format!("`{trimmed}` is not an address: {e}"),
+            )
+        })?;
         Ok(EmailAddress(trimmed.to_owned()))
     }
 }
@@ -162,7 +163,9 @@ impl Locale {
         let primary = parts.next().unwrap_or_default().to_ascii_lowercase();
         let well_formed = (2..=3).contains(&primary.len())
             && primary.chars().all(|c| c.is_ascii_alphabetic())
-            && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+            && parts.all(|p| {
+                (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric())
+            });
         if !well_formed {
             return Err(InvalidField::new(
                 field,
@@ -411,7 +414,12 @@ mod tests {
         let err = TrackingNumber::parse("12/34").unwrap_err();
         assert_eq!(err.field, "tracking_number");
         assert!(err.reason.contains('/'));
-        assert!(TrackingNumber::parse("ab").unwrap_err().reason.contains("4 to 40"));
+        assert!(
+            TrackingNumber::parse("ab")
+                .unwrap_err()
+                .reason
+                .contains("4 to 40")
+        );
     }
 
     #[test]
@@ -434,15 +442,26 @@ mod tests {
         let err = Locale::parse("fr-FR").unwrap_err();
         assert_eq!(err.field, "locale");
         assert!(err.reason.contains("not a supported language"));
-        assert!(Locale::parse("english!").unwrap_err().reason.contains("language tag"));
+        assert!(
+            Locale::parse("english!")
+                .unwrap_err()
+                .reason
+                .contains("language tag")
+        );
     }
 
     #[test]
     fn countries_time_zones_and_carriers_are_checked() {
         assert_eq!(CountryCode::parse("de").unwrap().as_str(), "DE");
-        assert_eq!(CountryCode::parse("DEU").unwrap_err().field, "destination_country");
+        assert_eq!(
+            CountryCode::parse("DEU").unwrap_err().field,
+            "destination_country"
+        );
         assert!(TimeZoneName::parse("Europe/Warsaw").is_ok());
-        assert_eq!(TimeZoneName::parse("Mars/Olympus").unwrap_err().field, "time_zone");
+        assert_eq!(
+            TimeZoneName::parse("Mars/Olympus").unwrap_err().field,
+            "time_zone"
+        );
         assert_eq!(CarrierCode::parse(" DHL ").unwrap().as_str(), "dhl");
         assert_eq!(CarrierCode::parse("dh l").unwrap_err().field, "carrier");
     }

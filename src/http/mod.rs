@@ -138,7 +138,13 @@ async fn tracking_page(
         .await?
         .into_iter()
         .map(|e| PageEvent {
-            at: e.event.time.at.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M").to_string(),
+            at: e
+                .event
+                .time
+                .at
+                .to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string(),
             status: e.event.status,
             reason: e.event.reason.map(|r| r.as_str().to_owned()),
             text: e.event.raw_text,
@@ -167,7 +173,9 @@ async fn tracking_page(
         unsubscribe_url => format!("/u/{token}"),
         events => events,
     };
-    Ok(Html(state.templates.render_page("page/tracking.html", context)?))
+    Ok(Html(
+        state.templates.render_page("page/tracking.html", context)?,
+    ))
 }
 
 async fn unsubscribe_page(
@@ -182,7 +190,11 @@ async fn unsubscribe_page(
         muted => shipment.muted,
         done => false,
     };
-    Ok(Html(state.templates.render_page("page/unsubscribe.html", context)?))
+    Ok(Html(
+        state
+            .templates
+            .render_page("page/unsubscribe.html", context)?,
+    ))
 }
 
 /// RFC 8058 one-click: a POST, no cookies, no confirmation; a browser form posts here too.
@@ -200,5 +212,9 @@ async fn unsubscribe(
         muted => true,
         done => true,
     };
-    Ok(Html(state.templates.render_page("page/unsubscribe.html", context)?))
+    Ok(Html(
+        state
+            .templates
+            .render_page("page/unsubscribe.html", context)?,
+    ))
 }

@@ -2,7 +2,7 @@
 //! and records what the provider said. Failures back off with jitter; permanent ones stop.
 
 use futures::StreamExt;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use lettre::message::Mailbox;
 use rand::Rng;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::carriers::CarrierRegistry;
 use crate::clock::Clock;
 use crate::config::DispatcherConfig;
-use crate::notify::email::{Envelope, EmailSender, SendError, build_message};
+use crate::notify::email::{EmailSender, Envelope, SendError, build_message};
 use crate::notify::quiet_hours::QuietHours;
 use crate::notify::render::{DeliveryChangeLink, MessageContext, PickupPointContext, Templates};
 use crate::store::{Completion, OutboxItem, Store, StoreError};
@@ -174,7 +174,10 @@ impl Dispatcher {
             Completion::Sent { message_id, .. } => {
                 info!(notification = %n.id, shipment = %n.shipment_id, trigger = %n.trigger, %message_id, "email sent")
             }
-            Completion::Retry { error, available_at } => {
+            Completion::Retry {
+                error,
+                available_at,
+            } => {
                 warn!(notification = %n.id, trigger = %n.trigger, %error, %available_at, "email failed; will retry")
             }
             Completion::Failed { error } => {
@@ -279,12 +282,12 @@ impl Dispatcher {
         // Full jitter on the upper half keeps retries from many messages from bunching up.
         let delay = rand::rng().random_range(delay / 2.0..=delay);
         // Retry delays are real time even under an accelerated clock.
-        let simulated = self.clock.simulated_duration(Duration::from_secs_f64(delay));
+        let simulated = self
+            .clock
+            .simulated_duration(Duration::from_secs_f64(delay));
         Completion::Retry {
             error,
-            available_at: now
-                .checked_add(SignedDuration::from(simulated))
-                .unwrap_or(Timestamp::MAX),
+            available_at: now.checked_add(simulated).unwrap_or(Timestamp::MAX),
         }
     }
 

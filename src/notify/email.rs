@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -60,13 +60,10 @@ pub struct SmtpSender {
 impl SmtpSender {
     pub fn new(config: &SmtpConfig) -> Result<Self, EmailSetupError> {
         let mut builder = match config.tls {
-            SmtpTls::None => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-            }
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
             SmtpTls::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host).tls(
-                    Tls::Required(TlsParameters::new(config.host.clone())?),
-                )
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+                    .tls(Tls::Required(TlsParameters::new(config.host.clone())?))
             }
             SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
                 .tls(Tls::Wrapper(TlsParameters::new(config.host.clone())?)),
@@ -161,14 +158,23 @@ pub fn build_message(envelope: &Envelope, rendered: &RenderedEmail) -> Result<Me
             .references(envelope.thread.join(" "));
     }
     for (name, value) in [
-        ("List-Unsubscribe", format!("<{}>", envelope.unsubscribe_url)),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_owned()),
+        (
+            "List-Unsubscribe",
+            format!("<{}>", envelope.unsubscribe_url),
+        ),
+        (
+            "List-Unsubscribe-Post",
+            "List-Unsubscribe=One-Click".to_owned(),
+        ),
         // RFC 3834: an automatic message; out-of-office replies should not answer it.
         ("Auto-Submitted", "auto-generated".to_owned()),
         ("X-Waymark-Trigger", envelope.trigger.clone()),
         ("X-Waymark-Shipment", envelope.shipment_id.clone()),
     ] {
-        builder = builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(name), value));
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(name),
+            value,
+        ));
     }
     builder
         .multipart(MultiPart::alternative_plain_html(

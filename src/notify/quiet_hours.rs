@@ -98,7 +98,10 @@ mod tests {
             q.next_allowed("2026-03-03T13:30:00Z".parse().unwrap(), &utc),
             Some("2026-03-03T14:00:00Z".parse().unwrap())
         );
-        assert_eq!(q.next_allowed("2026-03-03T14:00:00Z".parse().unwrap(), &utc), None);
+        assert_eq!(
+            q.next_allowed("2026-03-03T14:00:00Z".parse().unwrap(), &utc),
+            None
+        );
         assert!(
             QuietHours::from_config(&QuietHoursConfig {
                 enabled: false,

@@ -139,8 +139,14 @@ mod tests {
         let l = limits(None);
         let at = |j: &JourneyState| interval_minutes(&c, &l, j, today);
         assert_eq!(at(&journey(Status::InfoReceived, None)), Some(480));
-        assert_eq!(at(&journey(Status::InTransit, Some(date(2026, 3, 6)))), Some(240));
-        assert_eq!(at(&journey(Status::InTransit, Some(date(2026, 3, 3)))), Some(60));
+        assert_eq!(
+            at(&journey(Status::InTransit, Some(date(2026, 3, 6)))),
+            Some(240)
+        );
+        assert_eq!(
+            at(&journey(Status::InTransit, Some(date(2026, 3, 3)))),
+            Some(60)
+        );
         assert_eq!(at(&journey(Status::OutForDelivery, None)), Some(30));
         let mut done = journey(Status::Delivered, None);
         done.active = false;
@@ -152,7 +158,12 @@ mod tests {
         let today = date(2026, 3, 2);
         // Ten fetches a day at most: never more often than every 144 minutes.
         assert_eq!(
-            interval_minutes(&cadence(), &limits(Some(10)), &journey(Status::OutForDelivery, None), today),
+            interval_minutes(
+                &cadence(),
+                &limits(Some(10)),
+                &journey(Status::OutForDelivery, None),
+                today
+            ),
             Some(144)
         );
     }

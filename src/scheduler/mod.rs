@@ -19,9 +19,10 @@ use crate::carriers::{
 };
 use crate::clock::Clock;
 use crate::config::SchedulerConfig;
+use crate::domain::detect::superseded_by;
 use crate::domain::estimate::carrier_estimate_change;
 use crate::domain::{
-    Channel, HolidayCalendar, NewNotification, Shipment, Situation, Timeline, Trigger, detect,
+    Channel, HolidayCalendar, NewNotification, Shipment, Situation, Timeline, detect,
 };
 use crate::store::{ClaimOrder, PollClaim, PollFailure, PollWrite, Store, StoreError};
 use quota::{RateLimits, quota_day};
@@ -236,7 +237,12 @@ impl Scheduler {
     ) -> Result<PollRound, StoreError> {
         let profile = carrier.profile();
         self.rate_limits
-            .acquire(account.id, account.requests_per_second.unwrap_or(profile.limits.requests_per_second))
+            .acquire(
+                account.id,
+                account
+                    .requests_per_second
+                    .unwrap_or(profile.limits.requests_per_second),
+            )
             .await;
         let requests: Vec<TrackRequest> = batch
             .iter()
@@ -281,10 +287,7 @@ impl Scheduler {
                             }
                         }
                         Err(error) => {
-                            if self
-                                .record_parcel_error(carrier, &shipment, &error)
-                                .await?
-                            {
+                            if self.record_parcel_error(carrier, &shipment, &error).await? {
                                 round.failed += 1;
                             } else {
                                 round.lease_lost += 1;
@@ -339,7 +342,7 @@ impl Scheduler {
         );
         let fired = self.store.fired_keys(shipment.id).await?;
         let tz = shipment.customer.time_zone.time_zone();
-        let detections = detect(&Situation {
+        let situation = Situation {
             timeline: &merge.timeline,
             destination_country: &shipment.destination_country,
             time_zone: &tz,
@@ -350,11 +353,10 @@ impl Scheduler {
             policy: profile.detection_policy(),
             calendar: &self.calendar,
             already_fired: &fired,
-        });
-        let supersede: Vec<Trigger> = Trigger::ALL
-            .into_iter()
-            .filter(|older| detections.iter().any(|d| d.trigger.supersedes(*older)))
-            .collect();
+        };
+        let detections = detect(&situation);
+        // Includes a pending `stalled` made moot by a new scan that fired nothing itself.
+        let supersede = superseded_by(&situation, &detections);
         let notifications: Vec<NewNotification> = detections
             .into_iter()
             .map(|mut d| {

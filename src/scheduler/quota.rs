@@ -68,7 +68,8 @@ impl RateLimits {
 
 fn limiter(requests_per_second: f64) -> DefaultDirectRateLimiter {
     let quota = if requests_per_second >= 1.0 {
-        let per_second = NonZeroU32::new(requests_per_second.round() as u32).unwrap_or(NonZeroU32::MIN);
+        let per_second =
+            NonZeroU32::new(requests_per_second.round() as u32).unwrap_or(NonZeroU32::MIN);
         Quota::per_second(per_second)
     } else {
         let period = std::time::Duration::from_secs_f64(1.0 / requests_per_second.max(1e-6));

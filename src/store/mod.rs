@@ -98,7 +98,10 @@ pub enum Completion {
         provider_response: String,
     },
     /// It failed for now; try again at `available_at`.
-    Retry { error: String, available_at: Timestamp },
+    Retry {
+        error: String,
+        available_at: Timestamp,
+    },
     /// It will never be sent.
     Failed { error: String },
     /// Not now (quiet hours); no attempt was made.
@@ -143,8 +146,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Register a shipment, due for its first poll at `now`. A tracking number already on the
     /// account is a `Duplicate` naming `tracking_number`.
-    async fn insert_shipment(&self, new: &NewShipment, now: Timestamp)
-    -> Result<Shipment, StoreError>;
+    async fn insert_shipment(
+        &self,
+        new: &NewShipment,
+        now: Timestamp,
+    ) -> Result<Shipment, StoreError>;
     async fn shipment(&self, id: Uuid) -> Result<Option<Shipment>, StoreError>;
     async fn shipments_by_number(
         &self,
@@ -165,8 +171,7 @@ pub trait Store: Send + Sync + 'static {
     /// The earliest `next_poll_at` of any active shipment.
     async fn next_poll_at(&self) -> Result<Option<Timestamp>, StoreError>;
     /// How many shipments of the account are due and not leased.
-    async fn count_due(&self, carrier_account_id: Uuid, now: Timestamp)
-    -> Result<u64, StoreError>;
+    async fn count_due(&self, carrier_account_id: Uuid, now: Timestamp) -> Result<u64, StoreError>;
     /// Lease due shipments (due and unleased, or with an expired lease) in one statement.
     async fn claim_due_shipments(&self, claim: &PollClaim<'_>)
     -> Result<Vec<Shipment>, StoreError>;

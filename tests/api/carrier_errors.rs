@@ -81,12 +81,22 @@ async fn an_unreadable_answer_is_recorded_retried_and_outlived() -> anyhow::Resu
     let store = app.waymark.store.clone();
     let id = broken.id;
     app.drive_until("the broken parcel's first good answer", async |_| {
-        Ok(store.shipment(id).await?.is_some_and(|s| s.last_error.is_none()))
+        Ok(store
+            .shipment(id)
+            .await?
+            .is_some_and(|s| s.last_error.is_none()))
     })
     .await?;
     let recorded = poll_errors(&db).await?;
-    assert!(recorded.len() >= 3, "asked only {} times while broken", recorded.len());
-    assert!(recorded.iter().all(|(kind, _)| kind == "malformed"), "{recorded:?}");
+    assert!(
+        recorded.len() >= 3,
+        "asked only {} times while broken",
+        recorded.len()
+    );
+    assert!(
+        recorded.iter().all(|(kind, _)| kind == "malformed"),
+        "{recorded:?}"
+    );
     let recovered = app.shipment(broken.id).await?;
     assert_eq!(recovered.poll_failures, 0);
     assert!(
@@ -99,10 +109,22 @@ async fn an_unreadable_answer_is_recorded_retried_and_outlived() -> anyhow::Resu
     let emails = app.smtp.emails()?;
     let groups = by_shipment(&emails);
     for shipment in [&broken, &healthy] {
-        let got: Vec<String> = groups[&shipment.id.to_string()].iter().map(|e| e.trigger()).collect();
-        assert_eq!(got, expected_triggers(Scenario::OnTime), "{}", shipment.tracking_number);
+        let got: Vec<String> = groups[&shipment.id.to_string()]
+            .iter()
+            .map(|e| e.trigger())
+            .collect();
+        assert_eq!(
+            got,
+            expected_triggers(Scenario::OnTime),
+            "{}",
+            shipment.tracking_number
+        );
         let messages = app.notifications(shipment.id).await?;
-        assert!(states(&messages).iter().all(|s| *s == NotificationState::Sent));
+        assert!(
+            states(&messages)
+                .iter()
+                .all(|s| *s == NotificationState::Sent)
+        );
         let done = app.shipment(shipment.id).await?;
         assert_eq!(done.journey.status, Status::Delivered);
         assert_eq!(done.last_error, None);

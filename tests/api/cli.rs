@@ -69,14 +69,21 @@ fn waymark_track_prints_the_normalised_timeline() -> anyhow::Result<()> {
         "{}",
         output.stdout
     );
-    assert_eq!(codes, ["LC", "PU", "AR", "DP", "AR", "DP", "AR", "AD", "OD", "DL"]);
+    assert_eq!(
+        codes,
+        ["LC", "PU", "AR", "DP", "AR", "DP", "AR", "AD", "OD", "DL"]
+    );
     let delivered = output
         .stdout
         .lines()
         .find(|l| l.contains("[DL]"))
         .unwrap_or_default();
     assert!(delivered.contains("Berlin, DE"), "{delivered}");
-    assert!(output.stdout.contains("signed by: M. SCHNEIDER"), "{}", output.stdout);
+    assert!(
+        output.stdout.contains("signed by: M. SCHNEIDER"),
+        "{}",
+        output.stdout
+    );
 
     // An unknown carrier is named as such.
     let output = run_waymark(
@@ -85,7 +92,11 @@ fn waymark_track_prints_the_normalised_timeline() -> anyhow::Result<()> {
         &["track", "SBX-ONTIME-000001", "--carrier", "dhl_express"],
     )?;
     assert!(!output.status.success());
-    assert!(output.stderr.contains("carrier: unknown carrier"), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("carrier: unknown carrier"),
+        "{}",
+        output.stderr
+    );
     Ok(())
 }
 
@@ -94,18 +105,85 @@ fn a_bad_setting_stops_the_start_and_is_named() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let database = dir.path().join("waymark.db");
     for (key, value, named) in [
-        ("WAYMARK_PUBLIC_URL", "track.shop.test", "public_url `track.shop.test`"),
+        (
+            "WAYMARK_PUBLIC_URL",
+            "track.shop.test",
+            "public_url `track.shop.test`",
+        ),
         ("WAYMARK_QUIET_HOURS__END", "8am", "quiet_hours.end `8am`"),
         ("WAYMARK_EMAIL__FROM", "not an address", "email.from"),
-        ("WAYMARK_DISPATCHER__MAX_ATTEMPTS", "0", "dispatcher.max_attempts"),
+        (
+            "WAYMARK_DISPATCHER__MAX_ATTEMPTS",
+            "0",
+            "dispatcher.max_attempts",
+        ),
         ("WAYMARK_MERCHANT_NMAE", "typo", "merchant_nmae"),
     ] {
         let mut env = daemon_env(dir.path(), 25, 1.0);
         env.push((key.to_owned(), value.to_owned()));
         let output = run_waymark(dir.path(), &env, &["serve"])?;
-        assert!(!output.status.success(), "{key}={value} was accepted: {output:?}");
-        assert!(output.stderr.contains(named), "{key}={value}: {}", output.stderr);
+        assert!(
+            !output.status.success(),
+            "{key}={value} was accepted: {output:?}"
+        );
+        assert!(
+            output.stderr.contains(named),
+            "{key}={value}: {}",
+            output.stderr
+        );
         assert!(!database.exists(), "{key}={value}: started anyway");
     }
+    Ok(())
+}
+
+/// `waymark --help` offers `WAYMARK_CONFIG` for the config file, and `WAYMARK_LOG` sets the log
+/// filter: both share the prefix of the configuration's own variables and must not be taken
+/// for settings.
+#[test]
+fn the_config_file_can_be_named_in_the_environment() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let named = |file: &str| {
+        let mut env = daemon_env(dir.path(), 25, 1.0);
+        env.push((
+            "WAYMARK_CONFIG".to_owned(),
+            dir.path().join(file).display().to_string(),
+        ));
+        env
+    };
+
+    // A file that does not exist: defaults and the environment apply.
+    let output = run_waymark(dir.path(), &named("absent.toml"), &["migrate"])?;
+    assert!(
+        output.status.success(),
+        "WAYMARK_CONFIG=absent.toml is refused: {}",
+        output.stderr
+    );
+    assert!(
+        output.stdout.contains("database is up to date"),
+        "{output:?}"
+    );
+
+    // A file that exists is read: its mistake is named.
+    std::fs::write(
+        dir.path().join("custom.toml"),
+        "[dispatcher]\nmax_attempts = 0\n",
+    )?;
+    let output = run_waymark(dir.path(), &named("custom.toml"), &["migrate"])?;
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        output.stderr.contains("dispatcher.max_attempts"),
+        "{}",
+        output.stderr
+    );
+
+    // The log filter is not a setting either.
+    let mut env = daemon_env(dir.path(), 25, 1.0);
+    env.push(("WAYMARK_LOG".to_owned(), "warn".to_owned()));
+    let output = run_waymark(dir.path(), &env, &["migrate"])?;
+    assert!(
+        output.status.success(),
+        "WAYMARK_LOG=warn is refused: {}",
+        output.stderr
+    );
     Ok(())
 }

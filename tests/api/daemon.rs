@@ -8,8 +8,7 @@ use waymark::carriers::sandbox::Scenario;
 use waymark::domain::{NotificationState, TrackingNumber};
 
 use crate::helpers::{
-    Daemon, SmtpServer, by_shipment, daemon_env, expected_triggers, run_waymark, states,
-    triggers,
+    Daemon, SmtpServer, by_shipment, daemon_env, expected_triggers, run_waymark, states, triggers,
 };
 
 /// Simulated seconds per real second for the daemon: an on-time journey takes 15–20 s, and the
@@ -80,15 +79,34 @@ async fn a_daemon_killed_mid_send_resumes_and_every_email_arrives_exactly_once()
 
     // Run 1: killed while the slow customer's first email is on the wire.
     let mut daemon = Daemon::start(dir.path(), &env, 1)?;
-    crate::helpers::wait_for("an email on the wire", Duration::from_secs(60), async || {
-        daemon.ensure_running()?;
-        Ok(!smtp.log_of("STALL", "slow").is_empty())
-    })
+    crate::helpers::wait_for(
+        "an email on the wire",
+        Duration::from_secs(60),
+        async || {
+            daemon.ensure_running()?;
+            Ok(!smtp.log_of("STALL", "slow").is_empty())
+        },
+    )
     .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for shipment in &shipments {
+        let m = store.notifications(shipment.id).await?;
+        println!(
+            "{} {:?} {:?}",
+            shipment.customer.email,
+            states(&m),
+            m.iter()
+                .map(|m| m.provider_response.clone())
+                .collect::<Vec<_>>()
+        );
+    }
+    println!("log: {:?}", smtp.log());
     daemon.kill()?;
-    crate::helpers::wait_for("the server to see the client go", Duration::from_secs(5), async || {
-        Ok(!smtp.log_of("ABANDONED", "slow").is_empty())
-    })
+    crate::helpers::wait_for(
+        "the server to see the client go",
+        Duration::from_secs(5),
+        async || Ok(!smtp.log_of("ABANDONED", "slow").is_empty()),
+    )
     .await?;
     let in_flight = store.notifications(slow.id).await?;
     assert_eq!(
@@ -120,33 +138,55 @@ async fn a_daemon_killed_mid_send_resumes_and_every_email_arrives_exactly_once()
 
     // Run 3: to the end, then a graceful stop.
     let mut daemon = Daemon::start(dir.path(), &env, 3)?;
-    crate::helpers::wait_for("every journey to end", Duration::from_secs(90), async || {
-        daemon.ensure_running()?;
-        let backlog = store.backlog().await?;
-        Ok(backlog.active_shipments == 0 && backlog.unsent_notifications == 0)
-    })
+    crate::helpers::wait_for(
+        "every journey to end",
+        Duration::from_secs(90),
+        async || {
+            daemon.ensure_running()?;
+            let backlog = store.backlog().await?;
+            Ok(backlog.active_shipments == 0 && backlog.unsent_notifications == 0)
+        },
+    )
     .await?;
     let (status, _) = daemon.terminate(Duration::from_secs(10))?;
     assert!(status.success(), "{status}: {}", daemon.stderr());
 
     // Every email exactly once: by (shipment, trigger) and by Message-ID.
     let emails = smtp.emails()?;
-    assert_eq!(emails.len(), total, "emails: {:?}", emails.iter().map(|e| (e.shipment_id(), e.trigger())).collect::<Vec<_>>());
+    assert_eq!(
+        emails.len(),
+        total,
+        "emails: {:?}",
+        emails
+            .iter()
+            .map(|e| (e.shipment_id(), e.trigger()))
+            .collect::<Vec<_>>()
+    );
     let mut per_trigger: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut ids = HashSet::new();
     for email in &emails {
-        *per_trigger.entry((email.shipment_id(), email.trigger())).or_default() += 1;
-        assert!(ids.insert(email.message_id().unwrap_or_default()), "Message-ID sent twice");
+        *per_trigger
+            .entry((email.shipment_id(), email.trigger()))
+            .or_default() += 1;
+        assert!(
+            ids.insert(email.message_id().unwrap_or_default()),
+            "Message-ID sent twice"
+        );
     }
     assert!(per_trigger.values().all(|n| *n == 1), "{per_trigger:?}");
     let groups = by_shipment(&emails);
     for shipment in &shipments {
-        let got: Vec<String> = groups[&shipment.id.to_string()].iter().map(|e| e.trigger()).collect();
+        let got: Vec<String> = groups[&shipment.id.to_string()]
+            .iter()
+            .map(|e| e.trigger())
+            .collect();
         assert_eq!(got, expected, "{}", shipment.customer.email);
         let messages = store.notifications(shipment.id).await?;
         assert_eq!(triggers(&messages), expected);
         assert!(
-            states(&messages).iter().all(|s| *s == NotificationState::Sent),
+            states(&messages)
+                .iter()
+                .all(|s| *s == NotificationState::Sent),
             "{messages:?}"
         );
     }

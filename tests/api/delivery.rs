@@ -4,7 +4,9 @@
 use waymark::carriers::sandbox::Scenario;
 use waymark::domain::NotificationState;
 
-use crate::helpers::{by_shipment, expected_triggers, sandbox_shipment, spawn_app, states, triggers};
+use crate::helpers::{
+    by_shipment, expected_triggers, sandbox_shipment, spawn_app, states, triggers,
+};
 
 #[tokio::test]
 async fn a_mailbox_that_does_not_exist_fails_once_per_message_and_is_never_retried()
@@ -12,7 +14,14 @@ async fn a_mailbox_that_does_not_exist_fails_once_per_message_and_is_never_retri
     let app = spawn_app().await?;
     let bounce = "bounce-jan@example.com";
     let doomed = app
-        .register(&sandbox_shipment(Scenario::OnTime, 1, bounce, "Jan Kowalski", "pl", "PL"))
+        .register(&sandbox_shipment(
+            Scenario::OnTime,
+            1,
+            bounce,
+            "Jan Kowalski",
+            "pl",
+            "PL",
+        ))
         .await?;
     let fine = app
         .register(&sandbox_shipment(
@@ -28,11 +37,15 @@ async fn a_mailbox_that_does_not_exist_fails_once_per_message_and_is_never_retri
     // The first refusal is final at once: not pending for a retry.
     let store = app.waymark.store.clone();
     let id = doomed.id;
-    app.drive_until("the first email to the missing mailbox to fail", async |_| {
-        let messages = store.notifications(id).await?;
-        Ok(messages.first().is_some_and(|m| m.state != NotificationState::Pending
-            && m.state != NotificationState::Sending))
-    })
+    app.drive_until(
+        "the first email to the missing mailbox to fail",
+        async |_| {
+            let messages = store.notifications(id).await?;
+            Ok(messages.first().is_some_and(|m| {
+                m.state != NotificationState::Pending && m.state != NotificationState::Sending
+            }))
+        },
+    )
     .await?;
     let first = &app.notifications(doomed.id).await?[0];
     assert_eq!(first.state, NotificationState::Failed, "{first:?}");
@@ -46,8 +59,14 @@ async fn a_mailbox_that_does_not_exist_fails_once_per_message_and_is_never_retri
         assert_eq!(message.state, NotificationState::Failed, "{message:?}");
         assert_eq!(message.attempts, 1, "retried: {message:?}");
         let error = message.last_error.as_deref().unwrap_or_default();
-        assert!(error.contains("550"), "the error does not say 550: `{error}`");
-        assert!(message.message_id.is_none() && message.sent_at.is_none(), "{message:?}");
+        assert!(
+            error.contains("550"),
+            "the error does not say 550: `{error}`"
+        );
+        assert!(
+            message.message_id.is_none() && message.sent_at.is_none(),
+            "{message:?}"
+        );
     }
     // The server saw each message asked for exactly once.
     assert_eq!(app.smtp.log_of("RCPT-550", "bounce").len(), messages.len());
@@ -56,7 +75,10 @@ async fn a_mailbox_that_does_not_exist_fails_once_per_message_and_is_never_retri
     let emails = app.smtp.emails()?;
     assert!(emails.iter().all(|e| !e.to().contains(&bounce.to_string())));
     let groups = by_shipment(&emails);
-    let other: Vec<String> = groups[&fine.id.to_string()].iter().map(|e| e.trigger()).collect();
+    let other: Vec<String> = groups[&fine.id.to_string()]
+        .iter()
+        .map(|e| e.trigger())
+        .collect();
     assert_eq!(other, expected_triggers(Scenario::OnTime));
     assert!(
         states(&app.notifications(fine.id).await?)
@@ -72,7 +94,14 @@ async fn a_server_that_says_try_again_later_gets_the_email_once_after_backing_of
     let app = spawn_app().await?;
     let flaky = "flaky-filip@example.pl";
     let shipment = app
-        .register(&sandbox_shipment(Scenario::OnTime, 1, flaky, "Filip Wójcik", "pl", "PL"))
+        .register(&sandbox_shipment(
+            Scenario::OnTime,
+            1,
+            flaky,
+            "Filip Wójcik",
+            "pl",
+            "PL",
+        ))
         .await?;
 
     // After the first refusal the email waits for a retry, and says why.
@@ -87,21 +116,36 @@ async fn a_server_that_says_try_again_later_gets_the_email_once_after_backing_of
     assert_eq!(first.state, NotificationState::Pending, "{first:?}");
     assert_eq!(first.attempts, 1);
     let error = first.last_error.as_deref().unwrap_or_default();
-    assert!(error.contains("451"), "the error does not say 451: `{error}`");
-    assert!(first.available_at > first.created_at, "no back-off: {first:?}");
+    assert!(
+        error.contains("451"),
+        "the error does not say 451: `{error}`"
+    );
+    assert!(
+        first.available_at > first.created_at,
+        "no back-off: {first:?}"
+    );
 
     app.run_until_done().await?;
 
     let messages = app.notifications(shipment.id).await?;
     assert_eq!(triggers(&messages), expected_triggers(Scenario::OnTime));
-    assert!(states(&messages).iter().all(|s| *s == NotificationState::Sent), "{messages:?}");
+    assert!(
+        states(&messages)
+            .iter()
+            .all(|s| *s == NotificationState::Sent),
+        "{messages:?}"
+    );
     // Two refusals and the success are three attempts; the later emails went through at once.
     let attempts: Vec<u32> = messages.iter().map(|m| m.attempts).collect();
     assert_eq!(attempts, [3, 1, 1]);
 
     let emails = app.smtp.emails()?;
     let got: Vec<String> = emails.iter().map(|e| e.trigger()).collect();
-    assert_eq!(got, expected_triggers(Scenario::OnTime), "each email exactly once");
+    assert_eq!(
+        got,
+        expected_triggers(Scenario::OnTime),
+        "each email exactly once"
+    );
 
     // The retries backed off: about a second (0.5–1 s) after the first refusal, then about two
     // (1–2 s) after the second, as configured (`retry_base_seconds = 1`, doubling, jittered).
@@ -112,7 +156,11 @@ async fn a_server_that_says_try_again_later_gets_the_email_once_after_backing_of
         .map(|l| (l.event.clone(), l.at))
         .collect();
     let events: Vec<&str> = tries.iter().map(|(e, _)| e.as_str()).collect();
-    assert_eq!(events[..3], ["RCPT-451", "RCPT-451", "RCPT-OK"], "{tries:?}");
+    assert_eq!(
+        events[..3],
+        ["RCPT-451", "RCPT-451", "RCPT-OK"],
+        "{tries:?}"
+    );
     let first_wait = tries[1].1 - tries[0].1;
     let second_wait = tries[2].1 - tries[1].1;
     assert!(first_wait >= 0.45, "first retry after {first_wait:.3}s");
@@ -160,7 +208,9 @@ async fn a_muted_shipment_sends_nothing_more() -> anyhow::Result<()> {
     let id = later.id;
     app.drive_until("Lukas's first email", async |_| {
         let messages = store.notifications(id).await?;
-        Ok(messages.first().is_some_and(|m| m.state == NotificationState::Sent))
+        Ok(messages
+            .first()
+            .is_some_and(|m| m.state == NotificationState::Sent))
     })
     .await?;
     assert!(app.store().set_muted(later.id, true).await?);
@@ -169,17 +219,34 @@ async fn a_muted_shipment_sends_nothing_more() -> anyhow::Result<()> {
 
     let emails = app.smtp.emails()?;
     let groups = by_shipment(&emails);
-    assert!(!groups.contains_key(&quiet.id.to_string()), "a muted shipment got email");
-    let lukas: Vec<String> = groups[&later.id.to_string()].iter().map(|e| e.trigger()).collect();
+    assert!(
+        !groups.contains_key(&quiet.id.to_string()),
+        "a muted shipment got email"
+    );
+    let lukas: Vec<String> = groups[&later.id.to_string()]
+        .iter()
+        .map(|e| e.trigger())
+        .collect();
     assert_eq!(lukas, ["shipped"]);
-    let emma: Vec<String> = groups[&chatty.id.to_string()].iter().map(|e| e.trigger()).collect();
+    let emma: Vec<String> = groups[&chatty.id.to_string()]
+        .iter()
+        .map(|e| e.trigger())
+        .collect();
     assert_eq!(emma, expected_triggers(Scenario::OnTime));
 
     use NotificationState::{Sent, Suppressed};
     let muted = app.notifications(quiet.id).await?;
     assert_eq!(triggers(&muted), expected_triggers(Scenario::OnTime));
     assert_eq!(states(&muted), [Suppressed, Suppressed, Suppressed]);
-    assert!(muted.iter().all(|m| m.attempts == 0 && m.message_id.is_none()), "{muted:?}");
-    assert_eq!(states(&app.notifications(later.id).await?), [Sent, Suppressed, Suppressed]);
+    assert!(
+        muted
+            .iter()
+            .all(|m| m.attempts == 0 && m.message_id.is_none()),
+        "{muted:?}"
+    );
+    assert_eq!(
+        states(&app.notifications(later.id).await?),
+        [Sent, Suppressed, Suppressed]
+    );
     Ok(())
 }

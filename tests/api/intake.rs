@@ -32,14 +32,22 @@ async fn register_refuses_each_bad_field_by_name_and_stores_nothing() -> anyhow:
     type Spoil = fn(&mut ShipmentInput);
     let cases: [(&str, Spoil); 9] = [
         ("carrier", |s| s.carrier = "dhl_express".into()),
-        ("customer_email", |s| s.customer_email = "anna.example.pl".into()),
+        ("customer_email", |s| {
+            s.customer_email = "anna.example.pl".into()
+        }),
         ("locale", |s| s.locale = "fr".into()),
         ("locale", |s| s.locale = "polish!".into()),
         ("promise", |s| s.promise = Some("next week".into())),
-        ("promise", |s| s.promise = Some("2026-03-06..2026-03-04".into())),
-        ("destination_country", |s| s.destination_country = "Polska".into()),
+        ("promise", |s| {
+            s.promise = Some("2026-03-06..2026-03-04".into())
+        }),
+        ("destination_country", |s| {
+            s.destination_country = "Polska".into()
+        }),
         ("time_zone", |s| s.time_zone = Some("Europe/Gdansk".into())),
-        ("tracking_number", |s| s.tracking_number = "SBX/ONTIME/1".into()),
+        ("tracking_number", |s| {
+            s.tracking_number = "SBX/ONTIME/1".into()
+        }),
     ];
     for (i, (field, spoil)) in cases.into_iter().enumerate() {
         let mut input = valid(100 + i as u32);
@@ -52,7 +60,10 @@ async fn register_refuses_each_bad_field_by_name_and_stores_nothing() -> anyhow:
         assert_eq!(refused_fields(result), [field], "{input:?}");
         assert!(message.starts_with(&format!("{field}: ")), "{message}");
         if let Ok(number) = TrackingNumber::parse(&input.tracking_number) {
-            assert!(app.store().shipments_by_number(&number).await?.is_empty(), "{input:?} stored");
+            assert!(
+                app.store().shipments_by_number(&number).await?.is_empty(),
+                "{input:?} stored"
+            );
         }
     }
 
@@ -60,15 +71,19 @@ async fn register_refuses_each_bad_field_by_name_and_stores_nothing() -> anyhow:
     let mut input = valid(200);
     input.carrier = "dhl_express".into();
     let error = app.register(&input).await.unwrap_err().to_string();
-    assert!(error.contains("dhl_express") && error.contains("sandbox"), "{error}");
+    assert!(
+        error.contains("dhl_express") && error.contains("sandbox"),
+        "{error}"
+    );
 
     // Every problem at once, not just the first.
     let mut input = valid(201);
     input.carrier = "dhl_express".into();
     input.customer_email = "nobody".into();
     input.locale = "fr".into();
-    let mut fields =
-        refused_fields(intake::register(app.store(), &app.waymark.carriers, &input, app.now()).await);
+    let mut fields = refused_fields(
+        intake::register(app.store(), &app.waymark.carriers, &input, app.now()).await,
+    );
     fields.sort();
     assert_eq!(fields, ["carrier", "customer_email", "locale"]);
 
@@ -78,7 +93,10 @@ async fn register_refuses_each_bad_field_by_name_and_stores_nothing() -> anyhow:
     again.customer_email = "someone.else@example.pl".into();
     let result = intake::register(app.store(), &app.waymark.carriers, &again, app.now()).await;
     assert_eq!(refused_fields(result), ["tracking_number"]);
-    let stored = app.store().shipments_by_number(&first.tracking_number).await?;
+    let stored = app
+        .store()
+        .shipments_by_number(&first.tracking_number)
+        .await?;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].customer.email.as_str(), "anna.nowak@example.pl");
     Ok(())
@@ -111,21 +129,69 @@ async fn the_command_line_refuses_bad_shipments_naming_the_field() -> anyhow::Re
         run_waymark(dir.path(), &env, &args)
     };
 
-    let ok = add("SBX-ONTIME-000001", "sandbox", "anna@example.pl", "pl", Some("2026-03-05"))?;
+    let ok = add(
+        "SBX-ONTIME-000001",
+        "sandbox",
+        "anna@example.pl",
+        "pl",
+        Some("2026-03-05"),
+    )?;
     assert!(ok.status.success(), "{ok:?}");
-    assert!(ok.stdout.contains("registered sandbox SBX-ONTIME-000001"), "{ok:?}");
+    assert!(
+        ok.stdout.contains("registered sandbox SBX-ONTIME-000001"),
+        "{ok:?}"
+    );
 
     let cases = [
-        ("carrier", add("SBX-ONTIME-000002", "dhl_express", "anna@example.pl", "pl", None)?),
-        ("customer_email", add("SBX-ONTIME-000003", "sandbox", "anna.example.pl", "pl", None)?),
-        ("locale", add("SBX-ONTIME-000004", "sandbox", "anna@example.pl", "fr", None)?),
+        (
+            "carrier",
+            add(
+                "SBX-ONTIME-000002",
+                "dhl_express",
+                "anna@example.pl",
+                "pl",
+                None,
+            )?,
+        ),
+        (
+            "customer_email",
+            add(
+                "SBX-ONTIME-000003",
+                "sandbox",
+                "anna.example.pl",
+                "pl",
+                None,
+            )?,
+        ),
+        (
+            "locale",
+            add(
+                "SBX-ONTIME-000004",
+                "sandbox",
+                "anna@example.pl",
+                "fr",
+                None,
+            )?,
+        ),
         (
             "promise",
-            add("SBX-ONTIME-000005", "sandbox", "anna@example.pl", "pl", Some("soon"))?,
+            add(
+                "SBX-ONTIME-000005",
+                "sandbox",
+                "anna@example.pl",
+                "pl",
+                Some("soon"),
+            )?,
         ),
         (
             "tracking_number",
-            add("SBX-ONTIME-000001", "sandbox", "other@example.pl", "pl", None)?,
+            add(
+                "SBX-ONTIME-000001",
+                "sandbox",
+                "other@example.pl",
+                "pl",
+                None,
+            )?,
         ),
     ];
     for (field, output) in &cases {
@@ -140,8 +206,14 @@ async fn the_command_line_refuses_bad_shipments_naming_the_field() -> anyhow::Re
 
     // Only the good one is in the database.
     let store = waymark::store::connect(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
-    for (number, count) in [("SBX-ONTIME-000001", 1), ("SBX-ONTIME-000002", 0), ("SBX-ONTIME-000005", 0)] {
-        let found = store.shipments_by_number(&TrackingNumber::parse(number)?).await?;
+    for (number, count) in [
+        ("SBX-ONTIME-000001", 1),
+        ("SBX-ONTIME-000002", 0),
+        ("SBX-ONTIME-000005", 0),
+    ] {
+        let found = store
+            .shipments_by_number(&TrackingNumber::parse(number)?)
+            .await?;
         assert_eq!(found.len(), count, "{number}");
     }
     let kept = &store
@@ -182,9 +254,18 @@ const REFUSED: [(u64, &str); 5] = [
 #[tokio::test]
 async fn a_csv_import_takes_the_good_rows_and_names_each_bad_line() -> anyhow::Result<()> {
     let app = spawn_app().await?;
-    let report =
-        intake::import_csv(app.store(), &app.waymark.carriers, CSV.as_bytes(), app.now()).await?;
-    let imported: Vec<&str> = report.imported.iter().map(|s| s.tracking_number.as_str()).collect();
+    let report = intake::import_csv(
+        app.store(),
+        &app.waymark.carriers,
+        CSV.as_bytes(),
+        app.now(),
+    )
+    .await?;
+    let imported: Vec<&str> = report
+        .imported
+        .iter()
+        .map(|s| s.tracking_number.as_str())
+        .collect();
     assert_eq!(imported, ["SBX-ONTIME-000101", "SBX-ONTIME-000106"]);
     assert_eq!(report.refused.len(), REFUSED.len(), "{:?}", report.refused);
     for ((line, why), (expected_line, field)) in report.refused.iter().zip(REFUSED) {
@@ -203,13 +284,24 @@ async fn waymark_shipments_import_reports_bad_lines_and_imports_the_rest() -> an
     let file_arg = file.display().to_string();
 
     let output = run_waymark(dir.path(), &env, &["shipments", "import", &file_arg])?;
-    assert!(!output.status.success(), "refused rows must fail the command: {output:?}");
+    assert!(
+        !output.status.success(),
+        "refused rows must fail the command: {output:?}"
+    );
     assert!(output.stdout.contains("imported 2 shipments"), "{output:?}");
     for (line, field) in REFUSED {
         let expected = format!("{file_arg}:{line}: {field}: ");
-        assert!(output.stderr.contains(&expected), "no `{expected}` in\n{}", output.stderr);
+        assert!(
+            output.stderr.contains(&expected),
+            "no `{expected}` in\n{}",
+            output.stderr
+        );
     }
-    assert!(output.stderr.contains("5 rows refused"), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("5 rows refused"),
+        "{}",
+        output.stderr
+    );
 
     let store = waymark::store::connect(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
     for (number, email) in [
@@ -220,7 +312,9 @@ async fn waymark_shipments_import_reports_bad_lines_and_imports_the_rest() -> an
         ("SBX-ONTIME-000105", None),
         ("SBX-ONTIME-000106", Some("emma@example.com")),
     ] {
-        let found = store.shipments_by_number(&TrackingNumber::parse(number)?).await?;
+        let found = store
+            .shipments_by_number(&TrackingNumber::parse(number)?)
+            .await?;
         let emails: Vec<&str> = found.iter().map(|s| s.customer.email.as_str()).collect();
         assert_eq!(emails, email.into_iter().collect::<Vec<_>>(), "{number}");
     }

@@ -13,13 +13,55 @@ use crate::helpers::{
 /// Who gets which journey: every journey once, in English, German (one of them in Austria) and
 /// Polish.
 const CAST: [(Scenario, &str, &str, &str, &str); 7] = [
-    (Scenario::OnTime, "en", "Emma Clarke", "emma.clarke@example.com", "GB"),
-    (Scenario::Late, "de", "Jonas Becker", "jonas.becker@example.de", "DE"),
-    (Scenario::Customs, "de-AT", "Lena Huber", "lena.huber@example.at", "AT"),
-    (Scenario::Pickup, "pl", "Zofia Nowak", "zofia.nowak@example.pl", "PL"),
-    (Scenario::Stalled, "en", "Oliver Hughes", "oliver.hughes@example.com", "GB"),
-    (Scenario::Lost, "pl", "Piotr Zieliński", "piotr.zielinski@example.pl", "PL"),
-    (Scenario::Returned, "de", "Mia Schulz", "mia.schulz@example.de", "DE"),
+    (
+        Scenario::OnTime,
+        "en",
+        "Emma Clarke",
+        "emma.clarke@example.com",
+        "GB",
+    ),
+    (
+        Scenario::Late,
+        "de",
+        "Jonas Becker",
+        "jonas.becker@example.de",
+        "DE",
+    ),
+    (
+        Scenario::Customs,
+        "de-AT",
+        "Lena Huber",
+        "lena.huber@example.at",
+        "AT",
+    ),
+    (
+        Scenario::Pickup,
+        "pl",
+        "Zofia Nowak",
+        "zofia.nowak@example.pl",
+        "PL",
+    ),
+    (
+        Scenario::Stalled,
+        "en",
+        "Oliver Hughes",
+        "oliver.hughes@example.com",
+        "GB",
+    ),
+    (
+        Scenario::Lost,
+        "pl",
+        "Piotr Zieliński",
+        "piotr.zielinski@example.pl",
+        "PL",
+    ),
+    (
+        Scenario::Returned,
+        "de",
+        "Mia Schulz",
+        "mia.schulz@example.de",
+        "DE",
+    ),
 ];
 
 #[tokio::test]
@@ -70,7 +112,11 @@ async fn every_journey_emails_its_customer_in_their_language_threaded_per_shipme
             let what = format!("{story}, email {} ({})", i + 1, email.trigger());
             assert_eq!(email.to(), vec![address.to_string()], "{what}: To");
             assert_eq!(email.to_name().as_deref(), Some(*name), "{what}: To name");
-            assert_eq!(email.envelope_to(), vec![address.to_string()], "{what}: RCPT TO");
+            assert_eq!(
+                email.envelope_to(),
+                vec![address.to_string()],
+                "{what}: RCPT TO"
+            );
             let subject = email.subject();
             assert!(
                 reads_as(&subject, language),
@@ -90,8 +136,14 @@ async fn every_journey_emails_its_customer_in_their_language_threaded_per_shipme
             let html = email.html();
             assert!(!html.trim().is_empty(), "{what}: empty HTML part");
 
-            assert!(text.contains(&tracking_link), "{what}: no {tracking_link} in\n{text}");
-            assert!(html.contains(&tracking_link), "{what}: no {tracking_link} in\n{html}");
+            assert!(
+                text.contains(&tracking_link),
+                "{what}: no {tracking_link} in\n{text}"
+            );
+            assert!(
+                html.contains(&tracking_link),
+                "{what}: no {tracking_link} in\n{html}"
+            );
             assert_eq!(
                 email.header("List-Unsubscribe"),
                 Some(format!("<{PUBLIC_URL}/u/{token}>")),
@@ -104,7 +156,10 @@ async fn every_journey_emails_its_customer_in_their_language_threaded_per_shipme
             );
 
             if i == 0 {
-                assert!(email.in_reply_to().is_empty(), "{what}: first email replies");
+                assert!(
+                    email.in_reply_to().is_empty(),
+                    "{what}: first email replies"
+                );
             } else {
                 let previous = received[i - 1].message_id().unwrap_or_default();
                 assert_eq!(email.in_reply_to(), vec![previous], "{what}: In-Reply-To");
@@ -136,7 +191,8 @@ async fn every_journey_emails_its_customer_in_their_language_threaded_per_shipme
             );
             let response = message.provider_response.as_deref().unwrap_or_default();
             assert!(
-                response.starts_with("250") && response.ends_with(&format!("queued as {}", email.number)),
+                response.starts_with("250")
+                    && response.ends_with(&format!("queued as {}", email.number)),
                 "{what}: provider response `{response}`"
             );
             assert_eq!(message.recipient, *address, "{what}");

@@ -13,12 +13,19 @@ use crate::helpers::{by_shipment, sandbox_shipment, spawn_app_with};
 /// The next instant after `now` that the wall clock in `zone` shows `end`.
 fn next_wall_clock(now: Timestamp, zone: &TimeZone, end: Time) -> anyhow::Result<Timestamp> {
     let local = now.to_zoned(zone.clone());
-    let today = local.date().to_datetime(end).to_zoned(zone.clone())?.timestamp();
+    let today = local
+        .date()
+        .to_datetime(end)
+        .to_zoned(zone.clone())?
+        .timestamp();
     if today > now {
         return Ok(today);
     }
     let tomorrow = local.date().tomorrow()?;
-    Ok(tomorrow.to_datetime(end).to_zoned(zone.clone())?.timestamp())
+    Ok(tomorrow
+        .to_datetime(end)
+        .to_zoned(zone.clone())?
+        .timestamp())
 }
 
 #[tokio::test]
@@ -76,11 +83,21 @@ async fn an_email_due_in_the_customers_quiet_hours_waits_for_their_end() -> anyh
     let held = app.notifications(sleeper.id).await?.remove(0);
     assert_eq!(held.state, NotificationState::Pending, "{held:?}");
     assert_eq!(held.attempts, 0, "deferring is not an attempt: {held:?}");
-    assert_eq!(held.available_at, window_end, "waits exactly until the window ends");
+    assert_eq!(
+        held.available_at, window_end,
+        "waits exactly until the window ends"
+    );
     let emails = app.smtp.emails()?;
     let groups = by_shipment(&emails);
-    assert!(!groups.contains_key(&sleeper.id.to_string()), "sent in quiet hours");
-    assert_eq!(groups[&awake.id.to_string()].len(), 1, "the New York customer waited");
+    assert!(
+        !groups.contains_key(&sleeper.id.to_string()),
+        "sent in quiet hours"
+    );
+    assert_eq!(
+        groups[&awake.id.to_string()].len(),
+        1,
+        "the New York customer waited"
+    );
 
     // Once the simulated clock passes the window's end, the email goes out.
     let id = sleeper.id;
@@ -92,7 +109,10 @@ async fn an_email_due_in_the_customers_quiet_hours_waits_for_their_end() -> anyh
     let sent = app.notifications(sleeper.id).await?.remove(0);
     assert_eq!(sent.state, NotificationState::Sent, "{sent:?}");
     assert_eq!(sent.attempts, 1);
-    assert!(sent.sent_at >= Some(window_end), "{sent:?} before {window_end}");
+    assert!(
+        sent.sent_at >= Some(window_end),
+        "{sent:?} before {window_end}"
+    );
     let emails = app.smtp.emails()?;
     let groups = by_shipment(&emails);
     let email = &groups[&sleeper.id.to_string()][0];
