@@ -168,13 +168,14 @@ impl Waymark {
     /// let both finish the round they are in.
     pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
+        let outbox_signal = Arc::new(tokio::sync::Notify::new());
         if self.config.scheduler.enabled {
-            let scheduler = self.scheduler();
+            let scheduler = self.scheduler().with_outbox_signal(outbox_signal.clone());
             let token = shutdown.clone();
             tasks.spawn(async move { scheduler.run(token).await });
         }
         if self.config.dispatcher.enabled {
-            let dispatcher = self.dispatcher()?;
+            let dispatcher = self.dispatcher()?.with_wakeup(outbox_signal.clone());
             let token = shutdown.clone();
             tasks.spawn(async move { dispatcher.run(token).await });
         }

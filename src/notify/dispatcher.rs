@@ -66,6 +66,8 @@ pub struct Dispatcher {
     quiet_hours: Option<QuietHours>,
     sender: Sender,
     owner: String,
+    /// Rung by a scheduler in this process when it queues messages.
+    wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl Dispatcher {
@@ -90,7 +92,14 @@ impl Dispatcher {
             quiet_hours,
             sender,
             owner: format!("dispatcher-{}", Uuid::now_v7()),
+            wakeup: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Wake from an idle pause when `signal` rings (new messages were queued).
+    pub fn with_wakeup(mut self, signal: Arc<tokio::sync::Notify>) -> Self {
+        self.wakeup = signal;
+        self
     }
 
     /// Send rounds until `shutdown` is cancelled; messages in flight are finished first.
@@ -108,6 +117,7 @@ impl Dispatcher {
             if !pause.is_zero() {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
+                    _ = self.wakeup.notified() => {}
                     _ = tokio::time::sleep(pause) => {}
                 }
             }

@@ -67,6 +67,8 @@ pub struct Scheduler {
     config: SchedulerConfig,
     owner: String,
     rate_limits: Arc<RateLimits>,
+    /// Rung when a poll queues messages, so an idle dispatcher in this process wakes at once.
+    outbox_signal: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Scheduler {
@@ -85,7 +87,14 @@ impl Scheduler {
             config,
             owner: format!("scheduler-{}", Uuid::now_v7()),
             rate_limits: Arc::new(RateLimits::default()),
+            outbox_signal: None,
         }
+    }
+
+    /// Ring `signal` whenever a poll queues messages.
+    pub fn with_outbox_signal(mut self, signal: Arc<tokio::sync::Notify>) -> Self {
+        self.outbox_signal = Some(signal);
+        self
     }
 
     /// Run rounds until `shutdown` is cancelled; a round in progress is finished first.
@@ -403,6 +412,10 @@ impl Scheduler {
         let written = self.store.record_poll(&write).await?;
         if !written {
             warn!(shipment = %shipment.id, "lease lost before the poll result was written; result dropped");
+        } else if queued > 0 {
+            if let Some(signal) = &self.outbox_signal {
+                signal.notify_one();
+            }
         }
         Ok((written, if written { queued } else { 0 }))
     }

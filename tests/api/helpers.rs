@@ -567,10 +567,12 @@ pub struct Driven {
 /// A config like an operator's: SMTP to the test server, the test's own database and outbox,
 /// an accelerated clock, quiet hours off, and retries one (real) second apart.
 pub fn test_config(dir: &Path, smtp_port: u16) -> Config {
-    let mut config = Config::default();
-    config.database_url = format!("sqlite://{}", dir.join("waymark.db").display());
-    config.public_url = PUBLIC_URL.into();
-    config.merchant_name = "Kwiaciarnia Róża".into();
+    let mut config = Config {
+        database_url: format!("sqlite://{}", dir.join("waymark.db").display()),
+        public_url: PUBLIC_URL.into(),
+        merchant_name: "Kwiaciarnia Róża".into(),
+        ..Config::default()
+    };
     config.clock.acceleration = FAST;
     config.quiet_hours.enabled = false;
     config.email.from = "Kwiaciarnia Róża <notifications@shop.test>".into();
