@@ -61,6 +61,10 @@ pub enum ShipmentsCommand {
     Import { file: PathBuf },
     /// Show what Waymark knows about a registered shipment: timeline and messages.
     Show { tracking_number: String },
+    /// Send the customer no more messages about a shipment (its unsent ones are dropped).
+    Mute { tracking_number: String },
+    /// Send messages about a muted shipment again.
+    Unmute { tracking_number: String },
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +167,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shipments(ShipmentsCommand::Show { tracking_number }) => {
             show(&waymark, &tracking_number).await
         }
+        Command::Shipments(ShipmentsCommand::Mute { tracking_number }) => {
+            set_muted(&waymark, &tracking_number, true).await
+        }
+        Command::Shipments(ShipmentsCommand::Unmute { tracking_number }) => {
+            set_muted(&waymark, &tracking_number, false).await
+        }
         Command::Track {
             tracking_number,
             carrier,
@@ -213,6 +223,24 @@ async fn track(
         .context("the carrier's answer does not mention this number")?;
     let report = result.outcome.with_context(|| format!("{number}"))?;
     print!("{}", crate::printout::report(&code, &number, &report));
+    Ok(())
+}
+
+async fn set_muted(waymark: &Waymark, number: &str, muted: bool) -> anyhow::Result<()> {
+    let number = TrackingNumber::parse(number)?;
+    let shipments = waymark.store.shipments_by_number(&number).await?;
+    if shipments.is_empty() {
+        bail!("tracking_number: `{number}` is not registered");
+    }
+    for shipment in shipments {
+        waymark.store.set_muted(shipment.id, muted).await?;
+        println!(
+            "{} {} {}",
+            shipment.carrier,
+            shipment.tracking_number,
+            if muted { "muted" } else { "unmuted" }
+        );
+    }
     Ok(())
 }
 

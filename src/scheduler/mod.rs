@@ -511,3 +511,6 @@ impl Scheduler {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -168,7 +168,8 @@ pub trait Store: Send + Sync + 'static {
     /// Dedupe keys of every message ever written for the shipment.
     async fn fired_keys(&self, shipment_id: Uuid) -> Result<HashSet<String>, StoreError>;
 
-    /// The earliest `next_poll_at` of any active shipment.
+    /// When the next shipment becomes claimable: the earliest `next_poll_at` of an unleased
+    /// active shipment, or the earliest expiry of a lease.
     async fn next_poll_at(&self) -> Result<Option<Timestamp>, StoreError>;
     /// How many shipments of the account are due and not leased.
     async fn count_due(&self, carrier_account_id: Uuid, now: Timestamp) -> Result<u64, StoreError>;
@@ -212,7 +213,9 @@ pub trait Store: Send + Sync + 'static {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<OutboxItem>, StoreError>;
-    /// The earliest `available_at` of any unsent message.
+    /// When the next message becomes claimable: among each shipment's first unsent message,
+    /// the earliest `available_at` (pending) or lease expiry (sending). Messages queued behind
+    /// an earlier one do not count, or a dispatcher would wake for work it cannot claim.
     async fn next_notification_at(&self) -> Result<Option<Timestamp>, StoreError>;
     /// `Message-ID`s of the shipment's sent emails, oldest first, for threading.
     async fn thread_message_ids(&self, shipment_id: Uuid) -> Result<Vec<String>, StoreError>;

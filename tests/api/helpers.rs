@@ -825,20 +825,13 @@ pub fn expected_triggers(scenario: Scenario) -> &'static [&'static str] {
 // The binary
 
 /// The real `waymark` binary, run in `dir` with a test's environment: no `WAYMARK_*` variable
-/// of the environment the tests run in leaks into it, and unless `env` names a config file with
-/// `WAYMARK_CONFIG`, `--config` names one that does not exist, so only defaults and `env` apply.
-///
-/// (`--config` rather than `WAYMARK_CONFIG`: setting that variable currently stops `waymark`
-/// from starting at all; `cli::the_config_file_can_be_named_in_the_environment` shows it.)
+/// of the environment the tests run in leaks into it.
 pub fn waymark_command(dir: &Path, env: &[(String, String)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_waymark"));
     for (key, _) in std::env::vars() {
         if key.starts_with("WAYMARK_") {
             command.env_remove(key);
         }
-    }
-    if !env.iter().any(|(key, _)| key == "WAYMARK_CONFIG") {
-        command.arg("--config").arg(dir.join("absent.toml"));
     }
     command
         .current_dir(dir)
@@ -868,10 +861,15 @@ pub fn run_waymark(dir: &Path, env: &[(String, String)], args: &[&str]) -> anyho
     })
 }
 
-/// The environment that configures `waymark` for a test, and nothing else: the test's
-/// database, its SMTP server, an accelerated clock, short leases and idle pauses.
+/// The environment that configures `waymark` for a test, and nothing else: a config file that
+/// does not exist, the test's database, its SMTP server, an accelerated clock, short leases
+/// (a killed daemon's work is rescued two seconds later) and short idle pauses.
 pub fn daemon_env(dir: &Path, smtp_port: u16, acceleration: f64) -> Vec<(String, String)> {
     [
+        (
+            "WAYMARK_CONFIG",
+            dir.join("absent.toml").display().to_string(),
+        ),
         (
             "WAYMARK_DATABASE_URL",
             format!("sqlite://{}", dir.join("waymark.db").display()),

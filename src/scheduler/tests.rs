@@ -1,0 +1,193 @@
+//! The scheduler against a real SQLite file and the sandbox carrier.
+
+use super::*;
+use crate::carriers::sandbox::{Sandbox, Scenario};
+use crate::domain::{NotificationState, Trigger};
+use crate::intake::{ShipmentInput, register};
+use crate::store::SqliteStore;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    carriers: CarrierRegistry,
+    clock: Clock,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("waymark.db").display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    store.migrate().await.unwrap();
+    let clock = Clock::system();
+    let mut carriers = CarrierRegistry::new();
+    carriers.register(Arc::new(Sandbox::bundled(clock)));
+    Setup {
+        _dir: dir,
+        store,
+        carriers,
+        clock,
+    }
+}
+
+async fn account(setup: &Setup, name: &str, daily_quota: Option<u32>) -> CarrierAccount {
+    let account = CarrierAccount {
+        id: Uuid::now_v7(),
+        carrier: crate::domain::CarrierCode::parse("sandbox").unwrap(),
+        name: name.into(),
+        credentials: serde_json::json!({}),
+        base_url: None,
+        daily_quota,
+        requests_per_second: None,
+    };
+    setup.store.create_carrier_account(&account).await.unwrap();
+    account
+}
+
+async fn ship(setup: &Setup, account: &str, number: String, registered_at: Timestamp) -> Shipment {
+    let input = ShipmentInput {
+        carrier: "sandbox".into(),
+        account: Some(account.into()),
+        tracking_number: number,
+        customer_email: "anna@example.com".into(),
+        locale: "de".into(),
+        destination_country: "DE".into(),
+        ..ShipmentInput::default()
+    };
+    register(setup.store.as_ref(), &setup.carriers, &input, registered_at)
+        .await
+        .unwrap()
+}
+
+fn scheduler(setup: &Setup) -> Scheduler {
+    Scheduler::new(
+        setup.store.clone(),
+        setup.carriers.clone(),
+        setup.clock,
+        Arc::new(HolidayCalendar::bundled()),
+        SchedulerConfig::default(),
+    )
+}
+
+#[tokio::test]
+async fn a_poll_writes_the_journey_the_events_and_the_message_together() {
+    let setup = setup().await;
+    account(&setup, "default", None).await;
+    let ten_days_ago = Timestamp::now() - SignedDuration::from_hours(240);
+    let shipment = ship(
+        &setup,
+        "default",
+        Scenario::OnTime.example_number(1).to_string(),
+        ten_days_ago,
+    )
+    .await;
+
+    let round = scheduler(&setup).run_once().await.unwrap();
+    assert_eq!(round.polled, 1);
+    assert_eq!(round.notifications, 1);
+
+    let stored = setup.store.shipment(shipment.id).await.unwrap().unwrap();
+    assert_eq!(stored.journey.status, crate::domain::Status::Delivered);
+    assert!(
+        !stored.journey.active,
+        "a delivered parcel is not polled again"
+    );
+    let events = setup.store.timeline(shipment.id).await.unwrap();
+    assert!(
+        events.len() >= 8,
+        "the whole journey is stored: {}",
+        events.len()
+    );
+    let messages = setup.store.notifications(shipment.id).await.unwrap();
+    // A first poll of a finished journey tells only the end of it.
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].trigger, Trigger::Delivered);
+    assert_eq!(messages[0].state, NotificationState::Pending);
+
+    // Nothing is due any more.
+    assert!(!scheduler(&setup).run_once().await.unwrap().did_work());
+}
+
+#[tokio::test]
+async fn a_broken_answer_is_recorded_and_the_rest_of_the_batch_goes_on() {
+    let setup = setup().await;
+    account(&setup, "default", None).await;
+    let now = Timestamp::now();
+    let broken = ship(
+        &setup,
+        "default",
+        Scenario::Broken.example_number(1).to_string(),
+        now,
+    )
+    .await;
+    let fine = ship(
+        &setup,
+        "default",
+        Scenario::OnTime.example_number(2).to_string(),
+        now - SignedDuration::from_hours(240),
+    )
+    .await;
+
+    let round = scheduler(&setup).run_once().await.unwrap();
+    assert_eq!((round.polled, round.failed), (1, 1));
+
+    let broken = setup.store.shipment(broken.id).await.unwrap().unwrap();
+    assert_eq!(broken.poll_failures, 1);
+    let error = broken
+        .last_error
+        .expect("the error is kept on the shipment");
+    assert!(error.contains("unreadable"), "{error}");
+    assert!(broken.journey.active, "it will be polled again");
+    let fine = setup.store.shipment(fine.id).await.unwrap().unwrap();
+    assert!(!fine.journey.active);
+}
+
+#[tokio::test]
+async fn a_spent_daily_quota_defers_the_rest_until_the_reset() {
+    let setup = setup().await;
+    // One call a day; the sandbox answers 25 numbers a call.
+    account(&setup, "limited", Some(1)).await;
+    let registered = Timestamp::now() - SignedDuration::from_hours(30);
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let s = ship(
+            &setup,
+            "limited",
+            Scenario::OnTime.example_number(n).to_string(),
+            registered,
+        )
+        .await;
+        ids.push(s.id);
+    }
+
+    let round = scheduler(&setup).run_once().await.unwrap();
+    assert_eq!(round.polled, 25, "one call's worth is polled");
+    assert_eq!(round.deferred, 5, "the rest waits for the quota to reset");
+
+    let reset = quota_day(
+        &setup
+            .carriers
+            .get(&crate::domain::CarrierCode::parse("sandbox").unwrap())
+            .unwrap()
+            .profile()
+            .limits,
+        Timestamp::now(),
+    )
+    .resets_at;
+    let mut waiting = 0;
+    for id in ids {
+        let s = setup.store.shipment(id).await.unwrap().unwrap();
+        if s.journey.status == crate::domain::Status::Pending {
+            waiting += 1;
+        }
+    }
+    assert_eq!(waiting, 5);
+    let next = setup.store.next_poll_at().await.unwrap().unwrap();
+    assert!(
+        next >= Timestamp::now(),
+        "nothing is due before the reset or the next cadence poll"
+    );
+    assert!(next <= reset);
+    // A second round the same day asks nothing of the carrier.
+    let again = scheduler(&setup).run_once().await.unwrap();
+    assert_eq!(again.polled, 0);
+}
