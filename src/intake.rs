@@ -53,30 +53,6 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// The zone most of a country's customers live in, for shipments registered without one.
-pub fn default_time_zone(country: &CountryCode) -> Option<&'static str> {
-    Some(match country.as_str() {
-        "AT" => "Europe/Vienna",
-        "BE" => "Europe/Brussels",
-        "CH" => "Europe/Zurich",
-        "CZ" => "Europe/Prague",
-        "DE" => "Europe/Berlin",
-        "DK" => "Europe/Copenhagen",
-        "ES" => "Europe/Madrid",
-        "FR" => "Europe/Paris",
-        "GB" => "Europe/London",
-        "IE" => "Europe/Dublin",
-        "IT" => "Europe/Rome",
-        "NL" => "Europe/Amsterdam",
-        "PL" => "Europe/Warsaw",
-        "SE" => "Europe/Stockholm",
-        "US" => "America/New_York",
-        "CA" => "America/Toronto",
-        "AU" => "Australia/Sydney",
-        _ => return None,
-    })
-}
-
 impl ShipmentInput {
     /// Check every field against the known carriers; collect every problem, not just the first.
     pub fn validate(&self, carriers: &CarrierRegistry) -> Result<ValidShipment, Vec<InvalidField>> {
@@ -91,7 +67,7 @@ impl ShipmentInput {
         let country = keep(&mut problems, CountryCode::parse(&self.destination_country));
         let time_zone = match non_empty(&self.time_zone) {
             Some(tz) => keep(&mut problems, TimeZoneName::parse(tz)),
-            None => match country.as_ref().map(|c| (c, default_time_zone(c))) {
+            None => match country.as_ref().map(|c| (c, TimeZoneName::default_for(c))) {
                 Some((_, Some(tz))) => keep(&mut problems, TimeZoneName::parse(tz)),
                 Some((c, None)) => keep(
                     &mut problems,

@@ -4,6 +4,8 @@
 
 pub mod profile;
 pub mod sandbox;
+pub mod timestamps;
+pub mod transport;
 
 use async_trait::async_trait;
 use jiff::Timestamp;

@@ -270,6 +270,32 @@ impl TimeZoneName {
         Ok(TimeZoneName(name.to_owned()))
     }
 
+    /// The zone most people in `country` live in (for shipments and scans that name none).
+    pub fn default_for(country: &CountryCode) -> Option<&'static str> {
+        Some(match country.as_str() {
+            "AT" => "Europe/Vienna",
+            "BE" => "Europe/Brussels",
+            "CH" => "Europe/Zurich",
+            "CZ" => "Europe/Prague",
+            "DE" => "Europe/Berlin",
+            "DK" => "Europe/Copenhagen",
+            "ES" => "Europe/Madrid",
+            "FR" => "Europe/Paris",
+            "GB" => "Europe/London",
+            "IE" => "Europe/Dublin",
+            "IT" => "Europe/Rome",
+            "LU" => "Europe/Luxembourg",
+            "NL" => "Europe/Amsterdam",
+            "PL" => "Europe/Warsaw",
+            "PT" => "Europe/Lisbon",
+            "SE" => "Europe/Stockholm",
+            "US" => "America/New_York",
+            "CA" => "America/Toronto",
+            "AU" => "Australia/Sydney",
+            _ => return None,
+        })
+    }
+
     pub fn time_zone(&self) -> jiff::tz::TimeZone {
         // Validated at parse time; UTC only if the database changed underneath us.
         jiff::tz::TimeZone::get(&self.0).unwrap_or(jiff::tz::TimeZone::UTC)

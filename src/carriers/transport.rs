@@ -1,0 +1,391 @@
+//! Talking HTTP to carrier APIs, the same way for every adapter: failures classified into
+//! [`CarrierError`]s (401/403 auth, 429 with `Retry-After`, 5xx and timeouts transient, other
+//! 4xx permanent), transient failures retried with back-off inside one call, OAuth2
+//! client-credentials tokens cached per account and refreshed before they expire, and bodies
+//! that are not what the spec says kept as an excerpt in the error — never a panic.
+
+use jiff::Timestamp;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use uuid::Uuid;
+
+use super::CarrierError;
+
+/// Most characters of a carrier's answer kept in an error.
+const EXCERPT_CHARS: usize = 500;
+
+/// The start of a body, for errors and the merchant's diagnosis.
+pub fn excerpt(body: &str) -> String {
+    let trimmed = body.trim();
+    match trimmed.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
+        None => trimmed.to_owned(),
+    }
+}
+
+/// How long `Retry-After` asks to wait: seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let wait = at.duration_since(Timestamp::now());
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// A body that could not be read as the carrier's spec says.
+pub fn malformed(detail: impl Into<String>, body: &str) -> CarrierError {
+    CarrierError::Malformed {
+        detail: detail.into(),
+        excerpt: excerpt(body),
+    }
+}
+
+/// Parse a JSON body, or say what was wrong with it (an HTML error page, truncated JSON).
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, CarrierError> {
+    serde_json::from_str(body).map_err(|e| malformed(format!("not the expected JSON: {e}"), body))
+}
+
+/// The classified failure for a non-success status. `404` is not decided here: for most
+/// carriers it means "unknown number", which the adapter reports per parcel.
+pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> CarrierError {
+    let said = excerpt(body);
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            CarrierError::Auth(format!("{status}: {said}"))
+        }
+        StatusCode::TOO_MANY_REQUESTS => CarrierError::RateLimited {
+            retry_after: retry_after(headers),
+        },
+        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+            CarrierError::Transient(format!("{status}: {said}"))
+        }
+        _ => CarrierError::Permanent(format!("{status}: {said}")),
+    }
+}
+
+/// A carrier's answer: status, headers and the whole body as text.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    async fn read(response: Response) -> Result<Self, CarrierError> {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| CarrierError::Transient(format!("reading the answer: {e}")))?;
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// The classified error for this answer (see [`classify`]).
+    pub fn error(&self) -> CarrierError {
+        classify(self.status, &self.headers, &self.body)
+    }
+}
+
+/// The shared HTTP client and retry policy for carrier calls.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    client: reqwest::Client,
+    /// Extra attempts for transient failures within one call.
+    retries: u32,
+    /// First back-off between attempts; doubles each time.
+    backoff: Duration,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Transport::new(Duration::from_secs(20))
+    }
+}
+
+impl Transport {
+    /// A client that gives up on one request after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("waymark/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Transport {
+            client,
+            retries: 2,
+            backoff: Duration::from_millis(250),
+        }
+    }
+
+    /// The same client with another in-call retry policy (tests use a short back-off).
+    pub fn with_retries(mut self, retries: u32, backoff: Duration) -> Self {
+        self.retries = retries;
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Send the request `build` makes, retrying timeouts, connection failures and 5xx answers
+    /// with back-off. Any other answer (including 4xx) is returned for the adapter to judge.
+    pub async fn send(
+        &self,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Answer, CarrierError> {
+        let mut attempt = 0;
+        loop {
+            let outcome = match build(&self.client).send().await {
+                Ok(response) => Answer::read(response).await,
+                Err(e) if e.is_builder() => {
+                    return Err(CarrierError::Permanent(format!(
+                        "building the request: {e}"
+                    )));
+                }
+                Err(e) => Err(CarrierError::Transient(describe(&e))),
+            };
+            let retryable = match &outcome {
+                Ok(answer) => answer.status.is_server_error(),
+                Err(CarrierError::Transient(_)) => true,
+                Err(_) => false,
+            };
+            if !retryable || attempt >= self.retries {
+                return outcome;
+            }
+            tokio::time::sleep(self.backoff * 2u32.pow(attempt)).await;
+            attempt += 1;
+        }
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        format!("no answer in time: {e}")
+    } else if e.is_connect() {
+        format!("cannot connect: {e}")
+    } else {
+        e.to_string()
+    }
+}
+
+/// The standard OAuth2 token answer.
+#[derive(Debug, Deserialize)]
+pub struct TokenAnswer {
+    pub access_token: String,
+    /// Seconds; some carriers send it as a string.
+    #[serde(default, deserialize_with = "seconds")]
+    pub expires_in: Option<u64>,
+}
+
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(u64),
+        Text(String),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        Some(Either::Number(n)) => Some(n),
+        Some(Either::Text(t)) => t.trim().parse().ok(),
+        None => None,
+    })
+}
+
+#[derive(Debug, Clone)]
+struct CachedToken {
+    token: String,
+    expires_at: Timestamp,
+}
+
+/// OAuth2 access tokens per carrier account, reused until shortly before they expire.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    tokens: Mutex<HashMap<Uuid, CachedToken>>,
+}
+
+/// Tokens are renewed this long before the carrier says they expire.
+const RENEW_BEFORE: Duration = Duration::from_secs(120);
+
+impl TokenCache {
+    /// A valid token for `account`, fetching a new one with `fetch` when there is none or it is
+    /// about to expire. `fetch` answers the token and its lifetime in seconds.
+    pub async fn token<F, Fut>(&self, account: Uuid, fetch: F) -> Result<String, CarrierError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<TokenAnswer, CarrierError>>,
+    {
+        let now = Timestamp::now();
+        if let Some(cached) = self.lock().get(&account) {
+            if cached.expires_at > now {
+                return Ok(cached.token.clone());
+            }
+        }
+        let answer = fetch().await?;
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
+        let usable = lifetime.saturating_sub(RENEW_BEFORE).max(lifetime / 2);
+        let expires_at = now
+            .checked_add(jiff::SignedDuration::try_from(usable).unwrap_or_default())
+            .unwrap_or(now);
+        self.lock().insert(
+            account,
+            CachedToken {
+                token: answer.access_token.clone(),
+                expires_at,
+            },
+        );
+        Ok(answer.access_token)
+    }
+
+    /// Forget the account's token (the carrier refused it), so the next call fetches a new one.
+    pub fn invalidate(&self, account: Uuid) {
+        self.lock().remove(&account);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CachedToken>> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Fetch a client-credentials token: `POST token_url` with `grant_type=client_credentials`,
+/// the client id and secret as HTTP basic auth and in the form (carriers differ in which they
+/// read), plus `extra` form fields.
+pub async fn client_credentials(
+    transport: &Transport,
+    token_url: &str,
+    client_id: &str,
+    client_secret: &str,
+    extra: &[(&str, &str)],
+) -> Result<TokenAnswer, CarrierError> {
+    let mut form: Vec<(&str, &str)> = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_secret", client_secret),
+    ];
+    form.extend_from_slice(extra);
+    let answer = transport
+        .send(|client| {
+            client
+                .post(token_url)
+                .basic_auth(client_id, Some(client_secret))
+                .header(reqwest::header::ACCEPT, "application/json")
+                .form(&form)
+        })
+        .await?;
+    if !answer.status.is_success() {
+        return Err(match answer.error() {
+            // A refused token request is always a credentials problem.
+            CarrierError::Permanent(said) => CarrierError::Auth(said),
+            other => other,
+        });
+    }
+    parse_json(&answer.body)
+}
+
+/// A credential the adapter needs, read from the account.
+pub fn credential<'a>(
+    account: &'a super::CarrierAccount,
+    key: &str,
+) -> Result<&'a str, CarrierError> {
+    account
+        .credentials
+        .get(key)
+        .and_then(|v| v.as_str())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            CarrierError::Auth(format!(
+                "account `{}` has no `{key}` credential",
+                account.name
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified() {
+        let none = HeaderMap::new();
+        assert!(matches!(
+            classify(StatusCode::UNAUTHORIZED, &none, "no"),
+            CarrierError::Auth(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::BAD_GATEWAY, &none, "<html>"),
+            CarrierError::Transient(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::BAD_REQUEST, &none, "bad"),
+            CarrierError::Permanent(_)
+        ));
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(
+            classify(StatusCode::TOO_MANY_REQUESTS, &headers, ""),
+            CarrierError::RateLimited {
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_malformed_answer_with_the_carriers_words() {
+        let err =
+            parse_json::<serde_json::Value>("<html><body>Bad Gateway</body></html>").unwrap_err();
+        match err {
+            CarrierError::Malformed { detail, excerpt } => {
+                assert!(detail.contains("not the expected JSON"));
+                assert!(excerpt.contains("Bad Gateway"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            excerpt(&"x".repeat(2000)).chars().count(),
+            EXCERPT_CHARS + 1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_is_reused_until_it_nears_expiry_and_refetched_after_invalidation() {
+        let cache = TokenCache::default();
+        let account = Uuid::now_v7();
+        let fetches = std::sync::atomic::AtomicU32::new(0);
+        let fetch = || async {
+            let n = fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(TokenAnswer {
+                access_token: format!("token-{n}"),
+                expires_in: Some(3600),
+            })
+        };
+        assert_eq!(cache.token(account, fetch).await.unwrap(), "token-0");
+        assert_eq!(cache.token(account, fetch).await.unwrap(), "token-0");
+        cache.invalidate(account);
+        assert_eq!(cache.token(account, fetch).await.unwrap(), "token-1");
+        let expired = || async {
+            Ok(TokenAnswer {
+                access_token: "short".into(),
+                expires_in: Some(0),
+            })
+        };
+        let other = Uuid::now_v7();
+        assert_eq!(cache.token(other, expired).await.unwrap(), "short");
+        // A token with no life left is fetched again.
+        assert_eq!(cache.token(other, fetch).await.unwrap(), "token-2");
+    }
+}
