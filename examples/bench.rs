@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
     config.dispatcher.concurrency = args.concurrency;
     config.dispatcher.claim_batch = 200;
     config.scheduler.claim_batch = 500;
+    config.http.enabled = false;
     let waymark = Waymark::start(config).await?;
 
     let registered_at = Timestamp::now() - SignedDuration::from_hours(240);
@@ -114,7 +115,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let sending = started.elapsed();
-    let received = std::fs::read_dir(&mails)?.count();
+    let received = std::fs::read_dir(&mails)?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .count();
     let _ = server.kill();
     if received != sent {
         bail!("sent {sent} emails but the server holds {received}");

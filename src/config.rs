@@ -202,7 +202,7 @@ impl Default for DispatcherConfig {
             max_attempts: 8,
             retry_base_seconds: 60,
             retry_max_seconds: 6 * 3600,
-            concurrency: 4,
+            concurrency: 8,
             max_idle_seconds: 10,
         }
     }
@@ -229,7 +229,7 @@ impl Default for SmtpConfig {
             tls: SmtpTls::None,
             username: None,
             password: None,
-            pool_size: 4,
+            pool_size: 8,
             timeout_seconds: 30,
         }
     }
