@@ -89,6 +89,7 @@ impl Waymark {
             templates,
         };
         waymark.ensure_sandbox_account().await?;
+        waymark.save_configured_accounts().await?;
         Ok(waymark)
     }
 
@@ -112,6 +113,42 @@ impl Waymark {
                     requests_per_second: None,
                 })
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Create or update the carrier accounts named in the configuration.
+    async fn save_configured_accounts(&self) -> anyhow::Result<()> {
+        for (carrier, configured) in &self.config.carrier_accounts {
+            let code = self
+                .carriers
+                .known(carrier)
+                .with_context(|| format!("carrier_accounts.{carrier}"))?;
+            let credentials: serde_json::Map<String, serde_json::Value> = configured
+                .credentials
+                .iter()
+                .map(|(key, value)| {
+                    // Environment variables arrive typed (`123` is a number); adapters read text.
+                    let text = match value {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (key.clone(), serde_json::Value::String(text))
+                })
+                .collect();
+            let account = self
+                .store
+                .save_carrier_account(&CarrierAccount {
+                    id: Uuid::now_v7(),
+                    carrier: code,
+                    name: configured.name.clone(),
+                    credentials: serde_json::Value::Object(credentials),
+                    base_url: configured.base_url.clone(),
+                    daily_quota: configured.daily_quota,
+                    requests_per_second: configured.requests_per_second,
+                })
+                .await?;
+            info!(carrier = %account.carrier, account = %account.name, "carrier account from configuration");
         }
         Ok(())
     }

@@ -36,6 +36,9 @@ pub enum Command {
     /// Register shipments.
     #[command(subcommand)]
     Shipments(ShipmentsCommand),
+    /// Manage the carrier accounts Waymark polls with.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Ask a carrier about one number now and print the normalised timeline.
     Track {
         tracking_number: String,
@@ -65,6 +68,31 @@ pub enum ShipmentsCommand {
     Mute { tracking_number: String },
     /// Send messages about a muted shipment again.
     Unmute { tracking_number: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Add a carrier account, or update the one with the same carrier and name.
+    Add {
+        /// The carrier's code (dhl, ups, fedex, ...).
+        #[arg(long)]
+        carrier: String,
+        #[arg(long, default_value = DEFAULT_ACCOUNT)]
+        name: String,
+        /// A credential as KEY=VALUE (api_key=…, client_id=…, client_secret=…); repeat as needed.
+        #[arg(long = "credential", value_name = "KEY=VALUE")]
+        credentials: Vec<String>,
+        /// The carrier's API base URL for this account (e.g. their sandbox).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Calls per day this account may make (default: the carrier's plan).
+        #[arg(long)]
+        daily_quota: Option<u32>,
+        #[arg(long)]
+        requests_per_second: Option<f64>,
+    },
+    /// List the accounts (credential names only, never their values).
+    List,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +171,68 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "registered {} {} (id {})",
                 shipment.carrier, shipment.tracking_number, shipment.id
             );
+            Ok(())
+        }
+        Command::Accounts(AccountsCommand::Add {
+            carrier,
+            name,
+            credentials,
+            base_url,
+            daily_quota,
+            requests_per_second,
+        }) => {
+            let carrier = waymark.carriers.known(&carrier)?;
+            let mut secrets = serde_json::Map::new();
+            for pair in credentials {
+                let (key, value) = pair
+                    .split_once('=')
+                    .with_context(|| format!("credential `{pair}`: expected KEY=VALUE"))?;
+                secrets.insert(key.trim().to_owned(), value.into());
+            }
+            if let Some(url) = &base_url {
+                reqwest::Url::parse(url).with_context(|| format!("base_url `{url}`"))?;
+            }
+            let account = waymark
+                .store
+                .save_carrier_account(&crate::carriers::CarrierAccount {
+                    id: uuid::Uuid::now_v7(),
+                    carrier,
+                    name,
+                    credentials: serde_json::Value::Object(secrets),
+                    base_url,
+                    daily_quota,
+                    requests_per_second,
+                })
+                .await?;
+            println!(
+                "saved {} account `{}` (id {})",
+                account.carrier, account.name, account.id
+            );
+            Ok(())
+        }
+        Command::Accounts(AccountsCommand::List) => {
+            for account in waymark.store.carrier_accounts().await? {
+                let keys: Vec<&str> = account
+                    .credentials
+                    .as_object()
+                    .map(|o| o.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                println!(
+                    "{:<12} {:<16} credentials: [{}]{}{}",
+                    account.carrier.as_str(),
+                    account.name,
+                    keys.join(", "),
+                    account
+                        .base_url
+                        .as_deref()
+                        .map(|u| format!(" base_url: {u}"))
+                        .unwrap_or_default(),
+                    account
+                        .daily_quota
+                        .map(|q| format!(" daily_quota: {q}"))
+                        .unwrap_or_default()
+                );
+            }
             Ok(())
         }
         Command::Shipments(ShipmentsCommand::Import { file }) => {

@@ -4,6 +4,7 @@
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Everything Waymark can be told at start.
@@ -26,6 +27,33 @@ pub struct Config {
     pub email: EmailConfig,
     pub quiet_hours: QuietHoursConfig,
     pub http: HttpConfig,
+    /// Carrier accounts kept in configuration, by carrier code:
+    /// `[carrier_accounts.dhl] api_key = "…"` is the `default` DHL account. Created or updated
+    /// at every start; accounts can also be managed with `waymark accounts`.
+    pub carrier_accounts: BTreeMap<String, AccountConfig>,
+}
+
+/// A carrier account given in configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountConfig {
+    /// The account's name; shipments name it (default: `default`).
+    #[serde(default = "default_account_name")]
+    pub name: String,
+    /// The carrier's API base URL for this account (their sandbox, for instance).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub daily_quota: Option<u32>,
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Everything else is a credential the carrier's adapter reads (`api_key`, `client_id`,
+    /// `client_secret`, ...).
+    #[serde(flatten)]
+    pub credentials: BTreeMap<String, serde_json::Value>,
+}
+
+fn default_account_name() -> String {
+    crate::intake::DEFAULT_ACCOUNT.to_owned()
 }
 
 /// The tracking page, unsubscribe links and health check.
@@ -170,6 +198,7 @@ impl Default for Config {
             email: EmailConfig::default(),
             quiet_hours: QuietHoursConfig::default(),
             http: HttpConfig::default(),
+            carrier_accounts: BTreeMap::new(),
         }
     }
 }

@@ -107,8 +107,10 @@ pub fn shipment(shipment: &Shipment, events: &[KeyedEvent], messages: &[Notifica
             m.trigger,
             m.state.as_str(),
             m.reason,
+            // A sent message keeps its earlier errors as history; they are not news.
             m.last_error
                 .as_deref()
+                .filter(|_| m.state != crate::domain::NotificationState::Sent)
                 .map(|e| format!(" (error: {e})"))
                 .unwrap_or_default()
         );

@@ -268,13 +268,42 @@ impl Dispatcher {
                 };
             }
         };
-        match self.email.send(message).await {
+        match self.send_holding_the_lease(n.id, message).await {
             Ok(provider_response) => Completion::Sent {
                 message_id,
                 provider_response,
             },
             Err(SendError::Permanent(error)) => Completion::Failed { error },
             Err(SendError::Transient(error)) => self.retry(n.attempts, error, now),
+        }
+    }
+
+    /// Send, renewing the message's lease while the provider takes its time, so that no other
+    /// dispatcher claims and sends it a second time meanwhile.
+    async fn send_holding_the_lease(
+        &self,
+        id: Uuid,
+        message: lettre::Message,
+    ) -> Result<String, SendError> {
+        let lease = Duration::from_secs(self.config.lease_seconds.max(1));
+        let send = self.email.send(message);
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                result = &mut send => return result,
+                _ = tokio::time::sleep(lease / 3) => {
+                    let until = self
+                        .clock
+                        .now()
+                        .checked_add(self.clock.simulated_duration(lease))
+                        .unwrap_or(Timestamp::MAX);
+                    match self.store.extend_notification_lease(id, &self.owner, until).await {
+                        Ok(true) => {}
+                        Ok(false) => warn!(notification = %id, "lease lost while sending"),
+                        Err(error) => warn!(notification = %id, %error, "cannot renew the lease while sending"),
+                    }
+                }
+            }
         }
     }
 

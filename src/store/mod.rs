@@ -136,6 +136,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Register an account; a second one with the same carrier and name is a `Duplicate`.
     async fn create_carrier_account(&self, account: &CarrierAccount) -> Result<(), StoreError>;
+    /// Create the account, or update the credentials, base URL and limits of the one with the
+    /// same carrier and name (keeping its id); return what is stored.
+    async fn save_carrier_account(
+        &self,
+        account: &CarrierAccount,
+    ) -> Result<CarrierAccount, StoreError>;
     async fn carrier_account(&self, id: Uuid) -> Result<Option<CarrierAccount>, StoreError>;
     async fn carrier_account_by_name(
         &self,
@@ -217,6 +223,14 @@ pub trait Store: Send + Sync + 'static {
     /// the earliest `available_at` (pending) or lease expiry (sending). Messages queued behind
     /// an earlier one do not count, or a dispatcher would wake for work it cannot claim.
     async fn next_notification_at(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// Keep a message being sent leased until `lease_until` (a slow provider must not let
+    /// another dispatcher send it a second time); false when the lease was already lost.
+    async fn extend_notification_lease(
+        &self,
+        id: Uuid,
+        owner: &str,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// `Message-ID`s of the shipment's sent emails, oldest first, for threading.
     async fn thread_message_ids(&self, shipment_id: Uuid) -> Result<Vec<String>, StoreError>;
     /// Finish a claimed message; false when the lease was lost.

@@ -250,6 +250,42 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn save_carrier_account(
+        &self,
+        account: &CarrierAccount,
+    ) -> Result<CarrierAccount, StoreError> {
+        // The id of an existing account is kept: its shipments point at it.
+        sqlx::query(
+            "INSERT INTO carrier_accounts \
+             (id, carrier, name, credentials, base_url, daily_quota, requests_per_second, \
+              created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (carrier, name) DO UPDATE SET \
+               credentials = excluded.credentials, base_url = excluded.base_url, \
+               daily_quota = excluded.daily_quota, \
+               requests_per_second = excluded.requests_per_second",
+        )
+        .bind(account.id.to_string())
+        .bind(account.carrier.as_str())
+        .bind(&account.name)
+        .bind(account.credentials.to_string())
+        .bind(account.base_url.as_deref())
+        .bind(account.daily_quota.map(i64::from))
+        .bind(account.requests_per_second)
+        .bind(millis(Timestamp::now()))
+        .execute(&self.pool)
+        .await?;
+        self.carrier_account_by_name(&account.carrier, &account.name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "carrier_accounts",
+                detail: format!(
+                    "account `{}` vanished right after it was saved",
+                    account.name
+                ),
+            })
+    }
+
     async fn carrier_account(&self, id: Uuid) -> Result<Option<CarrierAccount>, StoreError> {
         let row = sqlx::query("SELECT * FROM carrier_accounts WHERE id = ?1")
             .bind(id.to_string())
@@ -759,6 +795,24 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         Cols::new("notifications", "(earliest)").opt_time("available_at", at)
+    }
+
+    async fn extend_notification_lease(
+        &self,
+        id: Uuid,
+        owner: &str,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE notifications SET lease_expires_at = ?1 \
+             WHERE id = ?2 AND lease_owner = ?3 AND state = 'sending'",
+        )
+        .bind(millis(lease_until))
+        .bind(id.to_string())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn thread_message_ids(&self, shipment_id: Uuid) -> Result<Vec<String>, StoreError> {

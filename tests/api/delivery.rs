@@ -1,11 +1,11 @@
-//! When the mail server says no: for good (a bounce), for now (greylisting), and when the
-//! customer asked for silence (mute).
+//! When the mail server says no: for good (a bounce), for now (greylisting); when it is slow to
+//! say yes while a second dispatcher is around; and when the customer asked for silence (mute).
 
 use waymark::carriers::sandbox::Scenario;
 use waymark::domain::NotificationState;
 
 use crate::helpers::{
-    by_shipment, expected_triggers, sandbox_shipment, spawn_app, states, triggers,
+    by_shipment, expected_triggers, sandbox_shipment, spawn_app, spawn_app_with, states, triggers,
 };
 
 #[tokio::test]
@@ -247,6 +247,82 @@ async fn a_muted_shipment_sends_nothing_more() -> anyhow::Result<()> {
     assert_eq!(
         states(&app.notifications(later.id).await?),
         [Sent, Suppressed, Suppressed]
+    );
+    Ok(())
+}
+
+/// Two dispatchers share one database (two replicas, or the old and the new process of a
+/// deploy). While one of them waits for a slow server's answer, its lease on the message runs
+/// out and the other one sends the message again. Waymark either refuses such a configuration
+/// (a dispatcher lease no longer than the SMTP timeout), or makes sure a message still on the
+/// wire is not sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_still_on_the_wire_is_not_sent_again_by_another_dispatcher() -> anyhow::Result<()>
+{
+    let lease_seconds = 1;
+    let app = match spawn_app_with(|config| config.dispatcher.lease_seconds = lease_seconds).await {
+        Ok(app) => app,
+        Err(refused) => {
+            let message = format!("{refused:#}");
+            assert!(message.contains("dispatcher.lease_seconds"), "{message}");
+            return Ok(());
+        }
+    };
+    assert!(
+        app.waymark.config.email.smtp.timeout_seconds > lease_seconds,
+        "the SMTP timeout outlasts the lease"
+    );
+    let address = "sluggish-sue@example.com";
+    let shipment = app
+        .register(&sandbox_shipment(
+            Scenario::OnTime,
+            1,
+            address,
+            "Sue",
+            "en",
+            "GB",
+        ))
+        .await?;
+    let store = app.waymark.store.clone();
+    let id = shipment.id;
+    app.poll_until("the shipped email to be queued", async |_| {
+        Ok(!store.notifications(id).await?.is_empty())
+    })
+    .await?;
+
+    // The first replica starts sending; the server takes three seconds to answer. Meanwhile
+    // a second replica does its rounds.
+    let first = app.dispatcher.clone();
+    let sending = tokio::spawn(async move { first.run_once().await });
+    crate::helpers::wait_for(
+        "the first replica's email on the wire",
+        std::time::Duration::from_secs(10),
+        async || Ok(!app.smtp.log_of("STALL", "sluggish").is_empty()),
+    )
+    .await?;
+    let second = app.waymark.dispatcher()?;
+    let mut second_rounds = Vec::new();
+    while !sending.is_finished() {
+        second_rounds.push(second.run_once().await?);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let first_round = sending.await??;
+
+    let emails = app.smtp.emails()?;
+    let to_sue: Vec<String> = emails
+        .iter()
+        .filter(|e| e.to().contains(&address.to_string()))
+        .map(|e| e.trigger())
+        .collect();
+    assert_eq!(
+        to_sue,
+        ["shipped"],
+        "sent {} times: first replica {first_round:?}, second {:?}",
+        to_sue.len(),
+        second_rounds
+            .iter()
+            .filter(|r| r.did_work())
+            .collect::<Vec<_>>()
     );
     Ok(())
 }

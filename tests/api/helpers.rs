@@ -181,7 +181,7 @@ impl Email {
         Ok(Email { number, message })
     }
 
-    /// A header's value as it was written, trimmed.
+    /// A header's value as it was written, unfolded and trimmed.
     pub fn header(&self, name: &str) -> Option<String> {
         self.message
             .header_raw(name.to_owned())
@@ -241,7 +241,7 @@ impl Email {
             .and_then(|addr| addr.name().map(str::to_owned))
     }
 
-    /// The content types of the parts below the top one, like `text/plain`.
+    /// The top part's content type and those of the leaf parts below it, like `text/plain`.
     pub fn top_and_leaf_types(&self) -> (String, Vec<String>) {
         let kind = |part: &mail_parser::MessagePart| {
             part.content_type()
@@ -548,12 +548,13 @@ pub fn reads_as(text: &str, language: &str) -> bool {
 /// A Waymark of its own: a fresh database, its own SMTP server and outbox, and the two loops
 /// that tests turn one round at a time.
 pub struct TestApp {
-    /// Holds the database, the outbox and the mail; removed when the test ends.
-    _dir: TempDir,
-    pub smtp: SmtpServer,
-    pub waymark: Waymark,
     pub scheduler: Scheduler,
     pub dispatcher: Dispatcher,
+    pub waymark: Waymark,
+    pub smtp: SmtpServer,
+    /// Holds the database, the outbox and the mail; removed when the test ends, after
+    /// everything above is dropped.
+    _dir: TempDir,
 }
 
 /// What the loops did while a test drove them.
@@ -601,11 +602,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> anyhow::Resu
     let scheduler = waymark.scheduler();
     let dispatcher = waymark.dispatcher()?;
     Ok(TestApp {
-        _dir: dir,
-        smtp,
-        waymark,
         scheduler,
         dispatcher,
+        waymark,
+        smtp,
+        _dir: dir,
     })
 }
 

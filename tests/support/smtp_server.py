@@ -13,9 +13,10 @@ Recipients pick how the server behaves, by how their address starts:
 - `bounce...`: RCPT TO is refused for good with `550 5.1.1 No such mailbox`.
 - `flaky...`:  RCPT TO is refused for now with `451 4.3.0 Try again later` the first two times
   per address, then accepted.
-- `slow...`:   the first DATA per address stalls for STALL_SECONDS before it is answered, and
-  the message is only saved if the client is still there then. A test kills the client during
-  the stall to crash it with a message on the wire.
+- `slow...`:   the first DATA per address stalls for 20 seconds before it is answered, and the
+  message is only saved if the client is still there then. A test kills the client during the
+  stall to crash it with a message on the wire.
+- `sluggish...`: the same, for 3 seconds: a slow server that does answer in the end.
 
 Everything that happens is appended to MAILDIR/smtp.log, one line each, as
 `<unix time> <EVENT> <address> [detail]` with EVENT one of RCPT-OK, RCPT-451, RCPT-550, STALL,
@@ -30,7 +31,8 @@ import time
 
 from aiosmtpd.smtp import SMTP
 
-STALL_SECONDS = 20
+# Seconds the first DATA per address stalls, by how the address starts (longest first).
+STALLS = (("sluggish", 3), ("slow", 20))
 
 
 class Handler:
@@ -63,11 +65,12 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         for address in envelope.rcpt_tos:
             local = address.split("@", 1)[0].lower()
-            if local.startswith("slow") and address not in self.stalled:
+            stall = next((s for prefix, s in STALLS if local.startswith(prefix)), None)
+            if stall is not None and address not in self.stalled:
                 self.stalled.add(address)
-                self.log("STALL", address)
+                self.log("STALL", address, str(stall))
                 try:
-                    await asyncio.sleep(STALL_SECONDS)
+                    await asyncio.sleep(stall)
                 except asyncio.CancelledError:
                     # The client went away before it heard an answer: nothing was accepted.
                     self.log("ABANDONED", address)
