@@ -102,11 +102,25 @@ impl Dispatcher {
         self
     }
 
-    /// Send rounds until `shutdown` is cancelled; messages in flight are finished first.
+    /// Send until `shutdown` is cancelled; messages in flight are finished first.
+    ///
+    /// `concurrency` workers each claim and send one message at a time, so a slow mail server
+    /// holding one message up does not hold up the others.
     pub async fn run(&self, shutdown: CancellationToken) {
-        info!(owner = %self.owner, "dispatcher started");
+        info!(owner = %self.owner, workers = self.config.concurrency, "dispatcher started");
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.config.concurrency.max(1) {
+            let worker = self.clone();
+            let token = shutdown.clone();
+            workers.spawn(async move { worker.work(token).await });
+        }
+        while workers.join_next().await.is_some() {}
+        info!(owner = %self.owner, "dispatcher stopped");
+    }
+
+    async fn work(&self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            let pause = match self.run_once().await {
+            let pause = match self.run_batch(1).await {
                 Ok(round) if round.did_work() => Duration::ZERO,
                 Ok(_) => self.idle_pause().await,
                 Err(error) => {
@@ -122,7 +136,6 @@ impl Dispatcher {
                 }
             }
         }
-        info!(owner = %self.owner, "dispatcher stopped");
     }
 
     async fn idle_pause(&self) -> Duration {
@@ -140,8 +153,13 @@ impl Dispatcher {
         }
     }
 
-    /// Claim the due messages (at most one per shipment) and finish each of them.
+    /// Claim up to `claim_batch` due messages (at most one per shipment) and finish each of
+    /// them, `concurrency` at a time. Tests drive the outbox with it.
     pub async fn run_once(&self) -> Result<DispatchRound, StoreError> {
+        self.run_batch(self.config.claim_batch).await
+    }
+
+    async fn run_batch(&self, limit: u32) -> Result<DispatchRound, StoreError> {
         let now = self.clock.now();
         let lease_until = now
             .checked_add(
@@ -151,7 +169,7 @@ impl Dispatcher {
             .unwrap_or(Timestamp::MAX);
         let items = self
             .store
-            .claim_notifications(&self.owner, now, lease_until, self.config.claim_batch)
+            .claim_notifications(&self.owner, now, lease_until, limit)
             .await?;
         let outcomes: Vec<Result<(Completion, bool), StoreError>> = futures::stream::iter(items)
             .map(|item| self.deliver(item))

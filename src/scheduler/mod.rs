@@ -414,6 +414,9 @@ impl Scheduler {
             warn!(shipment = %shipment.id, "lease lost before the poll result was written; result dropped");
         } else if queued > 0 {
             if let Some(signal) = &self.outbox_signal {
+                // Wake every idle dispatcher worker, and leave a permit for one that is about
+                // to go idle.
+                signal.notify_waiters();
                 signal.notify_one();
             }
         }
