@@ -139,13 +139,20 @@ impl Scheduler {
 
     /// One pass over every carrier account: claim what is due, poll it, write the results.
     pub async fn run_once(&self) -> Result<PollRound, StoreError> {
-        let mut round = PollRound::default();
-        for account in self.store.carrier_accounts().await? {
+        let accounts = self.store.carrier_accounts().await?;
+        // Accounts are polled side by side: a carrier with a slow rate limit must not hold up
+        // the others.
+        let rounds = futures::future::join_all(accounts.iter().filter_map(|account| {
             let Some(carrier) = self.carriers.get(&account.carrier).cloned() else {
                 debug!(carrier = %account.carrier, "no adapter for this account's carrier");
-                continue;
+                return None;
             };
-            round.add(self.poll_account(&account, carrier).await?);
+            Some(self.poll_account(account, carrier))
+        }))
+        .await;
+        let mut round = PollRound::default();
+        for result in rounds {
+            round.add(result?);
         }
         Ok(round)
     }
@@ -170,6 +177,16 @@ impl Scheduler {
         } else {
             ClaimOrder::DueFirst
         };
+        // Claim no more than the rate limit lets us poll in half a lease, so that nothing we
+        // hold expires while it waits for its turn.
+        let batch_size = profile.limits.batch_size.max(1);
+        let rate = account
+            .requests_per_second
+            .unwrap_or(profile.limits.requests_per_second);
+        let calls_in_time = (rate * self.config.lease_seconds as f64 / 2.0)
+            .floor()
+            .max(1.0);
+        let limit = (calls_in_time * batch_size as f64).min(f64::from(self.config.claim_batch));
         let claimed = self
             .store
             .claim_due_shipments(&PollClaim {
@@ -177,14 +194,13 @@ impl Scheduler {
                 owner: &self.owner,
                 now,
                 lease_until,
-                limit: self.config.claim_batch,
+                limit: (limit as u32).max(1),
                 order,
             })
             .await?;
         if claimed.is_empty() {
             return Ok(PollRound::default());
         }
-        let batch_size = profile.limits.batch_size.max(1);
         let batches: Vec<Vec<Shipment>> = claimed
             .chunks(batch_size)
             .map(<[Shipment]>::to_vec)
