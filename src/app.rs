@@ -8,8 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use uuid::Uuid;
 
-use crate::carriers::sandbox::{self, Sandbox};
-use crate::carriers::{CarrierAccount, CarrierProfile, CarrierRegistry};
+use crate::carriers::{CarrierAccount, CarrierRegistry};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::{CarrierCode, HolidayCalendar};
@@ -69,13 +68,8 @@ impl Waymark {
             _ => HolidayCalendar::bundled(),
         };
 
-        let mut carriers = CarrierRegistry::new();
-        let sandbox_profile = CarrierProfile::load(
-            config.carriers_dir.as_deref(),
-            "sandbox",
-            sandbox::BUNDLED_PROFILE,
-        )?;
-        carriers.register(Arc::new(Sandbox::new(sandbox_profile, clock)));
+        let carriers = crate::carriers::catalogue::load(config.carriers_dir.as_deref(), clock)
+            .context("loading the carriers' data files")?;
 
         let templates =
             Templates::load(config.templates_dir.as_deref()).context("loading templates")?;

@@ -52,6 +52,9 @@ pub enum Command {
     /// Register sandbox shipments for every journey in English, German and Polish, play them
     /// out on an accelerated clock, and write the emails customers would get to ./outbox/.
     Demo(crate::demo::DemoArgs),
+    /// Tell which carrier issued a tracking number, from its format and check digit. Exits
+    /// with 1 when no known format matches.
+    Detect { tracking_number: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,8 +100,9 @@ pub enum AccountsCommand {
 
 #[derive(Debug, Args)]
 pub struct AddShipment {
+    /// The carrier's code; recognised from the tracking number when left out.
     #[arg(long)]
-    pub carrier: String,
+    pub carrier: Option<String>,
     #[arg(long, default_value = DEFAULT_ACCOUNT)]
     pub account: String,
     #[arg(long)]
@@ -128,6 +132,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Demo(args) = &cli.command {
         return crate::demo::run(&cli.config, args).await;
     }
+    // Detection reads only the carrier files: no database, no workers.
+    if let Command::Detect { tracking_number } = &cli.command {
+        return detect(&cli.config, tracking_number);
+    }
     let config = Config::load(&cli.config)?;
     let waymark = Waymark::start(config).await?;
     match cli.command {
@@ -148,7 +156,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shipments(ShipmentsCommand::Add(add)) => {
             let add = *add;
             let input = ShipmentInput {
-                carrier: add.carrier,
+                carrier: add.carrier.unwrap_or_default(),
                 account: Some(add.account),
                 tracking_number: add.tracking_number,
                 customer_email: add.email,
@@ -268,8 +276,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             carrier,
             account,
         } => track(&waymark, &carrier, &account, &tracking_number).await,
-        Command::Demo(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Detect { .. } => unreachable!("handled above"),
     }
+}
+
+/// Print the carrier a number was recognised as, or the candidates best first; a number that
+/// matches nothing is an error, so the exit code tells scripts apart.
+fn detect(config_file: &std::path::Path, number: &str) -> anyhow::Result<()> {
+    let config = Config::load(config_file)?;
+    let recogniser = crate::carriers::recognise::Recogniser::load(config.carriers_dir.as_deref())
+        .context("loading the carriers' number formats")?;
+    let number = crate::carriers::recognise::normalise(number);
+    let recognition = recogniser.recognise(&number);
+    if recognition.candidates().is_empty() {
+        bail!("`{number}` is {recognition}; give the carrier explicitly");
+    }
+    println!("{number}: {recognition}");
+    Ok(())
 }
 
 async fn track(

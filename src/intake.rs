@@ -19,6 +19,8 @@ pub const DEFAULT_ACCOUNT: &str = "default";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShipmentInput {
+    /// The carrier's code; when empty, recognised from the tracking number.
+    #[serde(default)]
     pub carrier: String,
     /// The merchant's carrier account by name; `default` when empty.
     #[serde(default)]
@@ -60,8 +62,14 @@ impl ShipmentInput {
         fn keep<T>(problems: &mut Vec<InvalidField>, result: Result<T, InvalidField>) -> Option<T> {
             result.map_err(|e| problems.push(e)).ok()
         }
-        let carrier = keep(&mut problems, carriers.known(&self.carrier));
         let tracking_number = keep(&mut problems, TrackingNumber::parse(&self.tracking_number));
+        let carrier = if self.carrier.trim().is_empty() {
+            tracking_number
+                .as_ref()
+                .and_then(|number| keep(&mut problems, recognised_carrier(carriers, number)))
+        } else {
+            keep(&mut problems, carriers.known(&self.carrier))
+        };
         let email = keep(&mut problems, EmailAddress::parse(&self.customer_email));
         let locale = keep(&mut problems, Locale::parse(&self.locale));
         let country = keep(&mut problems, CountryCode::parse(&self.destination_country));
@@ -131,6 +139,34 @@ impl ShipmentInput {
             }),
             _ => Err(problems),
         }
+    }
+}
+
+/// The carrier that issued `number`, when its format says so unambiguously.
+fn recognised_carrier(
+    carriers: &CarrierRegistry,
+    number: &TrackingNumber,
+) -> Result<crate::domain::CarrierCode, InvalidField> {
+    use crate::carriers::recognise::Recognition;
+    match carriers.recognise(number.as_str()) {
+        Recognition::Recognised(candidate) => Ok(candidate.carrier),
+        Recognition::Ambiguous(candidates) => {
+            let codes: Vec<String> = candidates
+                .iter()
+                .map(|c| format!("{} ({})", c.carrier, c.carrier_name))
+                .collect();
+            Err(InvalidField::new(
+                "carrier",
+                format!(
+                    "not given, and `{number}` could be from any of: {}; name the carrier",
+                    codes.join(", ")
+                ),
+            ))
+        }
+        Recognition::NotRecognised => Err(InvalidField::new(
+            "carrier",
+            format!("not given, and `{number}` matches no carrier's number format Waymark knows"),
+        )),
     }
 }
 

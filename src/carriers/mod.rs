@@ -2,10 +2,23 @@
 //! classified error out. Each adapter owns its carrier's auth, batching and parsing; what can
 //! change without a recompile (code mappings, cadence, quotas, links) lives in `carriers/`.
 
+pub mod auspost;
+pub mod canadapost;
+pub mod catalogue;
+pub mod dhl;
+pub mod dpd;
+pub mod fedex;
+pub mod gls;
+pub mod inpost;
+pub mod postnl;
 pub mod profile;
+pub mod recognise;
+pub mod royalmail;
 pub mod sandbox;
 pub mod timestamps;
 pub mod transport;
+pub mod ups;
+pub mod usps;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -118,10 +131,11 @@ pub trait Carrier: Send + Sync {
     ) -> Result<Vec<ParcelResult>, CarrierError>;
 }
 
-/// The carriers this Waymark knows, by code.
+/// The carriers this Waymark knows, by code, and how to tell them from a tracking number.
 #[derive(Clone, Default)]
 pub struct CarrierRegistry {
     carriers: BTreeMap<CarrierCode, Arc<dyn Carrier>>,
+    recogniser: Option<Arc<recognise::Recogniser>>,
 }
 
 impl CarrierRegistry {
@@ -132,6 +146,23 @@ impl CarrierRegistry {
     pub fn register(&mut self, carrier: Arc<dyn Carrier>) {
         self.carriers
             .insert(carrier.profile().code.clone(), carrier);
+    }
+
+    /// Recognise carriers from tracking numbers with these formats.
+    pub fn with_recogniser(mut self, recogniser: recognise::Recogniser) -> Self {
+        self.recogniser = Some(Arc::new(recogniser));
+        self
+    }
+
+    /// Which of the carriers Waymark can poll issued `number`, from the number formats in
+    /// `carriers/`. Without formats loaded, nothing is recognised.
+    pub fn recognise(&self, number: &str) -> recognise::Recognition {
+        match &self.recogniser {
+            Some(recogniser) => recogniser
+                .recognise(number)
+                .restricted_to(|c| !c.detection_only && self.carriers.contains_key(&c.carrier)),
+            None => recognise::Recognition::NotRecognised,
+        }
     }
 
     pub fn get(&self, code: &CarrierCode) -> Option<&Arc<dyn Carrier>> {

@@ -101,6 +101,10 @@ pub struct CarrierProfile {
     /// Carrier code → normalised status and reason.
     #[serde(default)]
     pub mapping: BTreeMap<String, Mapping>,
+    /// How the carrier's tracking numbers look, for auto-detection (see
+    /// [`super::recognise`]).
+    #[serde(default)]
+    pub number_formats: Vec<super::recognise::NumberFormat>,
 }
 
 /// A carrier data file that cannot be used.

@@ -171,3 +171,73 @@ fn the_config_file_can_be_named_in_the_environment() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The way a merchant checks their DHL credentials: `waymark track --carrier dhl NUMBER` with the
+/// key in the environment. The real endpoint cannot be reached here, so the same code path runs
+/// against a stand-in serving DHL's published example answer.
+#[tokio::test]
+async fn waymark_track_asks_the_carrier_with_credentials_from_the_environment() -> anyhow::Result<()>
+{
+    use wiremock::matchers::{header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let dhl = MockServer::start().await;
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/carriers/dhl/example_response.json"
+    ))?;
+    Mock::given(method("GET"))
+        .and(path("/track/shipments"))
+        .and(query_param("trackingNumber", "7777777770"))
+        .and(header("DHL-API-Key", "merchant-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(example))
+        .mount(&dhl)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/track/shipments"))
+        .and(header("DHL-API-Key", "wrong-key"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_string(
+                r#"{"status":401,"title":"Unauthorized","detail":"Invalid API key"}"#,
+            ),
+        )
+        .mount(&dhl)
+        .await;
+
+    let dir = tempfile::tempdir()?;
+    let run = |key: &'static str| {
+        let mut env = daemon_env(dir.path(), 25, 1.0);
+        env.push(("WAYMARK_CARRIER_ACCOUNTS__DHL__API_KEY".into(), key.into()));
+        env.push(("WAYMARK_CARRIER_ACCOUNTS__DHL__BASE_URL".into(), dhl.uri()));
+        let dir = dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            run_waymark(&dir, &env, &["track", "--carrier", "dhl", "7777777770"])
+        })
+    };
+
+    let output = run("merchant-key").await??;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = &output.stdout;
+    assert!(stdout.starts_with("dhl 7777777770:"), "{stdout}");
+    assert!(stdout.contains("delivered"), "{stdout}");
+    assert!(stdout.contains("AMSTERDAM, NL"), "{stdout}");
+    assert!(stdout.contains("signed by: John"), "{stdout}");
+    assert!(
+        stdout.contains("estimated delivery: 2018-08-03"),
+        "{stdout}"
+    );
+
+    let refused = run("wrong-key").await??;
+    assert!(!refused.status.success());
+    assert!(
+        refused.stderr.contains("authentication failed"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("Invalid API key"),
+        "{}",
+        refused.stderr
+    );
+    Ok(())
+}

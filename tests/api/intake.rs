@@ -320,3 +320,56 @@ async fn waymark_shipments_import_reports_bad_lines_and_imports_the_rest() -> an
     }
     Ok(())
 }
+
+/// A merchant who leaves the carrier out gets it recognised from the number, or is told which
+/// carriers it could be.
+#[tokio::test]
+async fn a_shipment_without_a_carrier_is_recognised_from_its_number() -> anyhow::Result<()> {
+    use waymark::domain::CarrierCode;
+    let app = crate::helpers::spawn_app().await?;
+    app.store()
+        .save_carrier_account(&waymark::carriers::CarrierAccount {
+            id: uuid::Uuid::now_v7(),
+            carrier: CarrierCode::parse("ups")?,
+            name: "default".into(),
+            credentials: serde_json::json!({"client_id": "id", "client_secret": "secret"}),
+            base_url: None,
+            daily_quota: None,
+            requests_per_second: None,
+        })
+        .await?;
+    let input = |number: &str| ShipmentInput {
+        carrier: String::new(),
+        tracking_number: number.into(),
+        customer_email: "anna@example.com".into(),
+        locale: "de".into(),
+        destination_country: "DE".into(),
+        ..ShipmentInput::default()
+    };
+
+    let ups = app.register(&input("1Z5R89390357567127")).await?;
+    assert_eq!(ups.carrier.as_str(), "ups");
+    let sandbox = app.register(&input("SBX-LATE-000042")).await?;
+    assert_eq!(sandbox.carrier.as_str(), "sandbox");
+
+    let unknown = app
+        .register(&input("HELLO-1234"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("carrier: not given"), "{unknown}");
+    assert!(unknown.contains("matches no carrier"), "{unknown}");
+
+    // A PostNL 3S barcode is also a DHL Parcel format in the Benelux: the merchant must choose.
+    let ambiguous = app
+        .register(&input("3SABCD1234567"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(ambiguous.contains("could be from any of"), "{ambiguous}");
+    assert!(
+        ambiguous.contains("postnl") && ambiguous.contains("dhl"),
+        "{ambiguous}"
+    );
+    Ok(())
+}

@@ -1,0 +1,500 @@
+//! GLS, through its Track And Trace API v1 (`ecitrackandtrace.karrio-vendor.yaml` in
+//! `shared/carriers/gls/`, GLS's OpenAPI 1.0.7).
+//!
+//! One call tracks up to 10 parcel numbers:
+//! `GET {base}/track-and-trace-v1/tracking/simple/trackids/{n1,n2,...}`, answered `200` with a
+//! `parcels` list. A number GLS does not know comes back inside that list with
+//! `errorCode: E_404_01`; it is reported as not found for that number alone.
+//!
+//! ## Credentials
+//!
+//! The account's `credentials` object holds `client_id` and `client_secret` (the API key and
+//! secret of the merchant's app on the GLS developer portal), exchanged for an OAuth2 bearer
+//! token with the client-credentials grant at `{base}/oauth2/v1/token` (the token URL the spec
+//! names), cached per account and renewed once when GLS answers `401`. An optional `token_url`
+//! credential replaces that endpoint (GLS's Authentication API v2 answers at
+//! `{base}/oauth2/v2/token`); a path there is taken relative to `{base}`.
+//!
+//! `{base}` is the account's `base_url` when set (e.g. [`SANDBOX_BASE_URL`] or a mock server),
+//! else [`PRODUCTION_BASE_URL`]. The spec's server URLs (`…/track-and-trace-v1/`) are accepted
+//! too.
+//!
+//! ## Normalising
+//!
+//! GLS event codes are `<CATEGORY>.<DETAIL>` (`INTIAL.NORMAL`, `DELIVD.PARCELSHOP`). Each is
+//! looked up in `carriers/gls.toml` whole, then by its category, then — for the newest event —
+//! by the parcel's coarse `status` (`PREADVICE`, `DELIVEREDPS`, ...), else `in_transit`, logged
+//! once. A parcel delivered to a ParcelShop waits there for the customer: it is
+//! `available_for_pickup`, not delivered.
+//!
+//! ## Times
+//!
+//! GLS writes offsets without a colon (`2024-10-11T15:24:52+0200`); the offset is kept as the
+//! scan's local offset. A time without one is read in the scan country's zone, else Germany's.
+
+use async_trait::async_trait;
+use jiff::tz::TimeZone;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, ACCEPT_LANGUAGE};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use super::timestamps::{self, parse_iso};
+use super::transport::{self, Answer, TokenCache, Transport, excerpt, malformed};
+use super::{
+    Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, TrackReport,
+    TrackRequest,
+};
+use crate::domain::{Reason, Status, TrackingEvent};
+
+/// GLS's data file, compiled in; a file of the same name in the carriers directory replaces it.
+pub const BUNDLED_PROFILE: &str = include_str!("../../carriers/gls.toml");
+
+/// Where production accounts are tracked (the host of the spec's production server).
+pub const PRODUCTION_BASE_URL: &str = "https://api.gls-group.net";
+
+/// GLS's sandbox, answering its test data set (parcels `QAS_0000001` …).
+pub const SANDBOX_BASE_URL: &str = "https://api-sandbox.gls-group.net";
+
+/// Most parcel numbers GLS accepts in one call, whatever the data file says: "a maximum limit of
+/// 10 parcel IDs per request".
+pub const MAX_BATCH: usize = 10;
+
+const API_PATH: &str = "/track-and-trace-v1";
+const TRACKING_PATH: &str = "/track-and-trace-v1/tracking/simple/trackids/";
+const TOKEN_PATH: &str = "/oauth2/v1/token";
+
+/// The zone of scans GLS sends without an offset and without a country Waymark knows: GLS's home.
+const HOME_ZONE: &str = "Europe/Berlin";
+
+/// The GLS adapter.
+#[derive(Debug)]
+pub struct Gls {
+    profile: CarrierProfile,
+    transport: Transport,
+    tokens: TokenCache,
+    unmapped: UnmappedCodes,
+}
+
+impl Gls {
+    /// An adapter that normalises through `profile` and calls GLS through `transport`.
+    pub fn new(profile: CarrierProfile, transport: Transport) -> Self {
+        Gls {
+            profile,
+            transport,
+            tokens: TokenCache::default(),
+            unmapped: UnmappedCodes::default(),
+        }
+    }
+
+    async fn track_chunk(
+        &self,
+        account: &CarrierAccount,
+        chunk: &[TrackRequest],
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        let numbers: Vec<&str> = chunk.iter().map(|r| r.tracking_number.as_str()).collect();
+        // Tracking numbers are letters, digits and dashes only, so they need no escaping.
+        let url = format!("{}{TRACKING_PATH}{}", base_url(account), numbers.join(","));
+        let answer = self
+            .send_authorised(account, |client, token| {
+                client
+                    .get(&url)
+                    .query(&[("showEvents", "true")])
+                    .bearer_auth(token)
+                    .header(ACCEPT, "application/json")
+                    // The raw event texts are for the merchant; English is GLS's default.
+                    .header(ACCEPT_LANGUAGE, "EN")
+            })
+            .await?;
+        match answer.status {
+            StatusCode::OK => self.read_answer(chunk, &answer.body),
+            // GLS's 404 means a wrong path ("No static resource ..."); unknown parcels come back
+            // inside a 200. Should a 404 ever carry parcels, they are read all the same.
+            StatusCode::NOT_FOUND if has_parcels(&answer.body) => {
+                self.read_answer(chunk, &answer.body)
+            }
+            _ => Err(answer.error()),
+        }
+    }
+
+    /// Send a request with the account's bearer token. A `401` (GLS's gateway says "The Token
+    /// has expired") means: forget the token, fetch a new one and try once more; a second `401`
+    /// is the credentials' fault.
+    async fn send_authorised(
+        &self,
+        account: &CarrierAccount,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, CarrierError> {
+        let mut attempt = 0;
+        loop {
+            let token = self.token(account).await?;
+            let answer = self.transport.send(|client| build(client, &token)).await?;
+            if answer.status != StatusCode::UNAUTHORIZED {
+                return Ok(answer);
+            }
+            self.tokens.invalidate(account.id);
+            if attempt > 0 {
+                return Err(CarrierError::Auth(format!(
+                    "GLS refused a freshly issued token: {}: {}",
+                    answer.status,
+                    excerpt(&answer.body)
+                )));
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn token(&self, account: &CarrierAccount) -> Result<String, CarrierError> {
+        let client_id = transport::credential(account, "client_id")?;
+        let client_secret = transport::credential(account, "client_secret")?;
+        let url = token_url(account);
+        self.tokens
+            .token(account.id, || {
+                transport::client_credentials(&self.transport, &url, client_id, client_secret, &[])
+            })
+            .await
+    }
+
+    /// One result per requested number, in request order, from a `ParcelsResponseDTO` body.
+    fn read_answer(
+        &self,
+        chunk: &[TrackRequest],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        let value: Value = transport::parse_json(body)?;
+        let Some(parcels) = value.get("parcels").and_then(Value::as_array) else {
+            return Err(malformed(
+                "expected {\"parcels\": [...]} (ParcelsResponseDTO)",
+                body,
+            ));
+        };
+        // A reference may stand for several parcels, each answered with the same `requested`.
+        let mut by_number: HashMap<String, Vec<&Value>> = HashMap::new();
+        for parcel in parcels {
+            let requested = ["requested", "unitno"]
+                .into_iter()
+                .find_map(|key| parcel.get(key).and_then(Value::as_str));
+            if let Some(number) = requested {
+                by_number
+                    .entry(number_key(number))
+                    .or_default()
+                    .push(parcel);
+            }
+        }
+        Ok(chunk
+            .iter()
+            .map(|request| {
+                let key = number_key(request.tracking_number.as_str());
+                let outcome = match by_number.get(&key) {
+                    Some(entries) => self.parcel(entries),
+                    None => Err(ParcelError::Malformed {
+                        detail: "GLS's answer has no entry for this number".into(),
+                        excerpt: excerpt(body),
+                    }),
+                };
+                ParcelResult {
+                    tracking_number: request.tracking_number.clone(),
+                    outcome,
+                }
+            })
+            .collect())
+    }
+
+    /// The outcome for the entries answering one number: its events (of every parcel it stands
+    /// for), or the error GLS gave for it.
+    fn parcel(&self, entries: &[&Value]) -> Result<TrackReport, ParcelError> {
+        let (failed, found): (Vec<&Value>, Vec<&Value>) = entries
+            .iter()
+            .partition(|e| e.get("errorCode").is_some_and(|c| !c.is_null()));
+        if found.is_empty() {
+            return Err(failed.first().map_or(ParcelError::NotFound, |e| failure(e)));
+        }
+        let mut events = Vec::new();
+        for raw in found {
+            let parcel: Parcel =
+                serde_json::from_value(raw.clone()).map_err(|e| ParcelError::Malformed {
+                    detail: format!("not a GLS parcel: {e}"),
+                    excerpt: excerpt(&raw.to_string()),
+                })?;
+            events.extend(self.events(&parcel, raw)?);
+        }
+        Ok(TrackReport {
+            events,
+            // GLS's Track And Trace answers no estimate, no signer and no change link; the
+            // ParcelShop behind DELIVD.PARCELSHOP is only named by a second API that needs the
+            // parcel's original destination postal code, which Waymark does not pass here.
+            ..TrackReport::default()
+        })
+    }
+
+    /// One parcel's events, normalised.
+    fn events(&self, parcel: &Parcel, raw: &Value) -> Result<Vec<TrackingEvent>, ParcelError> {
+        let bad = |detail: String| ParcelError::Malformed {
+            detail,
+            excerpt: excerpt(&raw.to_string()),
+        };
+        let scans = parcel.events.as_deref().unwrap_or_default();
+        if scans.is_empty() {
+            // With showEvents=false, or for a parcel GLS only knows the status of, the status is
+            // the one thing said: keep it as a scan at its time.
+            let (Some(status), Some(at)) = (&parcel.status, &parcel.status_date_time) else {
+                return Err(bad("a GLS parcel with neither events nor a status".into()));
+            };
+            let time = parse_iso(at, home_zone().as_ref())
+                .map_err(|e| bad(format!("statusDateTime cannot be read: {e}")))?;
+            let (meaning, reason) = self.normalise(status, None);
+            return Ok(vec![TrackingEvent {
+                time,
+                status: meaning,
+                reason,
+                raw_code: status.clone(),
+                raw_text: status_text(status).unwrap_or(status).to_owned(),
+                location: None,
+            }]);
+        }
+        let mut timed = Vec::with_capacity(scans.len());
+        for scan in scans {
+            let text = scan
+                .event_date_time
+                .as_deref()
+                .ok_or_else(|| bad("an event without eventDateTime".into()))?;
+            let time = parse_iso(text, scan.zone().as_ref())
+                .map_err(|e| bad(format!("an event's time cannot be read: {e}")))?;
+            timed.push((scan, time));
+        }
+        // GLS lists the newest event first; ties keep GLS's order.
+        let newest = timed
+            .iter()
+            .enumerate()
+            .max_by(|(i, a), (j, b)| a.1.at.cmp(&b.1.at).then(j.cmp(i)))
+            .map(|(i, _)| i);
+        Ok(timed
+            .iter()
+            .enumerate()
+            .map(|(i, (scan, time))| {
+                let status = (Some(i) == newest)
+                    .then_some(parcel.status.as_deref())
+                    .flatten();
+                let code = scan.code.clone().unwrap_or_default();
+                let (status, reason) = self.normalise(&code, status);
+                TrackingEvent {
+                    time: *time,
+                    status,
+                    reason,
+                    raw_code: code,
+                    raw_text: scan.description.clone().unwrap_or_default(),
+                    location: scan.location(),
+                }
+            })
+            .collect())
+    }
+
+    /// An event code's meaning, looked up in the order `carriers/gls.toml` describes.
+    fn normalise(&self, code: &str, parcel_status: Option<&str>) -> (Status, Option<Reason>) {
+        let code = code.trim();
+        if let Some(mapping) = self.profile.normalise(code) {
+            return (mapping.status, mapping.reason);
+        }
+        let category = code.split_once('.').map_or(code, |(category, _)| category);
+        if let Some(mapping) = self.profile.normalise(category) {
+            tracing::debug!(
+                carrier = "gls",
+                code,
+                "GLS event code mapped by its category"
+            );
+            return (mapping.status, mapping.reason);
+        }
+        if self.unmapped.first_time(code) {
+            tracing::warn!(
+                carrier = "gls",
+                code,
+                "GLS event code not in the mapping (carriers/gls.toml); using the parcel's status or in_transit"
+            );
+        }
+        parcel_status
+            .and_then(|s| self.profile.normalise(s))
+            .map_or((Status::InTransit, None), |m| (m.status, m.reason))
+    }
+}
+
+#[async_trait]
+impl Carrier for Gls {
+    fn profile(&self) -> &CarrierProfile {
+        &self.profile
+    }
+
+    async fn track(
+        &self,
+        account: &CarrierAccount,
+        batch: &[TrackRequest],
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        let size = self.profile.limits.batch_size.clamp(1, MAX_BATCH);
+        let mut results = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(size) {
+            results.extend(self.track_chunk(account, chunk).await?);
+        }
+        Ok(results)
+    }
+}
+
+/// The account's base URL without a trailing slash or the API's own path, else production.
+fn base_url(account: &CarrierAccount) -> String {
+    let base = account
+        .base_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .unwrap_or(PRODUCTION_BASE_URL)
+        .trim_end_matches('/');
+    base.strip_suffix(API_PATH).unwrap_or(base).to_owned()
+}
+
+/// The account's `token_url` (absolute, or a path on the base URL), else the spec's.
+fn token_url(account: &CarrierAccount) -> String {
+    match account
+        .credentials
+        .get("token_url")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        Some(url) if url.starts_with('/') => format!("{}{url}", base_url(account)),
+        Some(url) => url.to_owned(),
+        None => format!("{}{TOKEN_PATH}", base_url(account)),
+    }
+}
+
+/// Numbers compared the way GLS echoes them: without spaces, upper-cased.
+fn number_key(number: &str) -> String {
+    number
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+fn has_parcels(body: &str) -> bool {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .is_some_and(|v| v.get("parcels").is_some_and(Value::is_array))
+}
+
+fn home_zone() -> Option<TimeZone> {
+    TimeZone::get(HOME_ZONE).ok()
+}
+
+/// A per-parcel error inside a 200 (`ParcelErrorCodeDTO`), classified.
+fn failure(entry: &Value) -> ParcelError {
+    let code = entry
+        .get("errorCode")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let message = entry
+        .get("errorMessage")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match code {
+        // E_404_01 Resource Not Found; E_404_02 No Delivery Info.
+        c if c.starts_with("E_404") => ParcelError::NotFound,
+        // E_400_01 Bad Request, E_400_02 Limit Size Exceeded, E_400_03 Wrong Postal Code.
+        c if c.starts_with("E_400") => ParcelError::Rejected(format!("GLS {code}: {message}")),
+        // E_500_01 Internal Server Error, or a code the spec does not list: worth asking again.
+        _ => ParcelError::Malformed {
+            detail: format!("GLS could not answer for this parcel ({code}): {message}"),
+            excerpt: excerpt(&entry.to_string()),
+        },
+    }
+}
+
+/// The spec's words for a parcel status, for a status-only parcel.
+fn status_text(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "PLANNEDPICKUP" => "Parcel is planned to be picked up",
+        "INPICKUP" => "Parcel will be picked up by a driver",
+        "NOTPICKEDUP" => "Parcel was not picked up",
+        "PREADVICE" => "GLS has received the parcel data but not the physical parcel",
+        "INTRANSIT" => "Parcel is on its way to the final depot",
+        "INDELIVERY" => "Parcel is in delivery by a driver",
+        "DELIVEREDPS" => "Parcel delivered to a parcel shop",
+        "DELIVERED" => "Parcel was delivered",
+        "INWAREHOUSE" => "Parcel is in warehouse",
+        "NOTDELIVERED" => "Parcel was not delivered",
+        "CANCELED" => "Parcel was cancelled",
+        "FINAL" => "Parcel history closed",
+        _ => return None,
+    })
+}
+
+/// A text field that may come as a number or `null`; blank means absent (GLS sends `""` for
+/// unknown cities).
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::String(s)) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// `ParcelDTO`: the parts Waymark reads.
+#[derive(Debug, Deserialize)]
+struct Parcel {
+    #[serde(default, deserialize_with = "text")]
+    status: Option<String>,
+    #[serde(default, rename = "statusDateTime", deserialize_with = "text")]
+    status_date_time: Option<String>,
+    #[serde(default)]
+    events: Option<Vec<Event>>,
+}
+
+/// `EventDTO`.
+#[derive(Debug, Deserialize)]
+struct Event {
+    #[serde(default, deserialize_with = "text")]
+    code: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    city: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    country: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    description: Option<String>,
+    #[serde(default, rename = "eventDateTime", deserialize_with = "text")]
+    event_date_time: Option<String>,
+}
+
+impl Event {
+    /// "Berlin, DE"; just "DE" when GLS names no city.
+    fn location(&self) -> Option<String> {
+        let parts: Vec<&str> = [self.city.as_deref(), self.country.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// The zone for a time written without an offset: the scan country's, else GLS's home.
+    fn zone(&self) -> Option<TimeZone> {
+        self.country
+            .as_deref()
+            .and_then(timestamps::zone_for_country)
+            .or_else(home_zone)
+    }
+}
+
+/// Codes already reported as missing from the mapping, so each is logged once per process.
+#[derive(Debug, Default)]
+struct UnmappedCodes(Mutex<HashSet<String>>);
+
+impl UnmappedCodes {
+    fn first_time(&self, code: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(code.to_owned())
+    }
+}
+
+#[cfg(test)]
+#[path = "gls_tests.rs"]
+mod tests;
