@@ -53,8 +53,10 @@ async fn main() -> anyhow::Result<()> {
         .context("server did not print its port")?
         .parse()?;
 
-    let mut config = Config::default();
-    config.database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let mut config = Config {
+        database_url: format!("sqlite://{}", dir.path().join("bench.db").display()),
+        ..Config::default()
+    };
     config.quiet_hours.enabled = false;
     config.email.transport = EmailTransport::Smtp;
     config.email.smtp.host = "127.0.0.1".into();
