@@ -179,6 +179,10 @@ pub struct Facts {
     /// Who signed for the parcel (filled in from the carrier's report).
     #[serde(default)]
     pub signed_by: Option<String>,
+    /// The carrier's own link for changing this parcel's delivery (DHL's `rerouteUrl`), when
+    /// it gave one (filled in from the carrier's report).
+    #[serde(default)]
+    pub change_delivery_url: Option<String>,
 }
 
 /// The scan a message is about, as a customer would read it.
@@ -264,6 +268,7 @@ impl Situation<'_> {
             waiting_since: None,
             pickup_point: None,
             signed_by: None,
+            change_delivery_url: None,
         }
     }
 

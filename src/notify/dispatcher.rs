@@ -19,6 +19,27 @@ use crate::notify::quiet_hours::QuietHours;
 use crate::notify::render::{DeliveryChangeLink, MessageContext, PickupPointContext, Templates};
 use crate::store::{Completion, OutboxItem, Store, StoreError};
 
+/// The ways the customer can change the delivery: the carrier's own link for this parcel when
+/// it gave one (it knows the parcel's options), else the carrier's deep links by kind.
+fn delivery_changes(
+    notification: &crate::domain::Notification,
+    profile: Option<&crate::carriers::CarrierProfile>,
+    number: &crate::domain::TrackingNumber,
+) -> Vec<DeliveryChangeLink> {
+    if let Some(url) = &notification.facts.change_delivery_url {
+        return vec![DeliveryChangeLink {
+            kind: "carrier".into(),
+            url: url.clone(),
+        }];
+    }
+    profile
+        .map(|p| p.delivery_change_links(number))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(kind, url)| DeliveryChangeLink { kind, url })
+        .collect()
+}
+
 /// Where links in messages point and who signs them.
 #[derive(Debug, Clone)]
 pub struct Sender {
@@ -365,12 +386,7 @@ impl Dispatcher {
                 .map(|p| p.tracking_url(&shipment.tracking_number))
                 .unwrap_or_default(),
             unsubscribe_url: format!("{base}/u/{}", shipment.public_token),
-            delivery_changes: profile
-                .map(|p| p.delivery_change_links(&shipment.tracking_number))
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(kind, url)| DeliveryChangeLink { kind, url })
-                .collect(),
+            delivery_changes: delivery_changes(n, profile, &shipment.tracking_number),
             pickup_point: n.facts.pickup_point.as_ref().map(|p| PickupPointContext {
                 name: p.name.clone(),
                 address: p.address.clone(),

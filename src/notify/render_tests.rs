@@ -34,6 +34,7 @@ fn facts(status: Status, reason: Option<Reason>, event: Option<EventFacts>) -> F
         waiting_since: None,
         pickup_point: None,
         signed_by: None,
+        change_delivery_url: None,
     }
 }
 
@@ -536,6 +537,30 @@ fn attempt_failed_offers_every_delivery_change() {
         let email = render_with(&templates, &ctx);
         assert!(!email.text.contains("/change/"));
         assert!(email.text.contains("DHL"));
+    }
+}
+
+#[test]
+fn the_carriers_own_change_link_reads_as_change_the_delivery() {
+    let templates = Templates::embedded();
+    for (language, label) in [
+        (Language::En, "Change the delivery"),
+        (Language::De, "Zustellung ändern"),
+        (Language::Pl, "Zmień sposób doręczenia"),
+    ] {
+        let mut ctx = context(Trigger::AttemptFailed, language);
+        ctx.delivery_changes = vec![DeliveryChangeLink {
+            kind: "carrier".into(),
+            url: "https://www.dhl.de/reroute?id=00340434161094042557".into(),
+        }];
+        let email = render_with(&templates, &ctx);
+        assert!(email.text.contains(label), "{}", email.text);
+        assert!(
+            email
+                .text
+                .contains("https://www.dhl.de/reroute?id=00340434161094042557")
+        );
+        assert!(email.html.contains(label), "{}", email.html);
     }
 }
 

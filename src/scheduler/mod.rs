@@ -353,7 +353,7 @@ impl Scheduler {
             estimate: reported_estimate,
             signed_by,
             pickup_point,
-            change_delivery_url: _,
+            change_delivery_url,
         } = report;
         let merge = stored.merge(profile.code.as_str(), events);
         let previous_estimate = shipment.journey.carrier_estimate;
@@ -387,6 +387,7 @@ impl Scheduler {
             .map(|mut d| {
                 d.facts.pickup_point = pickup_point.clone();
                 d.facts.signed_by = signed_by.clone();
+                d.facts.change_delivery_url = change_delivery_url.clone();
                 d
             })
             .map(|d| NewNotification {
