@@ -37,12 +37,20 @@ const CLOCK_ANCHOR: &str = "clock_anchor";
 impl Waymark {
     /// Open (and migrate) the database, load carriers, calendar and templates.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        Self::start_with_clock(config, None).await
+    }
+
+    /// Like [`Waymark::start`], on `clock` instead of the configured one (tests drive a manual
+    /// clock from one due time to the next).
+    pub async fn start_with_clock(config: Config, clock: Option<Clock>) -> anyhow::Result<Self> {
         let store = store::connect(&config.database_url)
             .await
             .with_context(|| format!("opening {}", config.database_url))?;
         store.migrate().await.context("migrating the database")?;
 
-        let clock = if config.clock.acceleration > 1.0 {
+        let clock = if let Some(clock) = clock {
+            clock
+        } else if config.clock.acceleration > 1.0 {
             // The anchor is kept with the data so that simulated time carries on across restarts.
             let anchor = store
                 .setting_or_insert(CLOCK_ANCHOR, &Timestamp::now().to_string())
@@ -68,8 +76,9 @@ impl Waymark {
             _ => HolidayCalendar::bundled(),
         };
 
-        let carriers = crate::carriers::catalogue::load(config.carriers_dir.as_deref(), clock)
-            .context("loading the carriers' data files")?;
+        let carriers =
+            crate::carriers::catalogue::load(config.carriers_dir.as_deref(), clock.clone())
+                .context("loading the carriers' data files")?;
 
         let templates =
             Templates::load(config.templates_dir.as_deref()).context("loading templates")?;
@@ -151,7 +160,7 @@ impl Waymark {
         Scheduler::new(
             self.store.clone(),
             self.carriers.clone(),
-            self.clock,
+            self.clock.clone(),
             self.calendar.clone(),
             self.config.scheduler.clone(),
         )
@@ -178,7 +187,7 @@ impl Waymark {
             email,
             self.templates.clone(),
             self.carriers.clone(),
-            self.clock,
+            self.clock.clone(),
             self.config.dispatcher.clone(),
             QuietHours::from_config(&self.config.quiet_hours),
             sender,

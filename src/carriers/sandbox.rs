@@ -26,11 +26,10 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 
 use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
-    TrackReport, TrackRequest,
+    TrackReport, TrackRequest, delivery_to_come,
 };
 use crate::clock::Clock;
-use crate::domain::timeline::is_final;
-use crate::domain::{DeliveryWindow, EventTime, Reason, Status, TrackingEvent, TrackingNumber};
+use crate::domain::{DeliveryWindow, EventTime, TrackingEvent, TrackingNumber};
 
 /// The sandbox's data file, compiled in; a file of the same name in the carriers directory
 /// replaces it (see [`CarrierProfile::load`]).
@@ -196,13 +195,6 @@ impl Carrier for Sandbox {
             })
             .collect())
     }
-}
-
-/// Whether the customer can still change the delivery after a scan with this meaning.
-fn delivery_to_come(status: Status, reason: Option<Reason>) -> bool {
-    status != Status::Delivered
-        && !is_final(status, reason)
-        && !reason.is_some_and(Reason::is_return)
 }
 
 /// "Thirty days ago", pinned to 08:00 UTC of that day so repeated calls within a day agree on
@@ -864,6 +856,7 @@ static RETURNED: Journey = Journey {
 mod tests {
     use super::*;
     use crate::domain::detect::{Situation, Trigger, detect};
+    use crate::domain::timeline::is_final;
     use crate::domain::{CountryCode, HolidayCalendar, Reason as R, Status as S, Timeline};
     use std::collections::HashSet;
 
@@ -1688,7 +1681,7 @@ mod tests {
         let start = Timestamp::now();
         // A simulated day per 10 real milliseconds.
         let clock = Clock::accelerated(8_640_000.0, start);
-        let sandbox = Sandbox::bundled(clock);
+        let sandbox = Sandbox::bundled(clock.clone());
         let number = Scenario::OnTime.example_number(1);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let answers = sandbox

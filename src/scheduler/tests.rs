@@ -20,7 +20,7 @@ async fn setup() -> Setup {
     store.migrate().await.unwrap();
     let clock = Clock::system();
     let mut carriers = CarrierRegistry::new();
-    carriers.register(Arc::new(Sandbox::bundled(clock)));
+    carriers.register(Arc::new(Sandbox::bundled(clock.clone())));
     Setup {
         _dir: dir,
         store,
@@ -62,7 +62,7 @@ fn scheduler(setup: &Setup) -> Scheduler {
     Scheduler::new(
         setup.store.clone(),
         setup.carriers.clone(),
-        setup.clock,
+        setup.clock.clone(),
         Arc::new(HolidayCalendar::bundled()),
         SchedulerConfig::default(),
     )

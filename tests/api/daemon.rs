@@ -11,10 +11,11 @@ use crate::helpers::{
     Daemon, SmtpServer, by_shipment, daemon_env, expected_triggers, run_waymark, states, triggers,
 };
 
-/// Simulated seconds per real second for the daemon: an on-time journey takes 15–20 s, and the
-/// quiet days between "shipped" and "out for delivery" (about 11 real seconds) outlast the
-/// restarts below by far.
-const ACCELERATION: f64 = 20_000.0;
+/// Simulated seconds per real second for the daemon: an on-time journey takes 30–40 s, the
+/// quiet days between "shipped" and "out for delivery" (about 22 real seconds) outlast the
+/// restarts below by far, and the out-for-delivery window (over two real seconds) is long
+/// enough that a busy machine does not poll right past it.
+const ACCELERATION: f64 = 10_000.0;
 
 /// The customers; the first one's mail server stalls on its first email, long enough to kill
 /// the daemon while that email is on the wire.

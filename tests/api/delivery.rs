@@ -91,7 +91,9 @@ async fn a_mailbox_that_does_not_exist_fails_once_per_message_and_is_never_retri
 #[tokio::test]
 async fn a_server_that_says_try_again_later_gets_the_email_once_after_backing_off()
 -> anyhow::Result<()> {
-    let app = spawn_app().await?;
+    // Back-off is measured in real seconds at the SMTP server, so this test runs on real
+    // (accelerated) time rather than the manual clock.
+    let app = spawn_app_with(|config| config.clock.acceleration = crate::helpers::FAST).await?;
     let flaky = "flaky-filip@example.pl";
     let shipment = app
         .register(&sandbox_shipment(
@@ -260,7 +262,13 @@ async fn a_muted_shipment_sends_nothing_more() -> anyhow::Result<()> {
 async fn a_message_still_on_the_wire_is_not_sent_again_by_another_dispatcher() -> anyhow::Result<()>
 {
     let lease_seconds = 1;
-    let app = match spawn_app_with(|config| config.dispatcher.lease_seconds = lease_seconds).await {
+    let app = match spawn_app_with(|config| {
+        // Leases expire in real time here: the test races two dispatchers against the clock.
+        config.clock.acceleration = crate::helpers::FAST;
+        config.dispatcher.lease_seconds = lease_seconds;
+    })
+    .await
+    {
         Ok(app) => app,
         Err(refused) => {
             let message = format!("{refused:#}");
