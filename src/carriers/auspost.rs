@@ -25,11 +25,10 @@ use async_trait::async_trait;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 
-use super::profile::Mapping;
-use super::timestamps::{parse_iso, zone_for_country};
-use super::transport::{self, Answer, Transport, credential, excerpt, malformed};
+use super::profile::{Mapping, UnmappedCodes};
+use super::timestamps::{parse_iso, zone_for_country, zone_for_region};
+use super::transport::{self, Answer, Transport, credential, excerpt, malformed, number_key};
 use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
     TrackReport, TrackRequest,
@@ -52,26 +51,12 @@ const HOME_ZONE: &str = "Australia/Melbourne";
 /// Per-number error codes that mean "not known (yet)".
 const NOT_FOUND_CODES: [&str; 2] = ["ESB-10001", "ESB-10002"];
 
-/// Australian states and territories as Australia Post writes them after a suburb, with their
-/// zones: scans in Perth are three hours behind scans in Sydney.
-const STATES: [(&str, &str); 8] = [
-    ("NSW", "Australia/Sydney"),
-    ("ACT", "Australia/Sydney"),
-    ("VIC", "Australia/Melbourne"),
-    ("QLD", "Australia/Brisbane"),
-    ("SA", "Australia/Adelaide"),
-    ("WA", "Australia/Perth"),
-    ("TAS", "Australia/Hobart"),
-    ("NT", "Australia/Darwin"),
-];
-
 /// The Australia Post adapter.
 #[derive(Debug)]
 pub struct AusPost {
     profile: CarrierProfile,
     transport: Transport,
-    /// Descriptions already reported as missing from the mapping, so each is logged once.
-    warned: Mutex<HashSet<String>>,
+    unmapped: UnmappedCodes,
 }
 
 impl AusPost {
@@ -80,7 +65,7 @@ impl AusPost {
         AusPost {
             profile,
             transport,
-            warned: Mutex::new(HashSet::new()),
+            unmapped: UnmappedCodes::default(),
         }
     }
 
@@ -111,12 +96,12 @@ impl AusPost {
         let mut by_id: HashMap<String, &TrackingResult> = HashMap::new();
         for result in &results {
             if let Some(id) = result.tracking_id.as_deref() {
-                by_id.entry(normalise_id(id)).or_insert(result);
+                by_id.entry(number_key(id)).or_insert(result);
             }
         }
         Ok(numbers
             .iter()
-            .map(|number| match by_id.get(&normalise_id(number.as_str())) {
+            .map(|number| match by_id.get(&number_key(number.as_str())) {
                 Some(result) => self.outcome(result, body),
                 None => Err(ParcelError::Malformed {
                     detail: format!("the answer has no tracking result for {number}"),
@@ -281,7 +266,7 @@ impl AusPost {
         if let Some(mapping) = self.profile.normalise(text) {
             return mapping;
         }
-        if let Some(mapping) = phrase(&self.profile, text) {
+        if let Some(mapping) = self.profile.phrase(text) {
             return mapping;
         }
         self.warn_once(text);
@@ -294,11 +279,7 @@ impl AusPost {
     }
 
     fn warn_once(&self, text: &str) {
-        let mut warned = self
-            .warned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if warned.insert(text.to_owned()) {
+        if self.unmapped.first_time(text) {
             tracing::warn!(
                 carrier = %self.profile.code,
                 description = text,
@@ -328,15 +309,11 @@ impl Carrier for AusPost {
             password: credential(account, "password")?,
             account_number: credential(account, "account_number")?,
         };
-        let base = account
-            .base_url
-            .as_deref()
-            .unwrap_or(PRODUCTION_BASE_URL)
-            .trim_end_matches('/');
+        let base = transport::base_url(account, PRODUCTION_BASE_URL);
         let size = self.profile.limits.batch_size.clamp(1, MAX_IDS_PER_CALL);
         let mut results = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(size) {
-            let outcomes = self.track_chunk(base, &auth, chunk).await?;
+            let outcomes = self.track_chunk(&base, &auth, chunk).await?;
             results.extend(
                 chunk
                     .iter()
@@ -356,26 +333,6 @@ struct Credentials<'a> {
     api_key: &'a str,
     password: &'a str,
     account_number: &'a str,
-}
-
-/// Tracking ids compare without case or spaces (the answer may echo them differently).
-fn normalise_id(id: &str) -> String {
-    id.chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_uppercase()
-}
-
-/// The meaning of the longest `~phrase` entry of the mapping found in `text`, any case.
-fn phrase(profile: &CarrierProfile, text: &str) -> Option<Mapping> {
-    let text = text.to_lowercase();
-    profile
-        .mapping
-        .iter()
-        .filter_map(|(key, mapping)| Some((key.strip_prefix('~')?.trim().to_lowercase(), mapping)))
-        .filter(|(words, _)| !words.is_empty() && text.contains(words.as_str()))
-        .max_by_key(|(words, _)| words.len())
-        .map(|(_, mapping)| *mapping)
 }
 
 /// Australia Post's errors as one sentence.
@@ -425,15 +382,16 @@ impl Place {
                 };
             }
         }
-        // `ALEXANDRIA NSW`, `Sydney,NSW`: a suburb and its state.
+        // `ALEXANDRIA NSW`, `Sydney,NSW`: a suburb and its state (scans in Perth are three
+        // hours behind scans in Sydney).
         let cut = raw.rfind([' ', ',']);
         if let Some(cut) = cut {
             let state = raw[cut + 1..].trim().to_ascii_uppercase();
-            if let Some((state, zone)) = STATES.iter().find(|(s, _)| *s == state) {
+            if let Some(zone) = zone_for_region("AU", &state) {
                 let suburb = raw[..cut].trim().trim_end_matches(',').trim();
                 return Place {
                     label: format!("{suburb} {state}, AU"),
-                    zone: TimeZone::get(zone).ok(),
+                    zone: Some(zone),
                     raw,
                 };
             }

@@ -33,17 +33,16 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::{Offset, TimeZone};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, ACCEPT_LANGUAGE};
-use std::collections::HashSet;
-use std::sync::Mutex;
 
-use super::dpd::xml::Element;
-use super::timestamps::local;
-use super::transport::{Answer, Transport, credential, excerpt, malformed};
+use super::delivery_to_come;
+use super::profile::UnmappedCodes;
+use super::timestamps::{local, zone_for_region};
+use super::transport::{self, Answer, Transport, credential, excerpt, malformed};
+use super::xml::Element;
 use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
     TrackReport, TrackRequest,
 };
-use crate::domain::timeline::is_final;
 use crate::domain::{DeliveryWindow, EventTime, Reason, Status, TrackingEvent, TrackingNumber};
 
 /// Canada Post's data file, compiled in; a file of the same name in the carriers directory
@@ -69,8 +68,7 @@ const HOME_ZONE: &str = "America/Toronto";
 pub struct CanadaPost {
     profile: CarrierProfile,
     transport: Transport,
-    /// Event codes already reported as missing from the mapping, so each is logged once.
-    unmapped: Mutex<HashSet<String>>,
+    unmapped: UnmappedCodes,
 }
 
 impl CanadaPost {
@@ -79,7 +77,7 @@ impl CanadaPost {
         CanadaPost {
             profile,
             transport,
-            unmapped: Mutex::new(HashSet::new()),
+            unmapped: UnmappedCodes::default(),
         }
     }
 
@@ -259,12 +257,7 @@ impl CanadaPost {
         {
             return (mapping.status, mapping.reason);
         }
-        let first_time = self
-            .unmapped
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(code.to_owned());
-        if first_time {
+        if self.unmapped.first_time(code) {
             tracing::warn!(
                 carrier = %self.profile.code,
                 code,
@@ -297,13 +290,7 @@ impl Carrier for CanadaPost {
             .and_then(|v| v.as_str())
             .filter(|v| !v.trim().is_empty())
             .unwrap_or(DEFAULT_LANGUAGE);
-        let base = account
-            .base_url
-            .as_deref()
-            .filter(|b| !b.trim().is_empty())
-            .unwrap_or(PRODUCTION_BASE)
-            .trim()
-            .trim_end_matches('/');
+        let base = transport::base_url(account, PRODUCTION_BASE);
         // One PIN per call: a batch is a run of calls, answered in order.
         let mut results = Vec::with_capacity(batch.len());
         for request in batch {
@@ -398,7 +385,7 @@ impl Messages {
 
 /// "SAINTE-FOY, QC, CA" for a Canadian site; the site alone elsewhere.
 fn location(site: Option<&str>, province: Option<&str>) -> Option<String> {
-    let canadian = province.filter(|p| province_zone(p).is_some());
+    let canadian = province.filter(|p| zone_for_region("CA", p).is_some());
     match (site, canadian) {
         (Some(site), Some(province)) => Some(format!("{site}, {province}, CA")),
         (None, Some(province)) => Some(format!("{province}, CA")),
@@ -423,7 +410,7 @@ fn event_time(
     let zone = abbreviation
         .and_then(abbreviation_offset)
         .map(TimeZone::fixed)
-        .or_else(|| province.and_then(province_zone))
+        .or_else(|| province.and_then(|p| zone_for_region("CA", p)))
         .or_else(|| TimeZone::get(HOME_ZONE).ok());
     local(civil, zone.as_ref())
 }
@@ -447,32 +434,6 @@ fn abbreviation_offset(abbreviation: &str) -> Option<Offset> {
         _ => return None,
     };
     Offset::from_seconds(seconds).ok()
-}
-
-/// The zone most of a province's or territory's events happen in.
-fn province_zone(province: &str) -> Option<TimeZone> {
-    let name = match province.trim().to_ascii_uppercase().as_str() {
-        "NL" => "America/St_Johns",
-        "NS" | "PE" => "America/Halifax",
-        "NB" => "America/Moncton",
-        "QC" | "ON" => "America/Toronto",
-        "MB" => "America/Winnipeg",
-        "SK" => "America/Regina",
-        "AB" => "America/Edmonton",
-        "BC" => "America/Vancouver",
-        "YT" => "America/Whitehorse",
-        "NT" => "America/Yellowknife",
-        "NU" => "America/Iqaluit",
-        _ => return None,
-    };
-    TimeZone::get(name).ok()
-}
-
-/// Whether the customer can still change the delivery after a scan with this meaning.
-fn delivery_to_come(status: Status, reason: Option<Reason>) -> bool {
-    status != Status::Delivered
-        && !is_final(status, reason)
-        && !reason.is_some_and(Reason::is_return)
 }
 
 #[cfg(test)]

@@ -28,12 +28,11 @@ use async_trait::async_trait;
 use jiff::tz::TimeZone;
 use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
-use serde::{Deserialize, Deserializer};
-use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
+use serde::Deserialize;
 
+use super::profile::UnmappedCodes;
 use super::timestamps::{parse_iso, zone_for_country};
-use super::transport::{self, Transport, excerpt};
+use super::transport::{self, Transport, excerpt, lenient_text, malformed_parcel};
 use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, TrackReport,
     TrackRequest,
@@ -124,14 +123,14 @@ impl Dhl {
         let answer: Answer = match serde_json::from_value(value) {
             Ok(answer) => answer,
             Err(e) => {
-                return Ok(Err(malformed(
+                return Ok(Err(malformed_parcel(
                     format!("not DHL's shipments answer: {e}"),
                     body,
                 )));
             }
         };
         let Some(shipments) = answer.shipments else {
-            return Ok(Err(malformed("the answer has no `shipments`", body)));
+            return Ok(Err(malformed_parcel("the answer has no `shipments`", body)));
         };
         // DHL may list the same number under several services; prefer the one that carries it.
         let shipment = shipments
@@ -187,12 +186,12 @@ impl Dhl {
         body: &str,
     ) -> Result<TrackingEvent, ParcelError> {
         let Some(timestamp) = event.timestamp.as_deref() else {
-            return Err(malformed("an event has no timestamp", body));
+            return Err(malformed_parcel("an event has no timestamp", body));
         };
         let country = event.location.as_ref().and_then(Place::country);
         let zone = country.and_then(zone_for_country);
         let time = parse_iso(timestamp, Some(zone.as_ref().unwrap_or(home)))
-            .map_err(|e| malformed(e.to_string(), body))?;
+            .map_err(|e| malformed_parcel(e.to_string(), body))?;
         let (status, reason) = self.meaning(event);
         let raw_code = event
             .status
@@ -263,7 +262,7 @@ impl Carrier for Dhl {
             return Ok(Vec::new());
         }
         let api_key = transport::credential(account, "api_key")?;
-        let base = base_url(account);
+        let base = transport::base_url(account, PRODUCTION_BASE_URL);
         let mut results = Vec::with_capacity(batch.len());
         // One number per call, whatever the batch size: the batch is split here, in order.
         for request in batch {
@@ -279,26 +278,8 @@ impl Carrier for Dhl {
     }
 }
 
-fn base_url(account: &CarrierAccount) -> String {
-    account
-        .base_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|url| !url.is_empty())
-        .unwrap_or(PRODUCTION_BASE_URL)
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 fn home_zone() -> TimeZone {
     TimeZone::get(HOME_ZONE).unwrap_or(TimeZone::UTC)
-}
-
-fn malformed(detail: impl Into<String>, body: &str) -> ParcelError {
-    ParcelError::Malformed {
-        detail: detail.into(),
-        excerpt: excerpt(body),
-    }
 }
 
 /// Whether a body is an RFC 7807 problem document, which is how DHL says "no result".
@@ -339,40 +320,8 @@ fn estimate(shipment: &Shipment, zone: &TimeZone) -> Option<DeliveryWindow> {
     }
 }
 
-/// Carrier codes missing from the mapping that were already logged: each is logged once per
-/// process, so the log names what to add without flooding it.
-#[derive(Debug, Default)]
-struct UnmappedCodes(Mutex<HashSet<String>>);
-
-/// Distinct codes remembered at most (DHL's texts can name places, so they are not a closed set).
-const MAX_REMEMBERED_CODES: usize = 1000;
-
-impl UnmappedCodes {
-    /// Whether `code` has not been logged yet (and remember that it now is).
-    fn first_time(&self, code: &str) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.contains(code) || seen.len() >= MAX_REMEMBERED_CODES {
-            return false;
-        }
-        seen.insert(code.to_owned());
-        true
-    }
-}
-
-/// A text field that DHL sometimes sends as a number (the spec example's `id`), as an empty
-/// string, or as `null`: all read without failing, empty ones as absent.
-fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<serde_json::Value>::deserialize(d)? {
-        Some(serde_json::Value::String(text)) => {
-            let text = text.trim();
-            (!text.is_empty()).then(|| text.to_owned())
-        }
-        Some(serde_json::Value::Number(number)) => Some(number.to_string()),
-        _ => None,
-    })
-}
-
-/// DHL's answer (`supermodelIoLogisticsTrackingShipments`), the parts Waymark reads.
+/// DHL's answer (`supermodelIoLogisticsTrackingShipments`), the parts Waymark reads. Text fields
+/// are read leniently: DHL sends some as numbers (the spec example's `id`), empty or `null`.
 #[derive(Debug, Deserialize)]
 struct Answer {
     #[serde(default)]

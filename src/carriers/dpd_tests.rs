@@ -329,7 +329,7 @@ fn a_code_missing_from_the_mapping_keeps_the_scan_as_moving() {
     assert_eq!(event.raw_code, "HubScanNew");
     assert_eq!(event.status, Status::InTransit);
     assert_eq!(event.raw_text, "At parcel delivery centre.");
-    assert!(dpd.unmapped.lock().unwrap().contains("HubScanNew"));
+    assert!(dpd.unmapped.logged().contains("HubScanNew"));
 }
 
 #[test]

@@ -40,15 +40,12 @@ use async_trait::async_trait;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use reqwest::StatusCode;
-use serde::{Deserialize, Deserializer};
-use std::collections::HashSet;
-use std::sync::Mutex;
+use serde::Deserialize;
 use uuid::Uuid;
 
-use super::profile::Mapping;
-use super::timestamps::parse_iso;
-use super::transport::{self, Answer, TokenCache, Transport, credential, excerpt, parse_json};
-use super::ups::zone_for_place;
+use super::profile::{Mapping, UnmappedCodes};
+use super::timestamps::{parse_iso, zone_for_place};
+use super::transport::{self, TokenCache, Transport, excerpt, lenient_list, parse_json};
 use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
     TrackReport, TrackRequest,
@@ -73,8 +70,7 @@ pub struct Fedex {
     profile: CarrierProfile,
     transport: Transport,
     tokens: TokenCache,
-    /// Codes already reported as missing from the mapping, so each is logged once.
-    warned: Mutex<HashSet<String>>,
+    unmapped: UnmappedCodes,
 }
 
 impl Fedex {
@@ -84,7 +80,7 @@ impl Fedex {
             profile,
             transport,
             tokens: TokenCache::default(),
-            warned: Mutex::new(HashSet::new()),
+            unmapped: UnmappedCodes::default(),
         }
     }
 
@@ -120,16 +116,24 @@ impl Fedex {
                 }))
                 .collect::<Vec<_>>(),
         });
+        let token_url = format!("{base}/oauth/token");
         let answer = self
-            .authorised(account, base, |client, token| {
-                client
-                    .post(&url)
-                    .bearer_auth(token)
-                    .header("x-customer-transaction-id", Uuid::now_v7().to_string())
-                    .header("x-locale", "en_US")
-                    .header(reqwest::header::ACCEPT, "application/json")
-                    .json(&body)
-            })
+            .transport
+            .send_with_client_credentials(
+                "FedEx",
+                &self.tokens,
+                account,
+                &token_url,
+                |client, token| {
+                    client
+                        .post(&url)
+                        .bearer_auth(token)
+                        .header("x-customer-transaction-id", Uuid::now_v7().to_string())
+                        .header("x-locale", "en_US")
+                        .header(reqwest::header::ACCEPT, "application/json")
+                        .json(&body)
+                },
+            )
             .await?;
         match answer.status {
             s if s.is_success() => self.parse_answer(chunk, &answer.body),
@@ -147,40 +151,6 @@ impl Fedex {
             },
             _ => Err(answer.error()),
         }
-    }
-
-    /// Send a request with the account's token; on a `401`, fetch a new token and try once more.
-    async fn authorised(
-        &self,
-        account: &CarrierAccount,
-        base: &str,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<Answer, CarrierError> {
-        let mut renewed = false;
-        loop {
-            let token = self.token(account, base).await?;
-            let answer = self.transport.send(|client| build(client, &token)).await?;
-            if answer.status != StatusCode::UNAUTHORIZED {
-                return Ok(answer);
-            }
-            // "Access token expired": FedEx's clock and ours disagree, or the key was rotated.
-            self.tokens.invalidate(account.id);
-            if renewed {
-                return Err(answer.error());
-            }
-            renewed = true;
-        }
-    }
-
-    async fn token(&self, account: &CarrierAccount, base: &str) -> Result<String, CarrierError> {
-        let client_id = credential(account, "client_id")?;
-        let client_secret = credential(account, "client_secret")?;
-        let url = format!("{base}/oauth/token");
-        self.tokens
-            .token(account.id, || {
-                transport::client_credentials(&self.transport, &url, client_id, client_secret, &[])
-            })
-            .await
     }
 
     /// Read a `200` answer for `requested`: one result per requested number, in order. Garbage
@@ -399,12 +369,7 @@ impl Fedex {
             exception_code.unwrap_or("-"),
             derived.unwrap_or("-")
         );
-        let first_time = self
-            .warned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(unknown.clone());
-        if first_time {
+        if self.unmapped.first_time(&unknown) {
             tracing::warn!(
                 carrier = %self.profile.code,
                 codes = %unknown,
@@ -431,25 +396,15 @@ impl Carrier for Fedex {
         account: &CarrierAccount,
         batch: &[TrackRequest],
     ) -> Result<Vec<ParcelResult>, CarrierError> {
-        let base = base_url(account);
+        let base = transport::base_url(account, PRODUCTION_URL);
         let mut results = Vec::with_capacity(batch.len());
         // The scheduler splits batches already; a caller that does not still gets every number
         // answered, in calls FedEx accepts.
         for chunk in batch.chunks(self.per_call()) {
-            results.extend(self.track_chunk(account, base, chunk).await?);
+            results.extend(self.track_chunk(account, &base, chunk).await?);
         }
         Ok(results)
     }
-}
-
-/// The account's API base (sandbox, wiremock) or FedEx production, without a trailing `/`.
-fn base_url(account: &CarrierAccount) -> &str {
-    account
-        .base_url
-        .as_deref()
-        .map(|url| url.trim().trim_end_matches('/'))
-        .filter(|url| !url.is_empty())
-        .unwrap_or(PRODUCTION_URL)
 }
 
 /// Whether a FedEx error code says the number is unknown (`TRACKING.TRACKINGNUMBER.NOTFOUND`,
@@ -544,11 +499,6 @@ fn pickup_point(location: &LocationDetail) -> PickupPoint {
     }
 }
 
-/// An absent or `null` list, read as empty.
-fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
-}
-
 // The parts of the spec's TrkcResponseVO_TrackingNumber Waymark reads. Every field is optional so
 // that a missing one is reported by name, not as a parse error of the whole answer. `alerts` is
 // not read: the spec says it is a list, its own example sends a string.
@@ -557,7 +507,7 @@ fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, 
 struct TrackResponse {
     output: Option<Output>,
     /// Present on error answers (`ErrorResponseVO`).
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     errors: Vec<FedexError>,
 }
 
@@ -565,7 +515,7 @@ struct TrackResponse {
 #[serde(rename_all = "camelCase")]
 struct Output {
     /// Read one by one (see [`Fedex::parse_answer`]).
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     complete_track_results: Vec<serde_json::Value>,
 }
 
@@ -573,7 +523,7 @@ struct Output {
 #[serde(rename_all = "camelCase")]
 struct CompleteTrackResult {
     tracking_number: Option<String>,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     track_results: Vec<TrackResult>,
 }
 
@@ -598,9 +548,9 @@ struct TrackResult {
     latest_status_detail: Option<serde_json::Value>,
     error: Option<FedexError>,
     delivery_details: Option<DeliveryDetails>,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     scan_events: Vec<ScanEvent>,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     date_and_times: Vec<DateAndTime>,
     hold_at_location: Option<LocationDetail>,
     estimated_delivery_time_window: Option<TimeWindow>,
@@ -635,7 +585,7 @@ struct ScanEvent {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Address {
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     street_lines: Vec<String>,
     city: Option<String>,
     state_or_province_code: Option<String>,

@@ -307,7 +307,7 @@ fn an_unmapped_code_is_logged_once_not_at_every_poll() {
             .expect("readable");
         assert_eq!(report_of(&results[0]).events[1].status, S::InTransit);
     }
-    let warned = fedex.warned.lock().expect("not poisoned");
+    let warned = fedex.unmapped.logged();
     assert_eq!(
         warned.iter().collect::<Vec<_>>(),
         ["eventType=ZZ exceptionCode=- derivedStatusCode=IT"]

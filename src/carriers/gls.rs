@@ -36,13 +36,13 @@ use async_trait::async_trait;
 use jiff::tz::TimeZone;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, ACCEPT_LANGUAGE};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashMap;
 
+use super::profile::UnmappedCodes;
 use super::timestamps::{self, parse_iso};
-use super::transport::{self, Answer, TokenCache, Transport, excerpt, malformed};
+use super::transport::{self, TokenCache, Transport, excerpt, lenient_text, malformed, number_key};
 use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, TrackReport,
     TrackRequest,
@@ -97,16 +97,25 @@ impl Gls {
         let numbers: Vec<&str> = chunk.iter().map(|r| r.tracking_number.as_str()).collect();
         // Tracking numbers are letters, digits and dashes only, so they need no escaping.
         let url = format!("{}{TRACKING_PATH}{}", base_url(account), numbers.join(","));
+        let token_url = token_url(account);
+        // GLS's gateway answers an expired token with a 401 "The Token has expired".
         let answer = self
-            .send_authorised(account, |client, token| {
-                client
-                    .get(&url)
-                    .query(&[("showEvents", "true")])
-                    .bearer_auth(token)
-                    .header(ACCEPT, "application/json")
-                    // The raw event texts are for the merchant; English is GLS's default.
-                    .header(ACCEPT_LANGUAGE, "EN")
-            })
+            .transport
+            .send_with_client_credentials(
+                "GLS",
+                &self.tokens,
+                account,
+                &token_url,
+                |client, token| {
+                    client
+                        .get(&url)
+                        .query(&[("showEvents", "true")])
+                        .bearer_auth(token)
+                        .header(ACCEPT, "application/json")
+                        // The raw event texts are for the merchant; English is GLS's default.
+                        .header(ACCEPT_LANGUAGE, "EN")
+                },
+            )
             .await?;
         match answer.status {
             StatusCode::OK => self.read_answer(chunk, &answer.body),
@@ -117,44 +126,6 @@ impl Gls {
             }
             _ => Err(answer.error()),
         }
-    }
-
-    /// Send a request with the account's bearer token. A `401` (GLS's gateway says "The Token
-    /// has expired") means: forget the token, fetch a new one and try once more; a second `401`
-    /// is the credentials' fault.
-    async fn send_authorised(
-        &self,
-        account: &CarrierAccount,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<Answer, CarrierError> {
-        let mut attempt = 0;
-        loop {
-            let token = self.token(account).await?;
-            let answer = self.transport.send(|client| build(client, &token)).await?;
-            if answer.status != StatusCode::UNAUTHORIZED {
-                return Ok(answer);
-            }
-            self.tokens.invalidate(account.id);
-            if attempt > 0 {
-                return Err(CarrierError::Auth(format!(
-                    "GLS refused a freshly issued token: {}: {}",
-                    answer.status,
-                    excerpt(&answer.body)
-                )));
-            }
-            attempt += 1;
-        }
-    }
-
-    async fn token(&self, account: &CarrierAccount) -> Result<String, CarrierError> {
-        let client_id = transport::credential(account, "client_id")?;
-        let client_secret = transport::credential(account, "client_secret")?;
-        let url = token_url(account);
-        self.tokens
-            .token(account.id, || {
-                transport::client_credentials(&self.transport, &url, client_id, client_secret, &[])
-            })
-            .await
     }
 
     /// One result per requested number, in request order, from a `ParcelsResponseDTO` body.
@@ -341,14 +312,11 @@ impl Carrier for Gls {
 
 /// The account's base URL without a trailing slash or the API's own path, else production.
 fn base_url(account: &CarrierAccount) -> String {
-    let base = account
-        .base_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|b| !b.is_empty())
-        .unwrap_or(PRODUCTION_BASE_URL)
-        .trim_end_matches('/');
-    base.strip_suffix(API_PATH).unwrap_or(base).to_owned()
+    let base = transport::base_url(account, PRODUCTION_BASE_URL);
+    match base.strip_suffix(API_PATH) {
+        Some(stripped) => stripped.to_owned(),
+        None => base,
+    }
 }
 
 /// The account's `token_url` (absolute, or a path on the base URL), else the spec's.
@@ -364,15 +332,6 @@ fn token_url(account: &CarrierAccount) -> String {
         Some(url) => url.to_owned(),
         None => format!("{}{TOKEN_PATH}", base_url(account)),
     }
-}
-
-/// Numbers compared the way GLS echoes them: without spaces, upper-cased.
-fn number_key(number: &str) -> String {
-    number
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_uppercase()
 }
 
 fn has_parcels(body: &str) -> bool {
@@ -427,22 +386,13 @@ fn status_text(status: &str) -> Option<&'static str> {
     })
 }
 
-/// A text field that may come as a number or `null`; blank means absent (GLS sends `""` for
-/// unknown cities).
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<Value>::deserialize(d)? {
-        Some(Value::String(s)) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    })
-}
-
-/// `ParcelDTO`: the parts Waymark reads.
+/// `ParcelDTO`: the parts Waymark reads. Text fields are read leniently: GLS sends some as
+/// numbers, and `""` for unknown cities.
 #[derive(Debug, Deserialize)]
 struct Parcel {
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "lenient_text")]
     status: Option<String>,
-    #[serde(default, rename = "statusDateTime", deserialize_with = "text")]
+    #[serde(default, rename = "statusDateTime", deserialize_with = "lenient_text")]
     status_date_time: Option<String>,
     #[serde(default)]
     events: Option<Vec<Event>>,
@@ -451,15 +401,15 @@ struct Parcel {
 /// `EventDTO`.
 #[derive(Debug, Deserialize)]
 struct Event {
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "lenient_text")]
     code: Option<String>,
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "lenient_text")]
     city: Option<String>,
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "lenient_text")]
     country: Option<String>,
-    #[serde(default, deserialize_with = "text")]
+    #[serde(default, deserialize_with = "lenient_text")]
     description: Option<String>,
-    #[serde(default, rename = "eventDateTime", deserialize_with = "text")]
+    #[serde(default, rename = "eventDateTime", deserialize_with = "lenient_text")]
     event_date_time: Option<String>,
 }
 
@@ -479,19 +429,6 @@ impl Event {
             .as_deref()
             .and_then(timestamps::zone_for_country)
             .or_else(home_zone)
-    }
-}
-
-/// Codes already reported as missing from the mapping, so each is logged once per process.
-#[derive(Debug, Default)]
-struct UnmappedCodes(Mutex<HashSet<String>>);
-
-impl UnmappedCodes {
-    fn first_time(&self, code: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(code.to_owned())
     }
 }
 

@@ -33,12 +33,13 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
-use serde::{Deserialize, Deserializer};
-use std::collections::{HashMap, HashSet};
+use serde::Deserialize;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::profile::UnmappedCodes;
 use super::timestamps::parse_iso;
-use super::transport::{self, Transport, excerpt};
+use super::transport::{self, Transport, excerpt, lenient_text, malformed_parcel};
 use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
     TrackReport, TrackRequest,
@@ -125,7 +126,7 @@ impl InPost {
         let parcel: Parcel = match serde_json::from_value(value) {
             Ok(parcel) => parcel,
             Err(e) => {
-                return Ok(Err(malformed(
+                return Ok(Err(malformed_parcel(
                     format!("not InPost's tracking answer: {e}"),
                     &answer.body,
                 )));
@@ -177,10 +178,13 @@ impl InPost {
             Some(details) if !details.is_empty() => {
                 for detail in details {
                     let Some(name) = detail.status.as_deref() else {
-                        return Err(malformed("a tracking detail has no status", body));
+                        return Err(malformed_parcel("a tracking detail has no status", body));
                     };
                     let Some(at) = detail.datetime.as_deref() else {
-                        return Err(malformed(format!("status {name} has no datetime"), body));
+                        return Err(malformed_parcel(
+                            format!("status {name} has no datetime"),
+                            body,
+                        ));
                     };
                     scans.push((name, at, detail.agency.as_deref()));
                 }
@@ -188,7 +192,7 @@ impl InPost {
             _ => {
                 // A fresh shipment may have no history yet: its current status is the scan.
                 let Some(name) = parcel.status.as_deref() else {
-                    return Err(malformed(
+                    return Err(malformed_parcel(
                         "the answer has neither `tracking_details` nor `status`",
                         body,
                     ));
@@ -198,7 +202,7 @@ impl InPost {
                     .as_deref()
                     .or(parcel.created_at.as_deref())
                 else {
-                    return Err(malformed(format!("status {name} has no time"), body));
+                    return Err(malformed_parcel(format!("status {name} has no time"), body));
                 };
                 scans.push((name, at, None));
             }
@@ -211,7 +215,8 @@ impl InPost {
             .and_then(Machine::place);
         let mut events = Vec::with_capacity(scans.len());
         for (name, at, agency) in scans {
-            let time = parse_iso(at, Some(&home)).map_err(|e| malformed(e.to_string(), body))?;
+            let time =
+                parse_iso(at, Some(&home)).map_err(|e| malformed_parcel(e.to_string(), body))?;
             let (status, reason) = self.meaning(name);
             // Scans at the target locker happen where the locker is (a parcel waiting at the
             // branch or a point after an `avizo` is elsewhere).
@@ -281,7 +286,7 @@ impl Carrier for InPost {
         account: &CarrierAccount,
         batch: &[TrackRequest],
     ) -> Result<Vec<ParcelResult>, CarrierError> {
-        let base = base_url(account);
+        let base = transport::base_url(account, PRODUCTION_BASE_URL);
         let mut results = Vec::with_capacity(batch.len());
         // One number per call, whatever the batch size: the batch is split here, in order.
         for request in batch {
@@ -295,26 +300,8 @@ impl Carrier for InPost {
     }
 }
 
-fn base_url(account: &CarrierAccount) -> String {
-    account
-        .base_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|url| !url.is_empty())
-        .unwrap_or(PRODUCTION_BASE_URL)
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 fn home_zone() -> TimeZone {
     TimeZone::get(HOME_ZONE).unwrap_or(TimeZone::UTC)
-}
-
-fn malformed(detail: impl Into<String>, body: &str) -> ParcelError {
-    ParcelError::Malformed {
-        detail: detail.into(),
-        excerpt: excerpt(body),
-    }
 }
 
 /// Whether a body is ShipX's error document (`{"status": 404, "error": "...", ...}`).
@@ -380,38 +367,6 @@ impl StatusTitles {
             .insert(base.to_owned(), (now, Arc::clone(&titles)));
         titles
     }
-}
-
-/// Carrier codes missing from the mapping that were already logged: each is logged once per
-/// process, so the log names what to add without flooding it.
-#[derive(Debug, Default)]
-struct UnmappedCodes(Mutex<HashSet<String>>);
-
-/// Distinct codes remembered at most.
-const MAX_REMEMBERED_CODES: usize = 1000;
-
-impl UnmappedCodes {
-    /// Whether `code` has not been logged yet (and remember that it now is).
-    fn first_time(&self, code: &str) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.contains(code) || seen.len() >= MAX_REMEMBERED_CODES {
-            return false;
-        }
-        seen.insert(code.to_owned());
-        true
-    }
-}
-
-/// A text field, read without failing: empty strings, `null` and other types are absent.
-fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<serde_json::Value>::deserialize(d)? {
-        Some(serde_json::Value::String(text)) => {
-            let text = text.trim();
-            (!text.is_empty()).then(|| text.to_owned())
-        }
-        Some(serde_json::Value::Number(number)) => Some(number.to_string()),
-        _ => None,
-    })
 }
 
 /// ShipX's tracking answer, the parts Waymark reads (see `tracking_resource_fields.md`).

@@ -19,6 +19,7 @@ pub mod timestamps;
 pub mod transport;
 pub mod ups;
 pub mod usps;
+pub mod xml;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -29,7 +30,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use crate::domain::PickupPoint;
-use crate::domain::{CarrierCode, DeliveryWindow, TrackingEvent, TrackingNumber};
+use crate::domain::timeline::is_final;
+use crate::domain::{CarrierCode, DeliveryWindow, Reason, Status, TrackingEvent, TrackingNumber};
 pub use profile::{CarrierProfile, ProfileError};
 
 /// A merchant's account at a carrier: the credentials Waymark polls with.
@@ -70,6 +72,14 @@ pub struct TrackReport {
     pub pickup_point: Option<PickupPoint>,
     /// The carrier's own link for the customer to change the delivery.
     pub change_delivery_url: Option<String>,
+}
+
+/// Whether the customer can still change the delivery after a scan with this meaning: the parcel
+/// is neither delivered, nor at the end of its journey otherwise, nor on its way back.
+pub fn delivery_to_come(status: Status, reason: Option<Reason>) -> bool {
+    status != Status::Delivered
+        && !is_final(status, reason)
+        && !reason.is_some_and(Reason::is_return)
 }
 
 /// Why one parcel in a batch could not be tracked while the call itself worked.

@@ -34,16 +34,15 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use reqwest::header::ACCEPT;
 use serde::{Deserialize, Deserializer};
-use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
 
+use super::delivery_to_come;
+use super::profile::UnmappedCodes;
 use super::timestamps::{BadTime, parse_iso, parse_local};
-use super::transport::{self, Transport, excerpt};
+use super::transport::{self, Transport, malformed_parcel};
 use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
     TrackReport, TrackRequest,
 };
-use crate::domain::timeline::is_final;
 use crate::domain::{DeliveryWindow, EventTime, Reason, Status, TrackingEvent, TrackingNumber};
 
 /// PostNL's data file, compiled in; a file of the same name in the carriers directory replaces
@@ -130,7 +129,7 @@ impl PostNl {
         let answer: Answer = match serde_json::from_value(value) {
             Ok(answer) => answer,
             Err(e) => {
-                return Ok(Err(malformed(
+                return Ok(Err(malformed_parcel(
                     format!("not PostNL's status answer: {e}"),
                     body,
                 )));
@@ -144,7 +143,7 @@ impl PostNl {
                 block.shipment
             }
             None if warnings.is_empty() => {
-                return Ok(Err(malformed(
+                return Ok(Err(malformed_parcel(
                     "the answer has neither `CompleteStatus` nor `CurrentStatus`",
                     body,
                 )));
@@ -202,9 +201,10 @@ impl PostNl {
                 continue;
             }
             let Some(stamp) = entry.time_stamp.as_deref() else {
-                return Err(malformed(format!("status {code} has no time"), body));
+                return Err(malformed_parcel(format!("status {code} has no time"), body));
             };
-            let time = postnl_time(stamp, &zone).map_err(|e| malformed(e.to_string(), body))?;
+            let time =
+                postnl_time(stamp, &zone).map_err(|e| malformed_parcel(e.to_string(), body))?;
             // The current status repeats the newest entry of the history.
             let repeated = history
                 .iter()
@@ -231,12 +231,13 @@ impl PostNl {
         } else {
             for event in &shipment.event {
                 let Some(code) = event.code.as_deref() else {
-                    return Err(malformed("an event has no code", body));
+                    return Err(malformed_parcel("an event has no code", body));
                 };
                 let Some(stamp) = event.time_stamp.as_deref() else {
-                    return Err(malformed(format!("event {code} has no time"), body));
+                    return Err(malformed_parcel(format!("event {code} has no time"), body));
                 };
-                let time = postnl_time(stamp, &zone).map_err(|e| malformed(e.to_string(), body))?;
+                let time =
+                    postnl_time(stamp, &zone).map_err(|e| malformed_parcel(e.to_string(), body))?;
                 let (status, reason) = self.event_meaning(code, &time, &history);
                 events.push(TrackingEvent {
                     time,
@@ -323,7 +324,7 @@ impl Carrier for PostNl {
             return Ok(Vec::new());
         }
         let api_key = transport::credential(account, "api_key")?;
-        let base = base_url(account);
+        let base = transport::base_url(account, PRODUCTION_BASE_URL);
         let mut results = Vec::with_capacity(batch.len());
         // One barcode per call, whatever the batch size: the batch is split here, in order.
         for request in batch {
@@ -339,33 +340,8 @@ impl Carrier for PostNl {
     }
 }
 
-fn base_url(account: &CarrierAccount) -> String {
-    account
-        .base_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|url| !url.is_empty())
-        .unwrap_or(PRODUCTION_BASE_URL)
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 fn home_zone() -> TimeZone {
     TimeZone::get(HOME_ZONE).unwrap_or(TimeZone::UTC)
-}
-
-fn malformed(detail: impl Into<String>, body: &str) -> ParcelError {
-    ParcelError::Malformed {
-        detail: detail.into(),
-        excerpt: excerpt(body),
-    }
-}
-
-/// Whether the customer can still change the delivery after a scan with this meaning.
-fn delivery_to_come(status: Status, reason: Option<Reason>) -> bool {
-    status != Status::Delivered
-        && !is_final(status, reason)
-        && !reason.is_some_and(Reason::is_return)
 }
 
 /// A PostNL time: `08-11-2022 10:13:20` (events and statuses, sometimes with milliseconds),
@@ -436,26 +412,6 @@ fn change_delivery_url(number: &TrackingNumber, shipment: &Shipment) -> Option<S
     Some(format!(
         "https://jouw.postnl.nl/track-and-trace/{number}-{country}-{postcode}"
     ))
-}
-
-/// Carrier codes missing from the mapping that were already logged: each is logged once per
-/// process, so the log names what to add without flooding it.
-#[derive(Debug, Default)]
-struct UnmappedCodes(Mutex<HashSet<String>>);
-
-/// Distinct codes remembered at most.
-const MAX_REMEMBERED_CODES: usize = 1000;
-
-impl UnmappedCodes {
-    /// Whether `code` has not been logged yet (and remember that it now is).
-    fn first_time(&self, code: &str) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.contains(code) || seen.len() >= MAX_REMEMBERED_CODES {
-            return false;
-        }
-        seen.insert(code.to_owned());
-        true
-    }
 }
 
 /// A text field as PostNL fills it: a string, but empty fields come as `{}` (an object) or as the

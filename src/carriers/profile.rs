@@ -3,8 +3,9 @@
 //! needs no recompile: files in the configured carriers directory replace the bundled ones.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use crate::domain::{CarrierCode, DetectionPolicy, Reason, Status, TrackingNumber};
 
@@ -107,6 +108,36 @@ pub struct CarrierProfile {
     pub number_formats: Vec<super::recognise::NumberFormat>,
 }
 
+/// Carrier codes missing from the mapping that were already logged: each is logged once per
+/// process, so the log names what to add to the data file without flooding it.
+#[derive(Debug, Default)]
+pub struct UnmappedCodes(Mutex<HashSet<String>>);
+
+/// Distinct codes remembered at most: some carriers' keys are free text (DHL's and Australia
+/// Post's descriptions can name places), so they are not a closed set.
+const MAX_REMEMBERED_CODES: usize = 1000;
+
+impl UnmappedCodes {
+    /// Whether `key` has not been logged yet (and remember that it now is).
+    pub fn first_time(&self, key: &str) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.contains(key) || seen.len() >= MAX_REMEMBERED_CODES {
+            return false;
+        }
+        seen.insert(key.to_owned());
+        true
+    }
+
+    /// The keys logged so far, for tests to check what an adapter reported.
+    #[cfg(test)]
+    pub(crate) fn logged(&self) -> HashSet<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// A carrier data file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -195,6 +226,20 @@ impl CarrierProfile {
     /// The normalised meaning of a carrier code, if the mapping knows it.
     pub fn normalise(&self, raw_code: &str) -> Option<Mapping> {
         self.mapping.get(raw_code.trim()).copied()
+    }
+
+    /// The meaning of the longest `~phrase` entry of the mapping found in `text`, any case: for
+    /// carriers whose scans carry words rather than codes (Royal Mail, Australia Post).
+    pub fn phrase(&self, text: &str) -> Option<Mapping> {
+        let text = text.to_lowercase();
+        self.mapping
+            .iter()
+            .filter_map(|(key, mapping)| {
+                Some((key.strip_prefix('~')?.trim().to_lowercase(), mapping))
+            })
+            .filter(|(words, _)| !words.is_empty() && text.contains(words.as_str()))
+            .max_by_key(|(words, _)| words.len())
+            .map(|(_, mapping)| *mapping)
     }
 
     /// The carrier's public tracking page for a number.

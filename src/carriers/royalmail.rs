@@ -27,10 +27,8 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use reqwest::StatusCode;
 use serde::Deserialize;
-use std::collections::HashSet;
-use std::sync::Mutex;
 
-use super::profile::Mapping;
+use super::profile::{Mapping, UnmappedCodes};
 use super::timestamps::parse_iso;
 use super::transport::{self, Answer, Transport, credential, excerpt, malformed};
 use super::{
@@ -62,8 +60,7 @@ const HOME_COUNTRY: &str = "GB";
 pub struct RoyalMail {
     profile: CarrierProfile,
     transport: Transport,
-    /// Event codes already reported as missing from the mapping, so each is logged once.
-    warned: Mutex<HashSet<String>>,
+    unmapped: UnmappedCodes,
 }
 
 impl RoyalMail {
@@ -72,7 +69,7 @@ impl RoyalMail {
         RoyalMail {
             profile,
             transport,
-            warned: Mutex::new(HashSet::new()),
+            unmapped: UnmappedCodes::default(),
         }
     }
 
@@ -248,7 +245,7 @@ impl RoyalMail {
         if let Some(mapping) = self.profile.normalise(code) {
             return mapping;
         }
-        if let Some(mapping) = phrase(&self.profile, text) {
+        if let Some(mapping) = self.profile.phrase(text) {
             return mapping;
         }
         self.warn_once(code, text);
@@ -261,11 +258,7 @@ impl RoyalMail {
     }
 
     fn warn_once(&self, code: &str, text: &str) {
-        let mut warned = self
-            .warned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if warned.insert(code.to_owned()) {
+        if self.unmapped.first_time(code) {
             tracing::warn!(
                 carrier = %self.profile.code,
                 code,
@@ -292,15 +285,11 @@ impl Carrier for RoyalMail {
     ) -> Result<Vec<ParcelResult>, CarrierError> {
         let client_id = credential(account, "client_id")?;
         let client_secret = credential(account, "client_secret")?;
-        let base = account
-            .base_url
-            .as_deref()
-            .unwrap_or(PRODUCTION_BASE_URL)
-            .trim_end_matches('/');
+        let base = transport::base_url(account, PRODUCTION_BASE_URL);
         let mut results = Vec::with_capacity(batch.len());
         for request in batch {
             let outcome = self
-                .track_one(base, client_id, client_secret, &request.tracking_number)
+                .track_one(&base, client_id, client_secret, &request.tracking_number)
                 .await?;
             results.push(ParcelResult {
                 tracking_number: request.tracking_number.clone(),
@@ -309,18 +298,6 @@ impl Carrier for RoyalMail {
         }
         Ok(results)
     }
-}
-
-/// The meaning of the longest `~phrase` entry of the mapping found in `text`, any case.
-fn phrase(profile: &CarrierProfile, text: &str) -> Option<Mapping> {
-    let text = text.to_lowercase();
-    profile
-        .mapping
-        .iter()
-        .filter_map(|(key, mapping)| Some((key.strip_prefix('~')?.trim().to_lowercase(), mapping)))
-        .filter(|(words, _)| !words.is_empty() && text.contains(words.as_str()))
-        .max_by_key(|(words, _)| words.len())
-        .map(|(_, mapping)| *mapping)
 }
 
 /// Royal Mail's answer for an error, classified: the parcel's (`E1…`) or the call's (`E0…`).

@@ -121,6 +121,72 @@ pub fn zone_for_country(country: &str) -> Option<TimeZone> {
     TimeZone::get(crate::domain::TimeZoneName::default_for(&country)?).ok()
 }
 
+/// The zone most of a region's scans happen in, for the countries that span several zones (a
+/// bare 10:00 in Seattle is not 10:00 in New York): a US state or territory, a Canadian province
+/// or territory, an Australian state or territory, each by its postal abbreviation, any case.
+/// A region split between zones gets the zone most of its people live in. `None` for any other
+/// place, which keeps its country's zone.
+pub fn zone_for_region(country: &str, region: &str) -> Option<TimeZone> {
+    let country = country.trim().to_ascii_uppercase();
+    let region = region.trim().to_ascii_uppercase();
+    let name = match (country.as_str(), region.as_str()) {
+        (
+            "US",
+            "CT" | "DC" | "DE" | "FL" | "GA" | "MA" | "MD" | "ME" | "NC" | "NH" | "NJ" | "NY"
+            | "OH" | "PA" | "RI" | "SC" | "VA" | "VT" | "WV",
+        ) => "America/New_York",
+        ("US", "MI") => "America/Detroit",
+        ("US", "IN") => "America/Indiana/Indianapolis",
+        ("US", "KY") => "America/Kentucky/Louisville",
+        (
+            "US",
+            "AL" | "AR" | "IA" | "IL" | "KS" | "LA" | "MN" | "MO" | "MS" | "ND" | "NE" | "OK"
+            | "SD" | "TN" | "TX" | "WI",
+        ) => "America/Chicago",
+        ("US", "CO" | "MT" | "NM" | "UT" | "WY") => "America/Denver",
+        ("US", "ID") => "America/Boise",
+        ("US", "AZ") => "America/Phoenix",
+        ("US", "CA" | "NV" | "OR" | "WA") => "America/Los_Angeles",
+        ("US", "AK") => "America/Anchorage",
+        ("US", "HI") => "Pacific/Honolulu",
+        ("US", "PR") => "America/Puerto_Rico",
+        ("US", "VI") => "America/St_Thomas",
+        ("US", "GU") => "Pacific/Guam",
+        ("US", "MP") => "Pacific/Saipan",
+        ("US", "AS") => "Pacific/Pago_Pago",
+        // AA/AE/AP (military mail) and the freely associated states have no single zone.
+        ("CA", "NL") => "America/St_Johns",
+        ("CA", "NS" | "PE") => "America/Halifax",
+        ("CA", "NB") => "America/Moncton",
+        ("CA", "QC" | "ON") => "America/Toronto",
+        ("CA", "MB") => "America/Winnipeg",
+        ("CA", "SK") => "America/Regina",
+        ("CA", "AB") => "America/Edmonton",
+        ("CA", "BC") => "America/Vancouver",
+        ("CA", "YT") => "America/Whitehorse",
+        ("CA", "NT") => "America/Yellowknife",
+        ("CA", "NU") => "America/Iqaluit",
+        ("AU", "NSW" | "ACT") => "Australia/Sydney",
+        ("AU", "VIC") => "Australia/Melbourne",
+        ("AU", "QLD") => "Australia/Brisbane",
+        ("AU", "SA") => "Australia/Adelaide",
+        ("AU", "WA") => "Australia/Perth",
+        ("AU", "TAS") => "Australia/Hobart",
+        ("AU", "NT") => "Australia/Darwin",
+        _ => return None,
+    };
+    TimeZone::get(name).ok()
+}
+
+/// The zone of a scan's place: its region's where the country spans several zones, else the
+/// country's, else none.
+pub fn zone_for_place(country: Option<&str>, region: Option<&str>) -> Option<TimeZone> {
+    let country = country?.trim().to_ascii_uppercase();
+    region
+        .and_then(|region| zone_for_region(&country, region))
+        .or_else(|| zone_for_country(&country))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use uuid::Uuid;
 
-use super::CarrierError;
+use super::{CarrierAccount, CarrierError, ParcelError};
 
 /// Most characters of a carrier's answer kept in an error.
 const EXCERPT_CHARS: usize = 500;
@@ -46,9 +46,50 @@ pub fn malformed(detail: impl Into<String>, body: &str) -> CarrierError {
     }
 }
 
+/// One parcel's part of an answer that could not be read as the carrier's spec says, with the
+/// start of `body` kept for diagnosis.
+pub fn malformed_parcel(detail: impl Into<String>, body: &str) -> ParcelError {
+    ParcelError::Malformed {
+        detail: detail.into(),
+        excerpt: excerpt(body),
+    }
+}
+
 /// Parse a JSON body, or say what was wrong with it (an HTML error page, truncated JSON).
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, CarrierError> {
     serde_json::from_str(body).map_err(|e| malformed(format!("not the expected JSON: {e}"), body))
+}
+
+/// A text field read without failing: trimmed, a number (carriers send some ids and codes as
+/// numbers) as its digits, and an empty string, `null` or any other value as absent.
+pub fn lenient_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(text)) => {
+            let text = text.trim();
+            (!text.is_empty()).then(|| text.to_owned())
+        }
+        Some(serde_json::Value::Number(number)) => Some(number.to_string()),
+        _ => None,
+    })
+}
+
+/// A list that may be absent or `null`, read as empty.
+pub fn lenient_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A tracking number as carriers echo it back, for matching answers to requests: without
+/// spaces, upper-cased.
+pub fn number_key(number: &str) -> String {
+    number
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase()
 }
 
 /// The classified failure for a non-success status. `404` is not decided here: for most
@@ -169,6 +210,59 @@ impl Transport {
             tokio::time::sleep(self.backoff * 2u32.pow(attempt)).await;
             attempt += 1;
         }
+    }
+
+    /// Send the request `build` makes with the account's bearer token (from `tokens`, fetched with
+    /// `fetch_token` when there is none). Carriers revoke tokens before their stated expiry (key
+    /// rotation, clocks that disagree), so a `401` drops the token and the request is sent once
+    /// more with a fresh one; a `401` for a fresh token is the credentials' fault, an
+    /// authentication error naming `carrier`.
+    pub async fn send_authorised<F, Fut>(
+        &self,
+        carrier: &str,
+        tokens: &TokenCache,
+        account: &CarrierAccount,
+        fetch_token: F,
+        build: impl Fn(&reqwest::Client, &str) -> RequestBuilder,
+    ) -> Result<Answer, CarrierError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<TokenAnswer, CarrierError>>,
+    {
+        let mut renewed = false;
+        loop {
+            let token = tokens.token(account.id, &fetch_token).await?;
+            let answer = self.send(|client| build(client, &token)).await?;
+            if answer.status != StatusCode::UNAUTHORIZED {
+                return Ok(answer);
+            }
+            tokens.invalidate(account.id);
+            if renewed {
+                return Err(CarrierError::Auth(format!(
+                    "{carrier} refused a freshly issued token: {}: {}",
+                    answer.status,
+                    excerpt(&answer.body)
+                )));
+            }
+            renewed = true;
+        }
+    }
+
+    /// [`Transport::send_authorised`] with an OAuth2 client-credentials token from `token_url`
+    /// for the account's `client_id` and `client_secret` credentials.
+    pub async fn send_with_client_credentials(
+        &self,
+        carrier: &str,
+        tokens: &TokenCache,
+        account: &CarrierAccount,
+        token_url: &str,
+        build: impl Fn(&reqwest::Client, &str) -> RequestBuilder,
+    ) -> Result<Answer, CarrierError> {
+        let client_id = credential(account, "client_id")?;
+        let client_secret = credential(account, "client_secret")?;
+        let fetch_token = || client_credentials(self, token_url, client_id, client_secret, &[]);
+        self.send_authorised(carrier, tokens, account, fetch_token, build)
+            .await
     }
 }
 
@@ -297,11 +391,20 @@ pub async fn client_credentials(
     parse_json(&answer.body)
 }
 
+/// The API base for `account`: its `base_url` (a sandbox, a test server) trimmed and without a
+/// trailing `/`, else `production_default`.
+pub fn base_url(account: &CarrierAccount, production_default: &str) -> String {
+    account
+        .base_url
+        .as_deref()
+        .map(|url| url.trim().trim_end_matches('/'))
+        .filter(|url| !url.is_empty())
+        .unwrap_or(production_default)
+        .to_owned()
+}
+
 /// A credential the adapter needs, read from the account.
-pub fn credential<'a>(
-    account: &'a super::CarrierAccount,
-    key: &str,
-) -> Result<&'a str, CarrierError> {
+pub fn credential<'a>(account: &'a CarrierAccount, key: &str) -> Result<&'a str, CarrierError> {
     account
         .credentials
         .get(key)

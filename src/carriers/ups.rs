@@ -42,14 +42,12 @@ use async_trait::async_trait;
 use jiff::civil::Date;
 use jiff::tz::{Offset, TimeZone};
 use reqwest::StatusCode;
-use serde::{Deserialize, Deserializer};
-use std::collections::HashSet;
-use std::sync::Mutex;
+use serde::Deserialize;
 use uuid::Uuid;
 
-use super::profile::Mapping;
-use super::timestamps::{parse_local, zone_for_country};
-use super::transport::{self, Answer, TokenCache, Transport, credential, excerpt, parse_json};
+use super::profile::{Mapping, UnmappedCodes};
+use super::timestamps::{parse_local, zone_for_place};
+use super::transport::{self, Answer, TokenCache, Transport, excerpt, lenient_list, parse_json};
 use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
     TrackReport, TrackRequest,
@@ -74,8 +72,7 @@ pub struct Ups {
     profile: CarrierProfile,
     transport: Transport,
     tokens: TokenCache,
-    /// Codes already reported as missing from the mapping, so each is logged once.
-    warned: Mutex<HashSet<String>>,
+    unmapped: UnmappedCodes,
 }
 
 impl Ups {
@@ -85,7 +82,7 @@ impl Ups {
             profile,
             transport,
             tokens: TokenCache::default(),
-            warned: Mutex::new(HashSet::new()),
+            unmapped: UnmappedCodes::default(),
         }
     }
 
@@ -103,58 +100,32 @@ impl Ups {
         number: &TrackingNumber,
     ) -> Result<Result<TrackReport, ParcelError>, CarrierError> {
         let url = format!("{base}/api/track/v1/details/{number}");
+        let token_url = format!("{base}/security/v1/oauth/token");
         let answer = self
-            .authorised(account, base, |client, token| {
-                client
-                    .get(&url)
-                    .query(&[
-                        ("locale", "en_US"),
-                        ("returnSignature", "false"),
-                        ("returnMilestones", "false"),
-                        ("returnPOD", "false"),
-                    ])
-                    .bearer_auth(token)
-                    // Unique per request, retries included; a simple UUID is exactly 32 characters.
-                    .header("transId", Uuid::now_v7().simple().to_string())
-                    .header("transactionSrc", TRANSACTION_SOURCE)
-                    .header(reqwest::header::ACCEPT, "application/json")
-            })
+            .transport
+            .send_with_client_credentials(
+                "UPS",
+                &self.tokens,
+                account,
+                &token_url,
+                |client, token| {
+                    client
+                        .get(&url)
+                        .query(&[
+                            ("locale", "en_US"),
+                            ("returnSignature", "false"),
+                            ("returnMilestones", "false"),
+                            ("returnPOD", "false"),
+                        ])
+                        .bearer_auth(token)
+                        // Unique per request, retries included; a simple UUID is exactly 32 characters.
+                        .header("transId", Uuid::now_v7().simple().to_string())
+                        .header("transactionSrc", TRANSACTION_SOURCE)
+                        .header(reqwest::header::ACCEPT, "application/json")
+                },
+            )
             .await?;
         self.read_answer(number, &answer)
-    }
-
-    /// Send a request with the account's token; on a `401`, fetch a new token and try once more.
-    async fn authorised(
-        &self,
-        account: &CarrierAccount,
-        base: &str,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<Answer, CarrierError> {
-        let mut renewed = false;
-        loop {
-            let token = self.token(account, base).await?;
-            let answer = self.transport.send(|client| build(client, &token)).await?;
-            if answer.status != StatusCode::UNAUTHORIZED {
-                return Ok(answer);
-            }
-            // UPS revokes tokens before their stated expiry (key rotation, app changes).
-            self.tokens.invalidate(account.id);
-            if renewed {
-                return Err(answer.error());
-            }
-            renewed = true;
-        }
-    }
-
-    async fn token(&self, account: &CarrierAccount, base: &str) -> Result<String, CarrierError> {
-        let client_id = credential(account, "client_id")?;
-        let client_secret = credential(account, "client_secret")?;
-        let url = format!("{base}/security/v1/oauth/token");
-        self.tokens
-            .token(account.id, || {
-                transport::client_credentials(&self.transport, &url, client_id, client_secret, &[])
-            })
-            .await
     }
 
     /// What one answer of the details endpoint says about `number`.
@@ -327,12 +298,7 @@ impl Ups {
             status_code.unwrap_or("-"),
             kind.unwrap_or("-")
         );
-        let first_time = self
-            .warned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(unknown.clone());
-        if first_time {
+        if self.unmapped.first_time(&unknown) {
             tracing::warn!(
                 carrier = %self.profile.code,
                 codes = %unknown,
@@ -358,13 +324,13 @@ impl Carrier for Ups {
         account: &CarrierAccount,
         batch: &[TrackRequest],
     ) -> Result<Vec<ParcelResult>, CarrierError> {
-        let base = base_url(account);
+        let base = transport::base_url(account, PRODUCTION_URL);
         let mut results = Vec::with_capacity(batch.len());
         // The API takes one number per call; a bigger batch becomes calls in a row, so the
         // account's rate limit is never exceeded by one `track`.
         for request in batch {
             let outcome = self
-                .track_one(account, base, &request.tracking_number)
+                .track_one(account, &base, &request.tracking_number)
                 .await?;
             results.push(ParcelResult {
                 tracking_number: request.tracking_number.clone(),
@@ -373,16 +339,6 @@ impl Carrier for Ups {
         }
         Ok(results)
     }
-}
-
-/// The account's API base (test environment, wiremock) or UPS production, without a trailing `/`.
-fn base_url(account: &CarrierAccount) -> &str {
-    account
-        .base_url
-        .as_deref()
-        .map(|url| url.trim().trim_end_matches('/'))
-        .filter(|url| !url.is_empty())
-        .unwrap_or(PRODUCTION_URL)
 }
 
 /// UPS's error body (`{"response":{"errors":[{code,message}]}}`), as "code: message" text.
@@ -422,59 +378,6 @@ fn activity_time(activity: &Activity, address: Option<&Address>) -> Result<Event
         .or_else(|| TimeZone::get(HOME_ZONE).ok());
     parse_local(&format!("{date}{time:0>6}"), "%Y%m%d%H%M%S", zone.as_ref())
         .map_err(|e| e.to_string())
-}
-
-/// The zone of a scan's place: its state or province's where the country spans several zones
-/// (a bare 10:00 in Seattle is not 10:00 in New York), else the country's, else none.
-///
-/// Shared with the FedEx adapter, which meets the same zone-less times for US and Canadian scans.
-pub(crate) fn zone_for_place(country: Option<&str>, region: Option<&str>) -> Option<TimeZone> {
-    let country = country?.trim().to_ascii_uppercase();
-    let by_region = region
-        .map(|r| r.trim().to_ascii_uppercase())
-        .and_then(|region| region_zone(&country, &region));
-    by_region
-        .and_then(|name| TimeZone::get(name).ok())
-        .or_else(|| zone_for_country(&country))
-}
-
-/// The zone most of a US state, Canadian province or Australian state lives in.
-fn region_zone(country: &str, region: &str) -> Option<&'static str> {
-    Some(match (country, region) {
-        (
-            "US",
-            "AL" | "AR" | "IL" | "IA" | "KS" | "LA" | "MN" | "MS" | "MO" | "NE" | "ND" | "OK",
-        )
-        | ("US", "SD" | "TN" | "TX" | "WI") => "America/Chicago",
-        ("US", "CO" | "MT" | "NM" | "UT" | "WY") => "America/Denver",
-        ("US", "ID") => "America/Boise",
-        ("US", "AZ") => "America/Phoenix",
-        ("US", "CA" | "NV" | "OR" | "WA") => "America/Los_Angeles",
-        ("US", "AK") => "America/Anchorage",
-        ("US", "HI") => "Pacific/Honolulu",
-        ("US", "MI") => "America/Detroit",
-        ("US", "IN") => "America/Indiana/Indianapolis",
-        ("US", "KY") => "America/Kentucky/Louisville",
-        ("US", "PR") => "America/Puerto_Rico",
-        ("CA", "BC") => "America/Vancouver",
-        ("CA", "AB") => "America/Edmonton",
-        ("CA", "SK") => "America/Regina",
-        ("CA", "MB") => "America/Winnipeg",
-        ("CA", "NB") => "America/Moncton",
-        ("CA", "NS" | "PE") => "America/Halifax",
-        ("CA", "NL") => "America/St_Johns",
-        ("CA", "YT") => "America/Whitehorse",
-        ("CA", "NT") => "America/Yellowknife",
-        ("CA", "NU") => "America/Iqaluit",
-        ("AU", "VIC") => "Australia/Melbourne",
-        ("AU", "QLD") => "Australia/Brisbane",
-        ("AU", "SA") => "Australia/Adelaide",
-        ("AU", "WA") => "Australia/Perth",
-        ("AU", "TAS") => "Australia/Hobart",
-        ("AU", "NT") => "Australia/Darwin",
-        // The rest of each country keeps the country's zone (Eastern, Toronto, Sydney).
-        _ => return None,
-    })
 }
 
 /// `-05:00`, `-0500`, `+5` or `Z` as an offset.
@@ -565,11 +468,6 @@ fn access_point(
     }
 }
 
-/// An absent or `null` list, read as empty.
-fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
-}
-
 // The parts of Tracking.yaml's TrackApiResponse Waymark reads. Every field is optional so that
 // a missing one is reported by name, not as a parse error of the whole answer.
 
@@ -581,15 +479,15 @@ struct TrackApiResponse {
 
 #[derive(Debug, Deserialize)]
 struct TrackResponse {
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     shipment: Vec<Shipment>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Shipment {
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     package: Vec<Package>,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     warnings: Vec<Message>,
 }
 
@@ -597,9 +495,9 @@ struct Shipment {
 #[serde(rename_all = "camelCase")]
 struct Package {
     tracking_number: Option<String>,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     activity: Vec<Activity>,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     delivery_date: Vec<DeliveryDate>,
     delivery_information: Option<DeliveryInformation>,
     access_point_information: Option<AccessPointInformation>,
@@ -736,7 +634,7 @@ struct ErrorResponse {
 
 #[derive(Debug, Deserialize)]
 struct ErrorList {
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "lenient_list")]
     errors: Vec<Message>,
 }
 

@@ -289,7 +289,7 @@ fn an_unmapped_code_is_logged_once_not_at_every_poll() {
             .expect("a report");
         assert_eq!(report.events[0].status, S::InTransit);
     }
-    let warned = ups.warned.lock().expect("not poisoned");
+    let warned = ups.unmapped.logged();
     assert_eq!(
         warned.iter().collect::<Vec<_>>(),
         ["code=Q7 statusCode=998 type=I"]

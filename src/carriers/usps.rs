@@ -38,11 +38,11 @@ use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashMap;
 
+use super::profile::UnmappedCodes;
 use super::timestamps::{self, parse_iso};
-use super::transport::{self, Answer, TokenCache, Transport, excerpt, malformed};
+use super::transport::{self, TokenCache, Transport, excerpt, malformed, number_key};
 use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
     TrackReport, TrackRequest,
@@ -94,19 +94,28 @@ impl Usps {
         account: &CarrierAccount,
         chunk: &[TrackRequest],
     ) -> Result<Vec<ParcelResult>, CarrierError> {
-        let url = format!("{}{TRACKING_PATH}", base_url(account));
+        let base = base_url(account);
+        let url = format!("{base}{TRACKING_PATH}");
         let body: Vec<Value> = chunk
             .iter()
             .map(|r| serde_json::json!({ "trackingNumber": r.tracking_number.as_str() }))
             .collect();
+        let token_url = format!("{base}{TOKEN_PATH}");
         let answer = self
-            .send_authorised(account, |client, token| {
-                client
-                    .post(&url)
-                    .bearer_auth(token)
-                    .header(ACCEPT, "application/json")
-                    .json(&body)
-            })
+            .transport
+            .send_with_client_credentials(
+                "USPS",
+                &self.tokens,
+                account,
+                &token_url,
+                |client, token| {
+                    client
+                        .post(&url)
+                        .bearer_auth(token)
+                        .header(ACCEPT, "application/json")
+                        .json(&body)
+                },
+            )
             .await?;
         match answer.status {
             StatusCode::OK | StatusCode::MULTI_STATUS => self.read_answer(chunk, &answer.body),
@@ -122,44 +131,6 @@ impl Usps {
                 .collect()),
             _ => Err(answer.error()),
         }
-    }
-
-    /// Send a request with the account's bearer token. A `401` means the token went stale (or
-    /// was revoked): forget it, fetch a new one and try once more; a second `401` is the
-    /// credentials' fault.
-    async fn send_authorised(
-        &self,
-        account: &CarrierAccount,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<Answer, CarrierError> {
-        let mut attempt = 0;
-        loop {
-            let token = self.token(account).await?;
-            let answer = self.transport.send(|client| build(client, &token)).await?;
-            if answer.status != StatusCode::UNAUTHORIZED {
-                return Ok(answer);
-            }
-            self.tokens.invalidate(account.id);
-            if attempt > 0 {
-                return Err(CarrierError::Auth(format!(
-                    "USPS refused a freshly issued token: {}: {}",
-                    answer.status,
-                    excerpt(&answer.body)
-                )));
-            }
-            attempt += 1;
-        }
-    }
-
-    async fn token(&self, account: &CarrierAccount) -> Result<String, CarrierError> {
-        let client_id = transport::credential(account, "client_id")?;
-        let client_secret = transport::credential(account, "client_secret")?;
-        let url = format!("{}{TOKEN_PATH}", base_url(account));
-        self.tokens
-            .token(account.id, || {
-                transport::client_credentials(&self.transport, &url, client_id, client_secret, &[])
-            })
-            .await
     }
 
     /// One result per requested number, in request order, from a 200/207 body.
@@ -363,25 +334,11 @@ impl Carrier for Usps {
 /// The account's base URL without a trailing slash (or the API path, if a merchant pasted the
 /// spec's server URL), else production.
 fn base_url(account: &CarrierAccount) -> String {
-    let base = account
-        .base_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|b| !b.is_empty())
-        .unwrap_or(PRODUCTION_BASE_URL)
-        .trim_end_matches('/');
-    base.strip_suffix("/tracking/v3r2")
-        .unwrap_or(base)
-        .to_owned()
-}
-
-/// Tracking numbers compared the way USPS echoes them: without spaces, upper-cased.
-fn number_key(number: &str) -> String {
-    number
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_uppercase()
+    let base = transport::base_url(account, PRODUCTION_BASE_URL);
+    match base.strip_suffix("/tracking/v3r2") {
+        Some(stripped) => stripped.to_owned(),
+        None => base,
+    }
 }
 
 /// Words as the data file spells its keys: trimmed, single-spaced, upper-case.
@@ -623,7 +580,7 @@ impl Event {
             .event_state
             .as_deref()
             .filter(|_| self.domestic())
-            .and_then(state_zone);
+            .and_then(|state| timestamps::zone_for_region("US", state));
         let by_country = || {
             self.event_country
                 .as_deref()
@@ -631,7 +588,6 @@ impl Event {
                 .and_then(timestamps::zone_for_country)
         };
         by_state
-            .and_then(|name| TimeZone::get(name).ok())
             .or_else(by_country)
             .or_else(|| TimeZone::get(HOME_ZONE).ok())
             .unwrap_or(TimeZone::UTC)
@@ -738,45 +694,6 @@ fn parse_gmt_offset(text: &str) -> Option<Offset> {
         return None;
     }
     Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()
-}
-
-/// The zone most of a state's (or territory's) scans happen in. States split between zones get
-/// the zone most of their people live in.
-fn state_zone(state: &str) -> Option<&'static str> {
-    Some(match state.trim().to_ascii_uppercase().as_str() {
-        "CT" | "DC" | "DE" | "FL" | "GA" | "KY" | "MA" | "MD" | "ME" | "NC" | "NH" | "NJ"
-        | "NY" | "OH" | "PA" | "RI" | "SC" | "VA" | "VT" | "WV" => "America/New_York",
-        "MI" => "America/Detroit",
-        "IN" => "America/Indiana/Indianapolis",
-        "AL" | "AR" | "IA" | "IL" | "KS" | "LA" | "MN" | "MO" | "MS" | "ND" | "NE" | "OK"
-        | "SD" | "TN" | "TX" | "WI" => "America/Chicago",
-        "CO" | "MT" | "NM" | "UT" | "WY" => "America/Denver",
-        "ID" => "America/Boise",
-        "AZ" => "America/Phoenix",
-        "CA" | "NV" | "OR" | "WA" => "America/Los_Angeles",
-        "AK" => "America/Anchorage",
-        "HI" => "Pacific/Honolulu",
-        "PR" => "America/Puerto_Rico",
-        "VI" => "America/St_Thomas",
-        "GU" => "Pacific/Guam",
-        "MP" => "Pacific/Saipan",
-        "AS" => "Pacific/Pago_Pago",
-        // AA/AE/AP (military mail) and the freely associated states have no single zone.
-        _ => return None,
-    })
-}
-
-/// Codes already reported as missing from the mapping, so each is logged once per process.
-#[derive(Debug, Default)]
-struct UnmappedCodes(Mutex<HashSet<String>>);
-
-impl UnmappedCodes {
-    fn first_time(&self, code: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(code.to_owned())
-    }
 }
 
 #[cfg(test)]
