@@ -200,7 +200,9 @@ impl Transport {
                 Err(e) => Err(CarrierError::Transient(describe(&e))),
             };
             let retryable = match &outcome {
-                Ok(answer) => answer.status.is_server_error(),
+                // SOAP services answer every fault with a 500, a refused login included; the
+                // fault is an answer, not an outage, so asking again would only repeat it.
+                Ok(answer) => answer.status.is_server_error() && !is_soap_fault(&answer.body),
                 Err(CarrierError::Transient(_)) => true,
                 Err(_) => false,
             };
@@ -264,6 +266,11 @@ impl Transport {
         self.send_authorised(carrier, tokens, account, fetch_token, build)
             .await
     }
+}
+
+/// Whether a body is a SOAP fault (`<soap:Fault>`, `<env:Fault>`, `<Fault>`).
+pub fn is_soap_fault(body: &str) -> bool {
+    body.contains(":Fault>") || body.contains("<Fault>")
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -421,6 +428,40 @@ pub fn credential<'a>(account: &'a CarrierAccount, key: &str) -> Result<&'a str,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_soap_fault_is_not_asked_again_but_an_outage_is() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/fault"))
+            .respond_with(ResponseTemplate::new(500).set_body_string(
+                "<soap:Envelope><soap:Body><soap:Fault><faultstring>LOGIN_5</faultstring></soap:Fault></soap:Body></soap:Envelope>",
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/down"))
+            .respond_with(ResponseTemplate::new(503).set_body_string("<html>down</html>"))
+            .expect(3)
+            .mount(&server)
+            .await;
+        let transport = Transport::default().with_retries(2, Duration::from_millis(1));
+        let fault = transport
+            .send(|c| c.post(format!("{}/fault", server.uri())))
+            .await
+            .unwrap();
+        assert_eq!(fault.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(fault.body.contains("LOGIN_5"));
+        let down = transport
+            .send(|c| c.post(format!("{}/down", server.uri())))
+            .await
+            .unwrap();
+        assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+        // `expect` counts are checked when the server drops.
+    }
 
     #[test]
     fn statuses_are_classified() {
