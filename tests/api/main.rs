@@ -3,7 +3,8 @@
 //! `waymark` binary where a test is about the process itself.
 //!
 //! Each test has its own temporary directory, database, SMTP server and ports, so they run side
-//! by side. Time is simulated (an accelerated clock), and the loops are turned one round at a
+//! by side. Time is simulated (a manual clock moved from one due time to the next, or an
+//! accelerated one where real time matters), and the loops are turned one round at a
 //! time until the work is done, never "sleep and hope".
 
 mod helpers;
@@ -14,4 +15,5 @@ mod daemon;
 mod delivery;
 mod intake;
 mod journeys;
+mod pages;
 mod quiet_hours;
