@@ -319,6 +319,7 @@ impl Store for SqliteStore {
         new: &NewShipment,
         now: Timestamp,
     ) -> Result<Shipment, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let result = sqlx::query(
             "INSERT INTO shipments \
              (id, carrier_account_id, carrier, tracking_number, customer_email, customer_name, \
@@ -345,10 +346,34 @@ impl Store for SqliteStore {
         .bind(public_token())
         .bind(Status::Pending.as_str())
         .bind(DEFAULT_POLL_PRIORITY)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
         match result {
-            Ok(row) => ShipmentRow::decode(&row)?.into_shipment(),
+            Ok(row) => {
+                let shipment = ShipmentRow::decode(&row)?.into_shipment()?;
+                // The merchant's promise is the first estimate the customer had; keep it in the
+                // estimate history beside the carrier's.
+                if let Some(promise) = new.promise {
+                    sqlx::query(
+                        "INSERT INTO estimate_changes \
+                         (id, shipment_id, source, current_earliest, current_latest, reason, \
+                          recorded_at) \
+                         VALUES (?1, ?2, 'promise', ?3, ?4, ?5, ?6)",
+                    )
+                    .bind(Uuid::now_v7().to_string())
+                    .bind(shipment.id.to_string())
+                    .bind(promise.earliest.to_string())
+                    .bind(promise.latest.to_string())
+                    .bind(format!(
+                        "the merchant promised delivery {promise} at registration"
+                    ))
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(shipment)
+            }
             Err(sqlx::Error::Database(e))
                 if e.is_unique_violation() && e.message().contains("tracking_number") =>
             {

@@ -463,7 +463,14 @@ async fn a_poll_after_losing_the_lease_writes_nothing() -> TestResult {
     assert_eq!(unchanged.journey, JourneyState::new_shipment());
     assert_eq!(unchanged.poll_failures, 0);
     assert!(store.timeline(s.id).await?.is_empty());
-    assert!(store.estimate_changes(s.id).await?.is_empty());
+    // Only the promise recorded at registration: the lost poll's estimate change is not there.
+    let changes = store.estimate_changes(s.id).await?;
+    assert!(
+        changes
+            .iter()
+            .all(|(_, c)| c.source == EstimateSource::Promise),
+        "{changes:?}"
+    );
     assert!(store.notifications(s.id).await?.is_empty());
     assert_eq!(
         count(
@@ -551,7 +558,14 @@ async fn an_estimate_change_is_stored_with_its_reason() -> TestResult {
     write.estimate_change = Some(change.clone());
     assert!(store.record_poll(&write).await?);
 
-    assert_eq!(store.estimate_changes(s.id).await?, vec![(at(1), change)]);
+    let changes = store.estimate_changes(s.id).await?;
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    // The merchant's promise is the first estimate, recorded at registration.
+    assert_eq!(changes[0].1.source, EstimateSource::Promise);
+    assert_eq!(changes[0].1.previous, None);
+    assert_eq!(changes[0].1.current, s.promise);
+    assert!(changes[0].1.reason.contains("promised"), "{changes:?}");
+    assert_eq!(changes[1], (at(1), change));
     let polled = store.shipment(s.id).await?.context("shipment")?;
     assert_eq!(polled.journey.carrier_estimate, Some(after));
     Ok(())
