@@ -1,54 +1,27 @@
 use super::*;
-use crate::domain::{CarrierCode, Reason};
+use crate::carriers::test_support::{self, fast_transport, number, published, request, ts as at};
+use crate::domain::Reason;
 use std::time::Duration;
-use uuid::Uuid;
 use wiremock::matchers::{basic_auth, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 /// The published Track items sample (Australia Post's documentation sample, via karrio).
 const RESPONSE_SAMPLE: &str = "example_response.karrio.json";
 
-fn published(file: &str) -> String {
-    let path = format!(
-        "{}/../shared/carriers/auspost/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 fn carrier() -> AusPost {
-    AusPost::bundled(Transport::default().with_retries(2, Duration::from_millis(1)))
+    AusPost::bundled(fast_transport())
 }
 
 fn account(base_url: &str) -> CarrierAccount {
-    CarrierAccount {
-        id: Uuid::now_v7(),
-        carrier: CarrierCode::parse("auspost").unwrap(),
-        name: "eParcel".into(),
-        credentials: serde_json::json!({
+    test_support::account(
+        "auspost",
+        serde_json::json!({
             "api_key": "ap-key",
             "password": "ap-password",
             "account_number": "0001234567"
         }),
-        base_url: Some(base_url.to_owned()),
-        daily_quota: None,
-        requests_per_second: None,
-    }
-}
-
-fn number(text: &str) -> TrackingNumber {
-    TrackingNumber::parse(text).unwrap()
-}
-
-fn request(text: &str) -> TrackRequest {
-    TrackRequest {
-        tracking_number: number(text),
-        registered_at: None,
-    }
-}
-
-fn at(text: &str) -> jiff::Timestamp {
-    text.parse().unwrap()
+        Some(base_url),
+    )
 }
 
 fn report(outcome: &Result<TrackReport, ParcelError>) -> &TrackReport {
@@ -89,7 +62,7 @@ fn the_published_sample_is_normalised_field_by_field() {
     // File: shared/carriers/auspost/example_response.karrio.json
     let numbers: Vec<TrackingNumber> = SAMPLE_NUMBERS.iter().map(|n| number(n)).collect();
     let outcomes = carrier()
-        .read_track(&numbers, &published(RESPONSE_SAMPLE))
+        .read_track(&numbers, &published("auspost", RESPONSE_SAMPLE))
         .unwrap();
     assert_eq!(outcomes.len(), 3);
 
@@ -327,7 +300,9 @@ async fn one_call_carries_every_number_with_basic_auth_and_the_account_number() 
         .and(basic_auth("ap-key", "ap-password"))
         .and(header("account-number", "0001234567"))
         .and(header("accept", "application/json"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(published(RESPONSE_SAMPLE)))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(published("auspost", RESPONSE_SAMPLE)),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -467,7 +442,9 @@ async fn a_server_error_is_retried_within_the_call() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(published(RESPONSE_SAMPLE)))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(published("auspost", RESPONSE_SAMPLE)),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -480,7 +457,7 @@ async fn a_server_error_is_retried_within_the_call() {
 
 #[tokio::test]
 async fn garbage_bodies_are_malformed_with_the_carriers_words() {
-    let sample = published(RESPONSE_SAMPLE);
+    let sample = published("auspost", RESPONSE_SAMPLE);
     for (body, words) in [
         (
             "<html><body>Australia Post is down for maintenance</body></html>".to_owned(),

@@ -1,6 +1,5 @@
 use super::*;
-use crate::domain::CarrierCode;
-use jiff::Timestamp;
+use crate::carriers::test_support::{self, fast_transport, number, published, request, ts};
 use reqwest::header::HeaderMap;
 use std::time::Duration;
 use wiremock::matchers::{header, method, path};
@@ -16,11 +15,7 @@ const PASSWORD: &str = "0bfa9fcb9853d1f51ee57a";
 const BASIC: &str = "Basic NmU5M2Q1Mzk2ODg4MTcxNDowYmZhOWZjYjk4NTNkMWY1MWVlNTdh";
 
 fn detail_fixture() -> String {
-    std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/carriers/canadapost/example_tracking-detail.karrio-test.xml"
-    ))
-    .expect("the published Canada Post sample")
+    published("canadapost", DETAIL_FILE)
 }
 
 /// The sample as the production service sends it: in the tracking namespace.
@@ -33,30 +28,15 @@ fn namespaced_fixture() -> String {
 }
 
 fn canada_post() -> CanadaPost {
-    CanadaPost::bundled(Transport::default().with_retries(2, Duration::from_millis(1)))
-}
-
-fn number(text: &str) -> TrackingNumber {
-    TrackingNumber::parse(text).expect("a tracking number")
-}
-
-fn request(text: &str) -> TrackRequest {
-    TrackRequest {
-        tracking_number: number(text),
-        registered_at: None,
-    }
+    CanadaPost::bundled(fast_transport())
 }
 
 fn account(base_url: Option<String>) -> CarrierAccount {
-    CarrierAccount {
-        id: uuid::Uuid::now_v7(),
-        carrier: CarrierCode::parse("canadapost").expect("a code"),
-        name: "Canada Post".into(),
-        credentials: serde_json::json!({"username": USERNAME, "password": PASSWORD}),
-        base_url,
-        daily_quota: None,
-        requests_per_second: None,
-    }
+    test_support::account(
+        "canadapost",
+        serde_json::json!({"username": USERNAME, "password": PASSWORD}),
+        base_url.as_deref(),
+    )
 }
 
 fn ok(body: &str) -> Answer {
@@ -65,10 +45,6 @@ fn ok(body: &str) -> Answer {
         headers: HeaderMap::new(),
         body: body.to_owned(),
     }
-}
-
-fn ts(text: &str) -> Timestamp {
-    text.parse().expect("a timestamp")
 }
 
 fn messages(code: &str, description: &str) -> String {

@@ -1,53 +1,18 @@
 use super::*;
-use crate::domain::{CarrierCode, DeliveryWindow, Reason, Status};
-use jiff::Timestamp;
+use crate::carriers::test_support::{self, fast_transport, number, published, request, ts};
+use crate::domain::{DeliveryWindow, Reason, Status};
 use jiff::civil::date;
 use serde_json::json;
 use std::time::Duration;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// A file of DHL's published material in `../shared/carriers/dhl/`.
-macro_rules! published {
-    ($file:literal) => {
-        std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/carriers/dhl/",
-            $file
-        ))
-        .expect(concat!("../shared/carriers/dhl/", $file, " is readable"))
-    };
-}
-
-fn ts(text: &str) -> Timestamp {
-    text.parse().expect("a timestamp")
-}
-
-fn number(text: &str) -> TrackingNumber {
-    TrackingNumber::parse(text).expect("a tracking number")
-}
-
-fn request(text: &str) -> TrackRequest {
-    TrackRequest {
-        tracking_number: number(text),
-        registered_at: None,
-    }
-}
-
 fn adapter() -> Dhl {
-    Dhl::bundled(Transport::default().with_retries(2, Duration::from_millis(1)))
+    Dhl::bundled(fast_transport())
 }
 
 fn account(base_url: &str) -> CarrierAccount {
-    CarrierAccount {
-        id: uuid::Uuid::now_v7(),
-        carrier: CarrierCode::parse("dhl").expect("a code"),
-        name: "DHL test".into(),
-        credentials: json!({ "api_key": "test-key" }),
-        base_url: Some(base_url.to_owned()),
-        daily_quota: None,
-        requests_per_second: None,
-    }
+    test_support::account("dhl", json!({ "api_key": "test-key" }), Some(base_url))
 }
 
 /// The parcel report of a `200` body, or the test fails saying why.
@@ -103,7 +68,7 @@ fn the_data_file_parses_with_dhls_limits() {
 #[test]
 fn the_published_example_answer_is_normalised_field_by_field() {
     // example_response.json: DHL's spec example values (not a real parcel), with its one event.
-    let report = report_of(&published!("example_response.json"), "7777777770");
+    let report = report_of(&published("dhl", "example_response.json"), "7777777770");
     assert_eq!(report.events.len(), 1);
     let scan = &report.events[0];
     // "2018-03-02T07:53:47" has no offset: it is read in the scan's country (NL, UTC+1 in March).
@@ -129,7 +94,7 @@ fn the_published_example_answer_is_normalised_field_by_field() {
 
     // karrio's copy of the same spec example reads the same.
     let karrio: serde_json::Value =
-        serde_json::from_str(&published!("karrio_schema_tracking.json")).expect("JSON");
+        serde_json::from_str(&published("dhl", "karrio_schema_tracking.json")).expect("JSON");
     assert_eq!(
         report_of(&karrio["trackingResponse"].to_string(), "7777777770"),
         report
@@ -140,7 +105,7 @@ fn the_published_example_answer_is_normalised_field_by_field() {
 fn without_events_the_current_status_is_the_scan() {
     // The published example without its events list: only `status` is left, with a `Z` time.
     let mut answer: serde_json::Value =
-        serde_json::from_str(&published!("example_response.json")).expect("JSON");
+        serde_json::from_str(&published("dhl", "example_response.json")).expect("JSON");
     answer["shipments"][0]
         .as_object_mut()
         .expect("a shipment")
@@ -344,7 +309,7 @@ fn answers_of_the_wrong_shape_are_unreadable_parcels_and_garbage_an_unreadable_c
 async fn the_request_carries_the_number_the_language_and_the_api_key() {
     // The query parameters DHL's spec names (example_request_params.json) include the two sent.
     let params: serde_json::Value =
-        serde_json::from_str(&published!("example_request_params.json")).expect("JSON");
+        serde_json::from_str(&published("dhl", "example_request_params.json")).expect("JSON");
     assert!(params.get("trackingNumber").is_some() && params.get("language").is_some());
 
     let server = MockServer::start().await;
@@ -355,7 +320,7 @@ async fn the_request_carries_the_number_the_language_and_the_api_key() {
         .and(header("DHL-API-Key", "test-key"))
         .and(header("Accept", "application/json"))
         .respond_with(
-            ResponseTemplate::new(200).set_body_string(published!("example_response.json")),
+            ResponseTemplate::new(200).set_body_string(published("dhl", "example_response.json")),
         )
         .expect(1)
         .mount(&server)
@@ -383,7 +348,7 @@ async fn the_published_404_is_not_found_for_that_parcel_while_the_others_are_ans
         .respond_with(
             ResponseTemplate::new(404)
                 .insert_header("Content-Type", "application/problem+json")
-                .set_body_string(published!("example_error_404.json")),
+                .set_body_string(published("dhl", "example_error_404.json")),
         )
         .mount(&server)
         .await;
@@ -391,7 +356,7 @@ async fn the_published_404_is_not_found_for_that_parcel_while_the_others_are_ans
         .and(path("/track/shipments"))
         .and(query_param("trackingNumber", "7777777770"))
         .respond_with(
-            ResponseTemplate::new(200).set_body_string(published!("example_response.json")),
+            ResponseTemplate::new(200).set_body_string(published("dhl", "example_response.json")),
         )
         .mount(&server)
         .await;
@@ -484,7 +449,7 @@ async fn a_server_error_is_retried_within_the_call() {
         .await;
     Mock::given(method("GET"))
         .respond_with(
-            ResponseTemplate::new(200).set_body_string(published!("example_response.json")),
+            ResponseTemplate::new(200).set_body_string(published("dhl", "example_response.json")),
         )
         .expect(1)
         .mount(&server)

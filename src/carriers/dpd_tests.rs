@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::CarrierCode;
+use crate::carriers::test_support::{self, fast_transport, number, published, request, ts};
 use jiff::SignedDuration;
 use std::time::Duration;
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -10,50 +10,23 @@ const RESPONSE_FILE: &str = "example_getTrackingData_response.karrio-test.xml";
 const FIXTURE_NUMBER: &str = "05308801410058";
 
 fn response_fixture() -> String {
-    std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/carriers/dpd/example_getTrackingData_response.karrio-test.xml"
-    ))
-    .expect("the published DPD example answer")
+    published("dpd", RESPONSE_FILE)
 }
 
 fn request_fixture() -> String {
-    std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/carriers/dpd/example_getTrackingData_request.karrio-test.xml"
-    ))
-    .expect("the published DPD example request")
+    published("dpd", "example_getTrackingData_request.karrio-test.xml")
 }
 
 fn dpd() -> Dpd {
-    Dpd::bundled(Transport::default().with_retries(2, Duration::from_millis(1)))
-}
-
-fn number(text: &str) -> TrackingNumber {
-    TrackingNumber::parse(text).expect("a tracking number")
-}
-
-fn request(text: &str) -> TrackRequest {
-    TrackRequest {
-        tracking_number: number(text),
-        registered_at: None,
-    }
+    Dpd::bundled(fast_transport())
 }
 
 fn account(base_url: Option<String>) -> CarrierAccount {
-    CarrierAccount {
-        id: uuid::Uuid::now_v7(),
-        carrier: CarrierCode::parse("dpd").expect("a code"),
-        name: "DPD NL".into(),
-        credentials: serde_json::json!({"delis_id": "KD12345", "password": "s3cret&"}),
-        base_url,
-        daily_quota: None,
-        requests_per_second: None,
-    }
-}
-
-fn ts(text: &str) -> Timestamp {
-    text.parse().expect("a timestamp")
+    test_support::account(
+        "dpd",
+        serde_json::json!({"delis_id": "KD12345", "password": "s3cret&"}),
+        base_url.as_deref(),
+    )
 }
 
 /// A `getAuth` answer in the shape of DPD's LoginService 2.1 schema; `expires` is written as DPD

@@ -1,6 +1,6 @@
 use super::*;
-use crate::domain::{CarrierCode, Reason};
-use jiff::Timestamp;
+use crate::carriers::test_support::{self, fast_transport, published, request, ts};
+use crate::domain::Reason;
 use jiff::civil::date;
 use std::time::Duration;
 use wiremock::matchers::{body_json, body_string_contains, header, method, path};
@@ -9,39 +9,21 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use Reason as R;
 use Status as S;
 
-fn read(file: &str) -> String {
-    let at = format!(
-        "{}/../shared/carriers/fedex/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&at).unwrap_or_else(|e| panic!("{at}: {e}"))
-}
-
 /// An error body FedEx's spec gives as the example for `status` of the tracking endpoint.
 fn spec_error_example(status: &str) -> serde_json::Value {
     let spec: serde_json::Value =
-        serde_json::from_str(&read("track-openapi.json")).expect("the spec is JSON");
+        serde_json::from_str(&published("fedex", "track-openapi.json")).expect("the spec is JSON");
     spec["paths"]["/track/v1/trackingnumbers"]["post"]["responses"][status]["content"]
         ["application/json"]["example"]
         .clone()
 }
 
 fn fedex() -> Fedex {
-    Fedex::bundled(Transport::default().with_retries(2, Duration::from_millis(1)))
-}
-
-fn ts(text: &str) -> Timestamp {
-    text.parse().expect("a timestamp")
+    Fedex::bundled(fast_transport())
 }
 
 fn requests(numbers: &[&str]) -> Vec<TrackRequest> {
-    numbers
-        .iter()
-        .map(|n| TrackRequest {
-            tracking_number: TrackingNumber::parse(n).expect("a tracking number"),
-            registered_at: None,
-        })
-        .collect()
+    numbers.iter().map(|n| request(n)).collect()
 }
 
 /// Read a `200` body for `numbers`, expecting a readable answer.
@@ -155,7 +137,7 @@ fn the_bundled_data_file_parses_and_maps_the_tricky_codes_carefully() {
 #[test]
 fn the_published_example_response_is_read_field_by_field() {
     let results = parse(
-        &read("example_response.json"),
+        &published("fedex", "example_response.json"),
         &["123456789012", "39936862321"],
     );
     assert_eq!(results.len(), 2);
@@ -410,15 +392,11 @@ fn answers_that_are_not_what_the_spec_says_fail_the_call_with_the_carriers_words
 // ---- Over HTTP, against a stand-in FedEx ----
 
 fn account(server: &MockServer) -> CarrierAccount {
-    CarrierAccount {
-        id: Uuid::now_v7(),
-        carrier: CarrierCode::parse("fedex").expect("a code"),
-        name: "FedEx main".into(),
-        credentials: serde_json::json!({"client_id": "l7xx-api-key", "client_secret": "secret-key"}),
-        base_url: Some(server.uri()),
-        daily_quota: None,
-        requests_per_second: None,
-    }
+    test_support::account(
+        "fedex",
+        serde_json::json!({"client_id": "l7xx-api-key", "client_secret": "secret-key"}),
+        Some(&server.uri()),
+    )
 }
 
 fn token_answer(token: &str) -> ResponseTemplate {
@@ -453,7 +431,7 @@ async fn the_request_is_what_fedex_expects_and_the_token_is_reused() {
         .await;
     // The body of the published example request, for our two numbers.
     let published: serde_json::Value =
-        serde_json::from_str(&read("example_request.json")).expect("JSON");
+        serde_json::from_str(&published("fedex", "example_request.json")).expect("JSON");
     assert_eq!(published["includeDetailedScans"], true);
     let expected = serde_json::json!({
         "includeDetailedScans": true,
@@ -468,7 +446,10 @@ async fn the_request_is_what_fedex_expects_and_the_token_is_reused() {
         .and(header("content-type", "application/json"))
         .and(header("x-locale", "en_US"))
         .and(body_json(&expected))
-        .respond_with(ResponseTemplate::new(200).set_body_string(read("example_response.json")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(test_support::published("fedex", "example_response.json")),
+        )
         .expect(2)
         .mount(&server)
         .await;
@@ -513,7 +494,9 @@ async fn an_expired_token_is_renewed_once_and_the_call_retried() {
     Mock::given(method("POST"))
         .and(path(TRACK))
         .and(header("authorization", "Bearer fresh"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(read("example_response.json")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(published("fedex", "example_response.json")),
+        )
         .expect(2)
         .mount(&server)
         .await;
@@ -603,7 +586,9 @@ async fn a_passing_server_error_is_retried_within_the_call() {
         .await;
     Mock::given(method("POST"))
         .and(path(TRACK))
-        .respond_with(ResponseTemplate::new(200).set_body_string(read("example_response.json")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(published("fedex", "example_response.json")),
+        )
         .expect(1)
         .mount(&server)
         .await;

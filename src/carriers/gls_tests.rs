@@ -1,20 +1,11 @@
 use super::*;
-use crate::carriers::transport::Transport;
-use crate::domain::{CarrierCode, Reason as R, Status as S, TrackingNumber};
+use crate::carriers::test_support::{self, fast_transport, published, request, ts};
+use crate::domain::{Reason as R, Status as S};
 use jiff::Timestamp;
 use serde_json::json;
 use std::time::Duration;
 use wiremock::matchers::{body_string_contains, header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-/// A published payload from `shared/carriers/gls/`, named by file.
-fn published(file: &str) -> String {
-    let path = format!(
-        "{}/../shared/carriers/gls/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 /// The spec's fourth `Response200` example, "200Reference2Parcels" (one notification card that
 /// finds two parcels), copied verbatim from `ecitrackandtrace.karrio-vendor.yaml`: it was not
@@ -46,24 +37,10 @@ const REFERENCE_TWO_PARCELS: &str = r#"{
   ]
 }"#;
 
-fn ts(text: &str) -> Timestamp {
-    text.parse().expect("a timestamp")
-}
-
 fn gls() -> Gls {
     let profile = CarrierProfile::from_toml("carriers/gls.toml", BUNDLED_PROFILE)
         .expect("the bundled data file parses");
-    Gls::new(
-        profile,
-        Transport::default().with_retries(2, Duration::from_millis(1)),
-    )
-}
-
-fn request(number: &str) -> TrackRequest {
-    TrackRequest {
-        tracking_number: TrackingNumber::parse(number).expect("a tracking number"),
-        registered_at: None,
-    }
+    Gls::new(profile, fast_transport())
 }
 
 fn requests(numbers: &[&str]) -> Vec<TrackRequest> {
@@ -71,15 +48,11 @@ fn requests(numbers: &[&str]) -> Vec<TrackRequest> {
 }
 
 fn account(base: &str) -> CarrierAccount {
-    CarrierAccount {
-        id: uuid::Uuid::now_v7(),
-        carrier: CarrierCode::parse("gls").expect("a code"),
-        name: "GLS test".into(),
-        credentials: json!({ "client_id": "gls-key", "client_secret": "gls-secret" }),
-        base_url: Some(base.to_owned()),
-        daily_quota: None,
-        requests_per_second: None,
-    }
+    test_support::account(
+        "gls",
+        json!({ "client_id": "gls-key", "client_secret": "gls-secret" }),
+        Some(base),
+    )
 }
 
 fn report(result: &ParcelResult) -> &TrackReport {
@@ -125,7 +98,7 @@ fn the_published_answer_without_errors_is_normalised() {
     let results = gls()
         .read_answer(
             &requests(&["36301917596"]),
-            &published("example_response_200WithoutErrors.json"),
+            &published("gls", "example_response_200WithoutErrors.json"),
         )
         .expect("an answer");
     let report = report(&results[0]);
@@ -161,7 +134,7 @@ fn the_published_answer_with_errors_fails_only_the_unknown_parcel() {
     let results = gls()
         .read_answer(
             &requests(&["42249018928", "36301917596"]),
-            &published("example_response_200WithErrors.json"),
+            &published("gls", "example_response_200WithErrors.json"),
         )
         .expect("an answer");
     assert_eq!(results[0].tracking_number.as_str(), "42249018928");
@@ -178,7 +151,7 @@ fn the_published_parcelshop_delivery_waits_for_the_customer() {
     let results = gls()
         .read_answer(
             &requests(&["42249028960"]),
-            &published("example_response_200WithLinks.json"),
+            &published("gls", "example_response_200WithLinks.json"),
         )
         .expect("an answer");
     let report = report(&results[0]);
@@ -237,7 +210,8 @@ fn the_published_reference_for_two_parcels_merges_their_events() {
 #[test]
 fn the_published_event_codes_all_have_a_meaning() {
     // event_codes_example.json: GET /tracking/events/codes.
-    let listed: Value = serde_json::from_str(&published("event_codes_example.json")).expect("JSON");
+    let listed: Value =
+        serde_json::from_str(&published("gls", "event_codes_example.json")).expect("JSON");
     let gls = gls();
     let meanings: Vec<(String, Status, Option<Reason>)> = listed["eventsCodes"]
         .as_array()
@@ -478,7 +452,7 @@ async fn a_batch_is_one_get_with_a_reused_bearer_token() {
         .and(header("accept-language", "EN"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_string(published("example_response_200WithErrors.json")),
+                .set_body_string(published("gls", "example_response_200WithErrors.json")),
         )
         .expect(2)
         .mount(&server)

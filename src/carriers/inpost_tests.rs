@@ -1,55 +1,21 @@
 use super::*;
-use crate::domain::{CarrierCode, Reason, Status};
+use crate::carriers::test_support::{self, fast_transport, number, published, request, ts};
+use crate::domain::{Reason, Status};
 use jiff::civil::date;
 use serde_json::json;
 use std::time::Duration;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// A file of InPost's published material in `../shared/carriers/inpost/`.
-macro_rules! published {
-    ($file:literal) => {
-        std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/carriers/inpost/",
-            $file
-        ))
-        .expect(concat!("../shared/carriers/inpost/", $file, " is readable"))
-    };
-}
-
 const NUMBER: &str = "520113015630320011234567";
 
-fn ts(text: &str) -> Timestamp {
-    text.parse().expect("a timestamp")
-}
-
-fn number(text: &str) -> TrackingNumber {
-    TrackingNumber::parse(text).expect("a tracking number")
-}
-
-fn request(text: &str) -> TrackRequest {
-    TrackRequest {
-        tracking_number: number(text),
-        registered_at: None,
-    }
-}
-
 fn adapter() -> InPost {
-    InPost::bundled(Transport::default().with_retries(2, Duration::from_millis(1)))
+    InPost::bundled(fast_transport())
 }
 
 /// Tracking needs no credentials: the account has none.
 fn account(base_url: &str) -> CarrierAccount {
-    CarrierAccount {
-        id: uuid::Uuid::now_v7(),
-        carrier: CarrierCode::parse("inpost").expect("a code"),
-        name: "InPost test".into(),
-        credentials: serde_json::Value::Null,
-        base_url: Some(base_url.to_owned()),
-        daily_quota: None,
-        requests_per_second: None,
-    }
+    test_support::account("inpost", serde_json::Value::Null, Some(base_url))
 }
 
 /// A locker parcel from Warsaw to Kraków, collected by the customer.
@@ -170,7 +136,7 @@ fn the_data_file_parses_and_files_lockers_as_pickup_points() {
 #[test]
 fn the_published_status_resource_gives_the_title_of_a_status() {
     // example_status_resource.json: one entry of InPost's status list, as published.
-    let entry = published!("example_status_resource.json");
+    let entry = published("inpost", "example_status_resource.json");
     let title = "Placed in Parcel Locker (of destination).";
     assert_eq!(
         read_titles(&entry).get(READY_TO_PICKUP).map(String::as_str),
@@ -187,7 +153,7 @@ fn the_published_status_resource_gives_the_title_of_a_status() {
 
 #[test]
 fn a_locker_journey_is_normalised_event_by_event() {
-    let titles = read_titles(&published!("example_status_resource.json"));
+    let titles = read_titles(&published("inpost", "example_status_resource.json"));
     let report = report_of(&locker_journey(), &titles);
     let scans = &report.events;
     assert_eq!(scans.len(), 8);
@@ -359,7 +325,7 @@ async fn the_request_names_the_number_without_credentials_and_titles_are_read_on
         .and(query_param("lang", "en_GB"))
         .respond_with(ResponseTemplate::new(200).set_body_string(format!(
             r#"{{"items": [{}]}}"#,
-            published!("example_status_resource.json")
+            published("inpost", "example_status_resource.json")
         )))
         .expect(1)
         .mount(&server)
@@ -420,10 +386,10 @@ async fn the_published_400_is_a_permanent_failure_in_inposts_words() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(format!("/v1/tracking/{NUMBER}")))
-        .respond_with(
-            ResponseTemplate::new(400)
-                .set_body_string(published!("example_error_400_invalid_parameter.json")),
-        )
+        .respond_with(ResponseTemplate::new(400).set_body_string(published(
+            "inpost",
+            "example_error_400_invalid_parameter.json",
+        )))
         .mount(&server)
         .await;
     match adapter()

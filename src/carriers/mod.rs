@@ -15,6 +15,8 @@ pub mod profile;
 pub mod recognise;
 pub mod royalmail;
 pub mod sandbox;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod timestamps;
 pub mod transport;
 pub mod ups;

@@ -1,53 +1,18 @@
 use super::*;
-use crate::domain::{CarrierCode, DeliveryWindow, Reason, Status};
-use jiff::Timestamp;
+use crate::carriers::test_support::{self, fast_transport, number, published, request, ts};
+use crate::domain::{DeliveryWindow, Reason, Status};
 use jiff::civil::date;
 use serde_json::json;
 use std::time::Duration;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// A file of PostNL's published material in `../shared/carriers/postnl/`.
-macro_rules! published {
-    ($file:literal) => {
-        std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/carriers/postnl/",
-            $file
-        ))
-        .expect(concat!("../shared/carriers/postnl/", $file, " is readable"))
-    };
-}
-
-fn ts(text: &str) -> Timestamp {
-    text.parse().expect("a timestamp")
-}
-
-fn number(text: &str) -> TrackingNumber {
-    TrackingNumber::parse(text).expect("a tracking number")
-}
-
-fn request(text: &str) -> TrackRequest {
-    TrackRequest {
-        tracking_number: number(text),
-        registered_at: None,
-    }
-}
-
 fn adapter() -> PostNl {
-    PostNl::bundled(Transport::default().with_retries(2, Duration::from_millis(1)))
+    PostNl::bundled(fast_transport())
 }
 
 fn account(base_url: &str) -> CarrierAccount {
-    CarrierAccount {
-        id: uuid::Uuid::now_v7(),
-        carrier: CarrierCode::parse("postnl").expect("a code"),
-        name: "PostNL test".into(),
-        credentials: json!({ "api_key": "test-key" }),
-        base_url: Some(base_url.to_owned()),
-        daily_quota: None,
-        requests_per_second: None,
-    }
+    test_support::account("postnl", json!({ "api_key": "test-key" }), Some(base_url))
 }
 
 fn report_of(body: &str, tracking: &str) -> TrackReport {
@@ -226,8 +191,8 @@ fn the_published_status_answers_are_normalised_field_by_field() {
     // example_response_get_status_by_barcode.json and ..._by_reference.json: PostNL's SDK
     // examples (sandbox account DEVC), the current status only.
     for body in [
-        published!("example_response_get_status_by_barcode.json"),
-        published!("example_response_get_status_by_reference.json"),
+        published("postnl", "example_response_get_status_by_barcode.json"),
+        published("postnl", "example_response_get_status_by_reference.json"),
     ] {
         let report = report_of(&body, "3SDEVC288882229");
         assert_eq!(report.events.len(), 1);
@@ -254,7 +219,7 @@ fn the_published_status_answers_are_normalised_field_by_field() {
 fn the_published_signature_answer_is_no_status_answer() {
     // example_response_get_shipment_signature.json: an image and a date, no signer's name, so
     // Waymark never asks for it; given where a status answer belongs, it is unreadable.
-    let body = published!("example_response_get_shipment_signature.json");
+    let body = published("postnl", "example_response_get_shipment_signature.json");
     match adapter().read_answer(&number("3SDEVC317858754"), &body) {
         Ok(Err(ParcelError::Malformed { detail, excerpt })) => {
             assert!(detail.contains("CompleteStatus"), "{detail}");
@@ -453,10 +418,10 @@ async fn the_request_names_the_barcode_asks_for_detail_and_carries_the_api_key()
         .and(query_param("language", "EN"))
         .and(header("apikey", "test-key"))
         .and(header("Accept", "application/json"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string(published!("example_response_get_status_by_barcode.json")),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_string(published(
+            "postnl",
+            "example_response_get_status_by_barcode.json",
+        )))
         .expect(1)
         .mount(&server)
         .await;
@@ -479,10 +444,10 @@ async fn an_unknown_barcode_is_not_found_while_the_rest_of_the_batch_is_answered
         .await;
     Mock::given(method("GET"))
         .and(path("/shipment/v2/status/barcode/3SDEVC288882229"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string(published!("example_response_get_status_by_barcode.json")),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_string(published(
+            "postnl",
+            "example_response_get_status_by_barcode.json",
+        )))
         .mount(&server)
         .await;
     let results = adapter()
@@ -550,10 +515,10 @@ async fn a_server_error_is_retried_within_the_call() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string(published!("example_response_get_status_by_barcode.json")),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_string(published(
+            "postnl",
+            "example_response_get_status_by_barcode.json",
+        )))
         .expect(1)
         .mount(&server)
         .await;

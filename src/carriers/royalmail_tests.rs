@@ -1,7 +1,6 @@
 use super::*;
-use crate::domain::CarrierCode;
+use crate::carriers::test_support::{self, fast_transport, published, request, ts as at};
 use std::time::Duration;
-use uuid::Uuid;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -10,39 +9,16 @@ const EVENTS_SAMPLE: &str = "example_response_events.karrio-community.json";
 /// The published error sample, with its rate-limit quirk.
 const ERRORS_SAMPLE: &str = "example_errors.karrio-community.json";
 
-fn published(file: &str) -> String {
-    let path = format!(
-        "{}/../shared/carriers/royalmail/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 fn carrier() -> RoyalMail {
-    RoyalMail::bundled(Transport::default().with_retries(2, Duration::from_millis(1)))
+    RoyalMail::bundled(fast_transport())
 }
 
 fn account(base_url: &str) -> CarrierAccount {
-    CarrierAccount {
-        id: Uuid::now_v7(),
-        carrier: CarrierCode::parse("royalmail").unwrap(),
-        name: "Royal Mail main".into(),
-        credentials: serde_json::json!({"client_id": "rm-id", "client_secret": "rm-secret"}),
-        base_url: Some(base_url.to_owned()),
-        daily_quota: None,
-        requests_per_second: None,
-    }
-}
-
-fn request(number: &str) -> TrackRequest {
-    TrackRequest {
-        tracking_number: TrackingNumber::parse(number).unwrap(),
-        registered_at: None,
-    }
-}
-
-fn at(text: &str) -> jiff::Timestamp {
-    text.parse().unwrap()
+    test_support::account(
+        "royalmail",
+        serde_json::json!({"client_id": "rm-id", "client_secret": "rm-secret"}),
+        Some(base_url),
+    )
 }
 
 fn report(outcome: &Result<TrackReport, ParcelError>) -> &TrackReport {
@@ -89,7 +65,9 @@ fn the_data_file_parses_and_says_one_number_per_call() {
 #[test]
 fn the_published_events_sample_is_normalised_field_by_field() {
     // File: shared/carriers/royalmail/example_response_events.karrio-community.json
-    let outcome = carrier().read_events(&published(EVENTS_SAMPLE)).unwrap();
+    let outcome = carrier()
+        .read_events(&published("royalmail", EVENTS_SAMPLE))
+        .unwrap();
     let report = report(&outcome);
     assert_eq!(report.events.len(), 1);
     let event = &report.events[0];
@@ -234,7 +212,9 @@ async fn the_request_carries_the_number_the_client_credentials_and_the_terms_hea
         .and(header("X-IBM-Client-Secret", "rm-secret"))
         .and(header("X-Accept-RMG-Terms", "yes"))
         .and(header("accept", "application/json"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(published(EVENTS_SAMPLE)))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(published("royalmail", EVENTS_SAMPLE)),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -258,7 +238,9 @@ async fn more_numbers_than_one_are_one_call_each_in_order_and_an_unknown_one_is_
         .await;
     Mock::given(method("GET"))
         .and(path("/mailpieces/v2/FQ087430672GB/events"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(published(EVENTS_SAMPLE)))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(published("royalmail", EVENTS_SAMPLE)),
+        )
         .expect(2)
         .mount(&server)
         .await;
@@ -287,7 +269,7 @@ async fn the_published_rate_limit_quirk_a_400_is_rate_limited() {
         .respond_with(
             ResponseTemplate::new(400)
                 .insert_header("Retry-After", "45")
-                .set_body_string(published(ERRORS_SAMPLE)),
+                .set_body_string(published("royalmail", ERRORS_SAMPLE)),
         )
         .expect(1)
         .mount(&server)
@@ -305,7 +287,7 @@ async fn the_published_rate_limit_quirk_a_400_is_rate_limited() {
     // The same body read directly (as if it came with a 200) is still throttling.
     assert_eq!(
         carrier()
-            .read_events(&published(ERRORS_SAMPLE))
+            .read_events(&published("royalmail", ERRORS_SAMPLE))
             .unwrap_err(),
         CarrierError::RateLimited { retry_after: None }
     );
@@ -376,7 +358,9 @@ async fn a_server_error_is_retried_within_the_call() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(published(EVENTS_SAMPLE)))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(published("royalmail", EVENTS_SAMPLE)),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -415,7 +399,7 @@ async fn garbage_bodies_are_malformed_with_the_carriers_words() {
         )
         .mount(&server)
         .await;
-    let truncated = &published(EVENTS_SAMPLE)[..400];
+    let truncated = &published("royalmail", EVENTS_SAMPLE)[..400];
     Mock::given(method("GET"))
         .and(path("/mailpieces/v2/FQ000000001GB/events"))
         .respond_with(ResponseTemplate::new(200).set_body_string(truncated))

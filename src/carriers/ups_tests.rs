@@ -1,6 +1,6 @@
 use super::*;
-use crate::domain::{CarrierCode, Reason};
-use jiff::Timestamp;
+use crate::carriers::test_support::{self, fast_transport, number, published, request, ts};
+use crate::domain::Reason;
 use jiff::civil::date;
 use std::time::Duration;
 use wiremock::matchers::{body_string_contains, header, header_exists, method, path, query_param};
@@ -14,24 +14,8 @@ const EXAMPLE_RESPONSE: &str = include_str!(concat!(
     "/../shared/carriers/ups/example_response.json"
 ));
 
-fn read(file: &str) -> String {
-    let at = format!(
-        "{}/../shared/carriers/ups/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&at).unwrap_or_else(|e| panic!("{at}: {e}"))
-}
-
 fn ups() -> Ups {
-    Ups::bundled(Transport::default().with_retries(2, Duration::from_millis(1)))
-}
-
-fn number(raw: &str) -> TrackingNumber {
-    TrackingNumber::parse(raw).expect("a tracking number")
-}
-
-fn ts(text: &str) -> Timestamp {
-    text.parse().expect("a timestamp")
+    Ups::bundled(fast_transport())
 }
 
 /// Read a `200` body, expecting a report.
@@ -106,7 +90,10 @@ fn the_bundled_data_file_parses_and_maps_the_tricky_codes_carefully() {
 /// `example_response.json`: the "Tracking Success" sample of UPS's Postman collection.
 #[test]
 fn the_published_example_response_is_read_field_by_field() {
-    let report = report(&read("example_response.json"), "1Z1442YY7229014688");
+    let report = report(
+        &published("ups", "example_response.json"),
+        "1Z1442YY7229014688",
+    );
     assert_eq!(report.events.len(), 2);
     // 2022-01-26 16:30 in Paramus, New Jersey: Eastern Standard Time.
     assert_event(
@@ -140,9 +127,11 @@ fn the_published_example_response_is_read_field_by_field() {
 /// "Tracking Success" example must read exactly like the extracted file.
 #[test]
 fn the_postman_collections_example_reads_like_the_extracted_one() {
-    let collection: serde_json::Value =
-        serde_json::from_str(&read("UPS_Tracking.postman_collection.karrio-vendor.json"))
-            .expect("the collection is JSON");
+    let collection: serde_json::Value = serde_json::from_str(&published(
+        "ups",
+        "UPS_Tracking.postman_collection.karrio-vendor.json",
+    ))
+    .expect("the collection is JSON");
     let request = &collection["item"][0]["request"];
     assert_eq!(request["method"], "GET");
     assert_eq!(
@@ -362,25 +351,15 @@ fn offsets_in_the_spellings_ups_uses() {
 // ---- Over HTTP, against a stand-in UPS ----
 
 fn account(server: &MockServer) -> CarrierAccount {
-    CarrierAccount {
-        id: Uuid::now_v7(),
-        carrier: CarrierCode::parse("ups").expect("a code"),
-        name: "UPS main".into(),
-        credentials: serde_json::json!({"client_id": "waymark-app", "client_secret": "s3cret"}),
-        base_url: Some(format!("{}/", server.uri())),
-        daily_quota: None,
-        requests_per_second: None,
-    }
+    test_support::account(
+        "ups",
+        serde_json::json!({"client_id": "waymark-app", "client_secret": "s3cret"}),
+        Some(&format!("{}/", server.uri())),
+    )
 }
 
 fn requests(numbers: &[&str]) -> Vec<TrackRequest> {
-    numbers
-        .iter()
-        .map(|n| TrackRequest {
-            tracking_number: number(n),
-            registered_at: None,
-        })
-        .collect()
+    numbers.iter().map(|n| request(n)).collect()
 }
 
 fn token_answer(token: &str) -> ResponseTemplate {

@@ -1,21 +1,11 @@
 use super::*;
-use crate::carriers::transport::Transport;
-use crate::domain::{CarrierCode, Reason as R, Status as S, TrackingNumber};
-use jiff::Timestamp;
+use crate::carriers::test_support::{self, fast_transport, published, request, ts};
+use crate::domain::{Reason as R, Status as S, TrackingNumber};
 use jiff::civil::date;
 use serde_json::json;
 use std::time::Duration;
 use wiremock::matchers::{body_json, body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-/// A published payload from `shared/carriers/usps/`, named by file.
-fn published(file: &str) -> String {
-    let path = format!(
-        "{}/../shared/carriers/usps/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 /// A v3r2 207 multi-status answer built field by field from `tracking-v3r2_4.yaml`
 /// (`MultiStatusResponse` = `SuccessResponse` | `FailureResponse`, `TrackingEvent` with
@@ -185,24 +175,10 @@ const MULTI_STATUS: &str = r#"[
   }
 ]"#;
 
-fn ts(text: &str) -> Timestamp {
-    text.parse().expect("a timestamp")
-}
-
 fn usps() -> Usps {
     let profile = CarrierProfile::from_toml("carriers/usps.toml", BUNDLED_PROFILE)
         .expect("the bundled data file parses");
-    Usps::new(
-        profile,
-        Transport::default().with_retries(2, Duration::from_millis(1)),
-    )
-}
-
-fn request(number: &str) -> TrackRequest {
-    TrackRequest {
-        tracking_number: TrackingNumber::parse(number).expect("a tracking number"),
-        registered_at: None,
-    }
+    Usps::new(profile, fast_transport())
 }
 
 fn requests(numbers: &[&str]) -> Vec<TrackRequest> {
@@ -210,15 +186,11 @@ fn requests(numbers: &[&str]) -> Vec<TrackRequest> {
 }
 
 fn account(base: &str) -> CarrierAccount {
-    CarrierAccount {
-        id: uuid::Uuid::now_v7(),
-        carrier: CarrierCode::parse("usps").expect("a code"),
-        name: "USPS test".into(),
-        credentials: json!({ "client_id": "consumer-key", "client_secret": "consumer-secret" }),
-        base_url: Some(base.to_owned()),
-        daily_quota: None,
-        requests_per_second: None,
-    }
+    test_support::account(
+        "usps",
+        json!({ "client_id": "consumer-key", "client_secret": "consumer-secret" }),
+        Some(base),
+    )
 }
 
 fn report(result: &ParcelResult) -> &TrackReport {
@@ -258,7 +230,7 @@ fn the_published_detail_example_is_normalised() {
     let results = usps
         .read_answer(
             &requests(&["XXXXXXXXXXXXXXXXXXXX"]),
-            &published("example_response_detail.json"),
+            &published("usps", "example_response_detail.json"),
         )
         .expect("an answer");
     assert_eq!(results.len(), 1);
@@ -286,7 +258,7 @@ fn the_published_summary_example_is_not_tracking_detail() {
     let err = usps()
         .read_answer(
             &requests(&["XXXXXXXXXXXXXXXXXXXX"]),
-            &published("example_response_summary.json"),
+            &published("usps", "example_response_summary.json"),
         )
         .expect_err("not a tracking detail");
     match err {
