@@ -59,7 +59,7 @@ fn the_data_file_parses_with_ten_numbers_per_call() {
 
 #[test]
 fn the_published_sample_is_normalised_field_by_field() {
-    // File: shared/carriers/auspost/example_response.karrio.json
+    // File: tests/fixtures/carriers/auspost/example_response.karrio.json
     let numbers: Vec<TrackingNumber> = SAMPLE_NUMBERS.iter().map(|n| number(n)).collect();
     let outcomes = carrier()
         .read_track(&numbers, &published("auspost", RESPONSE_SAMPLE))

@@ -1,4 +1,4 @@
-//! FedEx, through its Track API v1 (`../shared/carriers/fedex/track-openapi.json`).
+//! FedEx, through its Track API v1 (FedEx's Track API OpenAPI document, kept as a test fixture in `tests/fixtures/carriers/fedex/track-openapi.json`).
 //!
 //! ## Credentials
 //!

@@ -1,10 +1,13 @@
-//! GLS, through its Track And Trace API v1 (`ecitrackandtrace.karrio-vendor.yaml` in
-//! `shared/carriers/gls/`, GLS's OpenAPI 1.0.7).
+//! GLS, through its Track And Trace API v1 (GLS's `ecitrackandtrace.yaml`, its OpenAPI 1.0.7,
+//! published on dev-portal.gls-group.net).
 //!
 //! One call tracks up to 10 parcel numbers:
 //! `GET {base}/track-and-trace-v1/tracking/simple/trackids/{n1,n2,...}`, answered `200` with a
 //! `parcels` list. A number GLS does not know comes back inside that list with
-//! `errorCode: E_404_01`; it is reported as not found for that number alone.
+//! `errorCode: E_404_01`; it is reported as not found for that number alone. A reference (a
+//! Track ID) may stand for several parcels, each answered with the same `requested`: the report
+//! follows one of them and names the others in [`TrackReport::other_parcels`], so each parcel
+//! keeps its own journey.
 //!
 //! ## Credentials
 //!

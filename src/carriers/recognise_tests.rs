@@ -3,7 +3,7 @@ use super::*;
 /// tracking_number_data's courier files, read at test time so that a new copy is checked as is.
 const DATASET: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/carriers/tracking_number_data/couriers"
+    "/tests/fixtures/carriers/tracking_number_data/couriers"
 );
 
 fn bundled() -> Recogniser {
@@ -149,7 +149,7 @@ fn expected_carrier(courier: &str, number: &str) -> String {
 fn every_dataset_number_is_recognised_as_its_courier_or_rejected() {
     let recogniser = bundled();
     let mut files: Vec<_> = std::fs::read_dir(DATASET)
-        .expect("the dataset is in ../shared")
+        .expect("the dataset is in tests/fixtures/carriers")
         .map(|e| e.expect("readable").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();

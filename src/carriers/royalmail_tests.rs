@@ -64,7 +64,7 @@ fn the_data_file_parses_and_says_one_number_per_call() {
 
 #[test]
 fn the_published_events_sample_is_normalised_field_by_field() {
-    // File: shared/carriers/royalmail/example_response_events.karrio-community.json
+    // File: tests/fixtures/carriers/royalmail/example_response_events.karrio-community.json
     let outcome = carrier()
         .read_events(&published("royalmail", EVENTS_SAMPLE))
         .unwrap();
@@ -262,7 +262,7 @@ async fn more_numbers_than_one_are_one_call_each_in_order_and_an_unknown_one_is_
 
 #[tokio::test]
 async fn the_published_rate_limit_quirk_a_400_is_rate_limited() {
-    // File: shared/carriers/royalmail/example_errors.karrio-community.json — httpCode 400 with
+    // File: tests/fixtures/carriers/royalmail/example_errors.karrio-community.json — httpCode 400 with
     // an E0004 header error, but moreInformation says the rate limit was exceeded.
     let server = MockServer::start().await;
     Mock::given(method("GET"))

@@ -1,5 +1,5 @@
 //! Helpers shared by the carrier adapters' tests: parsing test inputs, a fast transport, a test
-//! account and the carriers' published material in `../shared/carriers/`.
+//! account and the carriers' published material in `tests/fixtures/carriers/`.
 
 use std::time::Duration;
 
@@ -49,12 +49,12 @@ pub(crate) fn account(
     }
 }
 
-/// A file of `carrier`'s published material in `../shared/carriers/<carrier>/`; panics with
+/// A file of `carrier`'s published material in `tests/fixtures/carriers/<carrier>/`; panics with
 /// the path if it cannot be read.
 pub(crate) fn published(carrier: &str, file: &str) -> String {
     let path = format!(
         "{}{carrier}/{file}",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/carriers/")
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/carriers/")
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }

@@ -1,4 +1,4 @@
-//! UPS, through its Track API v1 (`../shared/carriers/ups/Tracking.yaml`).
+//! UPS, through its Track API v1 (UPS's `Tracking.yaml` OpenAPI document, github.com/UPS-API/api-documentation).
 //!
 //! ## Credentials
 //!

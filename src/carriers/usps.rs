@@ -1,4 +1,4 @@
-//! USPS, through its Tracking API v3r2 (`tracking-v3r2_4.yaml` in `shared/carriers/usps/`).
+//! USPS, through its Tracking API v3r2 (USPS's `tracking-v3r2_4.yaml`, developers.usps.com).
 //!
 //! One call tracks up to 35 numbers: `POST {base}/tracking/v3r2/tracking` with
 //! `[{"trackingNumber": ...}, ...]`, answered `200` (every number found, a `TrackingDetails`

@@ -184,7 +184,7 @@ async fn waymark_track_asks_the_carrier_with_credentials_from_the_environment() 
     let dhl = MockServer::start().await;
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/carriers/dhl/example_response.json"
+        "/tests/fixtures/carriers/dhl/example_response.json"
     ))?;
     Mock::given(method("GET"))
         .and(path("/track/shipments"))
