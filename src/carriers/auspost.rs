@@ -257,6 +257,7 @@ impl AusPost {
             signed_by: None,
             pickup_point,
             change_delivery_url: None,
+            other_parcels: Vec::new(),
         })
     }
 
@@ -270,12 +271,9 @@ impl AusPost {
             return mapping;
         }
         self.warn_once(text);
-        status
-            .and_then(|s| self.profile.normalise(&format!("status:{}", s.trim())))
-            .unwrap_or(Mapping {
-                status: Status::InTransit,
-                reason: None,
-            })
+        Mapping::for_unknown_code(
+            status.and_then(|s| self.profile.normalise(&format!("status:{}", s.trim()))),
+        )
     }
 
     fn warn_once(&self, text: &str) {

@@ -43,6 +43,7 @@ use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
     TrackReport, TrackRequest,
 };
+use crate::domain::timeline::is_final;
 use crate::domain::{DeliveryWindow, EventTime, Reason, Status, TrackingEvent, TrackingNumber};
 
 /// Canada Post's data file, compiled in; a file of the same name in the carriers directory
@@ -168,7 +169,12 @@ impl CanadaPost {
         scans.sort_by_key(|scan| scan.event.time.at);
         reinterpret_reused_codes(&mut scans);
 
-        let latest = scans.last();
+        // Where the journey stands: the latest scan, unless an earlier one ended it (as the
+        // timeline judges): a stray scan after a delivery reopens nothing.
+        let latest = scans
+            .iter()
+            .rposition(|scan| is_final(scan.event.status, scan.event.reason))
+            .map_or(scans.last(), |end| scans.get(end));
         let signed_by = scans.iter().rev().find_map(|scan| scan.signatory.clone());
         let pickup_point = latest
             .filter(|scan| scan.event.status == Status::AvailableForPickup)
@@ -205,6 +211,7 @@ impl CanadaPost {
             signed_by,
             pickup_point,
             change_delivery_url,
+            other_parcels: Vec::new(),
         })
     }
 
@@ -315,6 +322,10 @@ impl Carrier for CanadaPost {
     }
 }
 
+/// Event codes that record the proof of delivery (20: "Signature image recorded for Online
+/// viewing") rather than a step of the journey; they may come before the delivery scan itself.
+const PROOF_OF_DELIVERY_RECORDS: &[&str] = &["20"];
+
 /// An event with what it says beyond the normalised scan.
 #[derive(Debug, Clone)]
 struct Scan {
@@ -328,8 +339,19 @@ struct Scan {
 fn reinterpret_reused_codes(scans: &mut [Scan]) {
     let mut returning = false;
     let mut waited_for_pickup = false;
+    let mut before: Option<(Status, Option<Reason>)> = None;
     for scan in scans {
         let event = &mut scan.event;
+        // A record of the proof of delivery says nothing new about where the item is: it keeps
+        // the meaning of the scan before it (out for delivery stays out for delivery), and after
+        // a delivery it stays the in-transit note the timeline ignores.
+        if PROOF_OF_DELIVERY_RECORDS.contains(&event.raw_code.trim_start_matches('0')) {
+            if let Some((status, reason)) = before.filter(|(s, r)| !is_final(*s, *r)) {
+                (event.status, event.reason) = (status, reason);
+            }
+            continue;
+        }
+        before = Some((event.status, event.reason));
         if returning {
             match event.status {
                 Status::Delivered => {

@@ -144,7 +144,7 @@ fn the_published_sample_is_normalised_event_by_event() {
     check(
         1,
         "20",
-        Status::Delivered,
+        Status::InTransit,
         None,
         "2011-02-01T12:59:52Z",
         "QUEBEC, QC, CA",
@@ -180,7 +180,8 @@ fn the_published_sample_is_normalised_event_by_event() {
     check(
         5,
         "20",
-        Status::Delivered,
+        // A signature record keeps the meaning of the scan before it.
+        Status::OutForDelivery,
         None,
         "2011-02-03T16:59:59Z",
         "SAINTE-FOY, QC, CA",
@@ -194,6 +195,53 @@ fn the_published_sample_is_normalised_event_by_event() {
     );
     assert_eq!(report.pickup_point, None);
     assert_eq!(report.change_delivery_url, None);
+}
+
+/// Event `20` records a signature image; it is not a delivery. An item out for delivery whose
+/// latest scan is that record is still out for delivery.
+#[test]
+fn a_signature_record_never_delivers_an_undelivered_item() {
+    let answer = r#"<tracking-detail>
+        <pin>7023210039414604</pin>
+        <significant-events>
+            <occurrence>
+                <event-identifier>20</event-identifier>
+                <event-date>2024-11-25</event-date>
+                <event-time>11:59:59</event-time>
+                <event-time-zone>EST</event-time-zone>
+                <event-description>Signature image recorded for Online viewing</event-description>
+                <signatory-name>HETU</signatory-name>
+                <event-site>SAINTE-FOY</event-site>
+                <event-province>QC</event-province>
+            </occurrence>
+            <occurrence>
+                <event-identifier>0174</event-identifier>
+                <event-date>2024-11-25</event-date>
+                <event-time>08:27:43</event-time>
+                <event-time-zone>EST</event-time-zone>
+                <event-description>Item out for delivery</event-description>
+                <event-site>SAINTE-FOY</event-site>
+                <event-province>QC</event-province>
+            </occurrence>
+        </significant-events>
+    </tracking-detail>"#;
+    let outcome = canada_post()
+        .read_answer(&number(PIN), &ok(answer))
+        .expect("a readable answer");
+    let report = report_of(&outcome);
+    assert!(
+        report.events.iter().all(|e| e.status != Status::Delivered),
+        "{:?}",
+        report.events
+    );
+    let timeline = crate::domain::Timeline::default()
+        .merge("canadapost", report.events.clone())
+        .timeline;
+    let current = timeline.current().expect("a current scan");
+    assert_eq!(
+        (current.event.raw_code.as_str(), current.event.status),
+        ("20", Status::OutForDelivery)
+    );
 }
 
 #[test]

@@ -30,7 +30,7 @@ use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 use serde::Deserialize;
 
-use super::profile::UnmappedCodes;
+use super::profile::{Mapping, UnmappedCodes};
 use super::timestamps::{parse_iso, zone_for_country};
 use super::transport::{self, Transport, excerpt, lenient_text, malformed_parcel};
 use super::{
@@ -176,6 +176,7 @@ impl Dhl {
                 .and_then(Person::display_name),
             pickup_point: None,
             change_delivery_url: shipment.reroute_url.clone(),
+            other_parcels: Vec::new(),
         })
     }
 
@@ -232,6 +233,11 @@ impl Dhl {
                 }
             }
         }
+        // Sentences worded otherwise (or in German, which DHL Paket sends some accounts despite
+        // `language=en`) are still recognised by their telling phrase.
+        if let Some(mapping) = finer.iter().find_map(|text| self.profile.phrase(text)) {
+            return (mapping.status, mapping.reason);
+        }
         let fallback = coarse.and_then(|code| self.profile.normalise(code));
         let missing = finer.first().copied().or(coarse).unwrap_or("(no status)");
         if self.unmapped.first_time(missing) {
@@ -243,7 +249,8 @@ impl Dhl {
                  (add it to carriers/dhl.toml)"
             );
         }
-        fallback.map_or((Status::InTransit, None), |m| (m.status, m.reason))
+        let meaning = Mapping::for_unknown_code(fallback);
+        (meaning.status, meaning.reason)
     }
 }
 

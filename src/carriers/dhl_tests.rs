@@ -215,7 +215,7 @@ fn an_express_journey_is_normalised_event_by_event() {
 }
 
 #[test]
-fn an_unmapped_status_falls_back_to_the_coarse_category_and_keeps_dhls_words() {
+fn an_unmapped_status_never_looks_worse_than_in_transit_and_keeps_dhls_words() {
     let body = answer_with(
         "1234567890",
         json!([
@@ -235,9 +235,11 @@ fn an_unmapped_status_falls_back_to_the_coarse_category_and_keeps_dhls_words() {
     );
     let report = report_of(&body, "1234567890");
     let scans = &report.events;
+    // DHL's "failure" category covers returns and losses as well as a late van: an unknown
+    // status in it is not taken for trouble.
     assert_eq!(
         (scans[0].status, scans[0].reason),
-        (Status::Exception, None)
+        (Status::InTransit, None)
     );
     assert_eq!(scans[0].raw_code, "Die Sendung wurde beschädigt");
     assert_eq!(
@@ -253,6 +255,60 @@ fn an_unmapped_status_falls_back_to_the_coarse_category_and_keeps_dhls_words() {
     assert_eq!(
         (scans[2].status, scans[2].raw_code.as_str()),
         (Status::InTransit, "unknown")
+    );
+}
+
+/// DHL Paket answers some accounts in German despite `language=en`: the German texts for
+/// "loaded onto the delivery vehicle" and "held back, delivery expected on the next working
+/// day" mean what the English ones do.
+#[test]
+fn german_answers_map_like_the_english_ones() {
+    let body = |status: &str, description: &str| {
+        json!({"shipments": [{
+            "id": "00340434161094042557",
+            "service": "parcel-de",
+            "events": [{
+                "timestamp": "2024-11-26T08:14:00",
+                "statusCode": "transit",
+                "status": status,
+                "description": description
+            }]
+        }]})
+        .to_string()
+    };
+    let meaning = |status: &str, description: &str| {
+        let report = report_of(&body(status, description), "00340434161094042557");
+        (report.events[0].status, report.events[0].reason)
+    };
+    let out_for_delivery = (Status::OutForDelivery, None);
+    let delayed = (Status::InTransit, Some(Reason::CarrierDelay));
+    assert_eq!(
+        meaning(
+            "Die Sendung wurde in das Zustellfahrzeug geladen.",
+            "Die Sendung wurde in das Zustellfahrzeug geladen."
+        ),
+        out_for_delivery
+    );
+    assert_eq!(
+        meaning(
+            "The shipment has been loaded onto the delivery vehicle",
+            "The shipment has been loaded onto the delivery vehicle"
+        ),
+        out_for_delivery
+    );
+    assert_eq!(
+        meaning(
+            "Die Sendung wurde zurückgestellt. Die Zustellung erfolgt voraussichtlich am nächsten Werktag.",
+            "Die Sendung wurde zurückgestellt. Die Zustellung erfolgt voraussichtlich am nächsten Werktag."
+        ),
+        delayed
+    );
+    assert_eq!(
+        meaning(
+            "The shipment has been held back. Delivery is expected on the next working day.",
+            "The shipment has been held back. Delivery is expected on the next working day."
+        ),
+        delayed
     );
 }
 

@@ -381,6 +381,7 @@ impl Dpd {
             signed_by: None,
             pickup_point: None,
             change_delivery_url,
+            other_parcels: Vec::new(),
         })
     }
 

@@ -32,8 +32,8 @@
 //!   or country, else FedEx's home zone (US Central).
 //! - A scan's meaning is looked up in `carriers/fedex.toml` by `<eventType>:<exceptionCode>`, then
 //!   its `eventType`, then its `derivedStatusCode` (FedEx's coarse category); see that file.
-//! - The estimate is `estimatedDeliveryTimeWindow`, else the `ESTIMATED_DELIVERY`,
-//!   `APPOINTMENT_DELIVERY` or `COMMITMENT` date; `deliveryDetails` names who signed;
+//! - The estimate is `estimatedDeliveryTimeWindow`, else `standardTransitTimeWindow`, else the
+//!   `ESTIMATED_DELIVERY`, `APPOINTMENT_DELIVERY` or `COMMITMENT` date; `deliveryDetails` names who signed;
 //!   `holdAtLocation` is the pickup point.
 
 use async_trait::async_trait;
@@ -299,6 +299,7 @@ impl Fedex {
             pickup_point: track.hold_at_location.as_ref().map(pickup_point),
             // FedEx's API gives no per-parcel link to change the delivery.
             change_delivery_url: None,
+            other_parcels: Vec::new(),
         })
     }
 
@@ -376,12 +377,7 @@ impl Fedex {
                 "FedEx scan code is not in the mapping; using its derived status (extend carriers/fedex.toml)"
             );
         }
-        derived
-            .and_then(|code| self.profile.normalise(code))
-            .unwrap_or(Mapping {
-                status: Status::InTransit,
-                reason: None,
-            })
+        Mapping::for_unknown_code(derived.and_then(|code| self.profile.normalise(code)))
     }
 }
 
@@ -436,32 +432,20 @@ fn local_date(value: &str) -> Option<Date> {
     value.trim().get(..10)?.parse().ok()
 }
 
-/// The carrier's estimate: the estimated window, else the estimated, appointment or committed
-/// date. An unreadable or inverted window is logged and skipped, not a failed parcel: the scans
-/// matter more.
+/// The carrier's estimate: the estimated window, else the standard transit window (live
+/// answers often leave the estimated one empty and give only the standard one), else the
+/// estimated, appointment or committed date. An unreadable or inverted window is logged and
+/// skipped, not a failed parcel: the scans matter more.
 fn estimate(track: &TrackResult) -> Option<DeliveryWindow> {
-    if let Some(range) = track
-        .estimated_delivery_time_window
-        .as_ref()
-        .and_then(|w| w.window.as_ref())
+    let windows = [
+        ("estimated", &track.estimated_delivery_time_window),
+        ("standard transit", &track.standard_transit_time_window),
+    ];
+    if let Some(window) = windows
+        .into_iter()
+        .find_map(|(name, window)| window_of(name, window.as_ref()?))
     {
-        let begins = text(&range.begins).and_then(local_date);
-        let ends = text(&range.ends).and_then(local_date);
-        let window = match (begins, ends) {
-            (Some(from), Some(to)) => DeliveryWindow::between(from, to).ok(),
-            (Some(one), None) | (None, Some(one)) => Some(DeliveryWindow::on(one)),
-            (None, None) => None,
-        };
-        match window {
-            Some(window) => return Some(window),
-            None if range.begins.is_some() || range.ends.is_some() => tracing::warn!(
-                carrier = "fedex",
-                begins = ?range.begins,
-                ends = ?range.ends,
-                "FedEx estimated delivery window is unreadable; ignoring it"
-            ),
-            None => {}
-        }
+        return Some(window);
     }
     ["ESTIMATED_DELIVERY", "APPOINTMENT_DELIVERY", "COMMITMENT"]
         .into_iter()
@@ -473,6 +457,28 @@ fn estimate(track: &TrackResult) -> Option<DeliveryWindow> {
                 .find_map(|d| text(&d.date_time).and_then(local_date))
         })
         .map(DeliveryWindow::on)
+}
+
+/// The dates of one of FedEx's time windows, `None` when it has none (or they are unreadable).
+fn window_of(name: &str, window: &TimeWindow) -> Option<DeliveryWindow> {
+    let range = window.window.as_ref()?;
+    let begins = text(&range.begins).and_then(local_date);
+    let ends = text(&range.ends).and_then(local_date);
+    let read = match (begins, ends) {
+        (Some(from), Some(to)) => DeliveryWindow::between(from, to).ok(),
+        (Some(one), None) | (None, Some(one)) => Some(DeliveryWindow::on(one)),
+        (None, None) => None,
+    };
+    if read.is_none() && (range.begins.is_some() || range.ends.is_some()) {
+        tracing::warn!(
+            carrier = "fedex",
+            window = name,
+            begins = ?range.begins,
+            ends = ?range.ends,
+            "FedEx delivery window is unreadable; ignoring it"
+        );
+    }
+    read
 }
 
 /// The FedEx location holding the parcel for the customer.
@@ -554,6 +560,7 @@ struct TrackResult {
     date_and_times: Vec<DateAndTime>,
     hold_at_location: Option<LocationDetail>,
     estimated_delivery_time_window: Option<TimeWindow>,
+    standard_transit_time_window: Option<TimeWindow>,
 }
 
 impl TrackResult {

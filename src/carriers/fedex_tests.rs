@@ -242,6 +242,81 @@ fn exceptions_pickups_and_deliveries_get_their_reasons() {
     assert_eq!(collected.signed_by.as_deref(), Some("J.SMITH"));
 }
 
+/// `DE`/`A47` ("FedEx redirected your package to a nearby FedEx location") sends the parcel on
+/// to wait at a FedEx location: it is moving, not in trouble.
+#[test]
+fn a_redirect_to_a_fedex_location_is_not_an_exception() {
+    let redirected = serde_json::json!({
+        "date": "2024-11-26T10:41:00-05:00",
+        "eventType": "DE",
+        "eventDescription": "Delivery exception",
+        "exceptionCode": "A47",
+        "exceptionDescription": "FedEx redirected your package to a nearby FedEx location",
+        "derivedStatusCode": "DE",
+        "scanLocation": {"city": "BROOKLYN", "stateOrProvinceCode": "NY", "countryCode": "US"},
+    });
+    let body = answer(&[(
+        "444444444444",
+        serde_json::json!({ "scanEvents": [redirected] }),
+    )]);
+    let results = parse(&body, &["444444444444"]);
+    let event = &report_of(&results[0]).events[0];
+    assert_eq!((event.status, event.reason), (S::InTransit, None));
+    assert_eq!(event.raw_code, "DE");
+}
+
+/// Without an estimated window, FedEx's standard transit window is the estimate.
+#[test]
+fn the_standard_transit_window_is_the_estimate_when_there_is_no_estimated_one() {
+    let moving = scan(
+        "IT",
+        "",
+        "IT",
+        "2024-11-25T08:00:00-06:00",
+        ("MEMPHIS", "TN", "US"),
+    );
+    let body = answer(&[
+        (
+            "555555555555",
+            serde_json::json!({
+                "scanEvents": [moving.clone()],
+                "standardTransitTimeWindow": {"window": {"ends": "2024-11-28T00:00:00-06:00"}},
+            }),
+        ),
+        (
+            "666666666666",
+            serde_json::json!({
+                "scanEvents": [moving.clone()],
+                "estimatedDeliveryTimeWindow": {"window": {}},
+                "standardTransitTimeWindow": {"window": {
+                    "begins": "2024-11-27T00:00:00-06:00", "ends": "2024-11-29T00:00:00-06:00"}},
+            }),
+        ),
+        (
+            "777777777777",
+            serde_json::json!({
+                "scanEvents": [moving],
+                "estimatedDeliveryTimeWindow": {"window": {"ends": "2024-11-26T00:00:00-06:00"}},
+                "standardTransitTimeWindow": {"window": {"ends": "2024-11-28T00:00:00-06:00"}},
+            }),
+        ),
+    ]);
+    let results = parse(&body, &["555555555555", "666666666666", "777777777777"]);
+    assert_eq!(
+        report_of(&results[0]).estimate,
+        Some(DeliveryWindow::on(date(2024, 11, 28)))
+    );
+    assert_eq!(
+        report_of(&results[1]).estimate,
+        Some(DeliveryWindow::between(date(2024, 11, 27), date(2024, 11, 29)).unwrap())
+    );
+    // The estimated window, when FedEx gives one, wins.
+    assert_eq!(
+        report_of(&results[2]).estimate,
+        Some(DeliveryWindow::on(date(2024, 11, 26)))
+    );
+}
+
 #[test]
 fn unmapped_codes_fall_back_to_the_derived_status_and_zone_less_times_to_the_scans_state() {
     let body = answer(&[(

@@ -43,14 +43,14 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 
-use super::profile::UnmappedCodes;
+use super::profile::{Mapping, UnmappedCodes};
 use super::timestamps::{self, parse_iso};
 use super::transport::{self, TokenCache, Transport, excerpt, lenient_text, malformed, number_key};
 use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, TrackReport,
     TrackRequest,
 };
-use crate::domain::{Reason, Status, TrackingEvent};
+use crate::domain::{Reason, Status, TrackingEvent, TrackingNumber};
 
 /// GLS's data file, compiled in; a file of the same name in the carriers directory replaces it.
 pub const BUNDLED_PROFILE: &str = include_str!("../../carriers/gls.toml");
@@ -162,7 +162,7 @@ impl Gls {
             .map(|request| {
                 let key = number_key(request.tracking_number.as_str());
                 let outcome = match by_number.get(&key) {
-                    Some(entries) => self.parcel(entries),
+                    Some(entries) => self.parcel(&key, entries),
                     None => Err(ParcelError::Malformed {
                         detail: "GLS's answer has no entry for this number".into(),
                         excerpt: excerpt(body),
@@ -176,26 +176,40 @@ impl Gls {
             .collect())
     }
 
-    /// The outcome for the entries answering one number: its events (of every parcel it stands
-    /// for), or the error GLS gave for it.
-    fn parcel(&self, entries: &[&Value]) -> Result<TrackReport, ParcelError> {
+    /// The outcome for the entries answering one number, or the error GLS gave for it. A
+    /// reference GLS answers with several parcels (the parcels of one order share it) is several
+    /// parcels, each with a journey of its own, never one merged timeline: the report follows
+    /// the parcel the number itself names, else the first listed, and names the others.
+    fn parcel(&self, requested: &str, entries: &[&Value]) -> Result<TrackReport, ParcelError> {
         let (failed, found): (Vec<&Value>, Vec<&Value>) = entries
             .iter()
             .partition(|e| e.get("errorCode").is_some_and(|c| !c.is_null()));
-        if found.is_empty() {
+        let unit = |entry: &Value| entry.get("unitno").and_then(Value::as_str).map(number_key);
+        let followed = found
+            .iter()
+            .position(|e| unit(e).as_deref() == Some(requested))
+            .unwrap_or(0);
+        let Some(raw) = found.get(followed) else {
             return Err(failed.first().map_or(ParcelError::NotFound, |e| failure(e)));
+        };
+        let mut other_parcels = Vec::new();
+        for (index, entry) in found.iter().enumerate() {
+            let number = unit(entry).and_then(|n| TrackingNumber::parse(&n).ok());
+            match number {
+                Some(number) if index != followed && !other_parcels.contains(&number) => {
+                    other_parcels.push(number)
+                }
+                _ => {}
+            }
         }
-        let mut events = Vec::new();
-        for raw in found {
-            let parcel: Parcel =
-                serde_json::from_value(raw.clone()).map_err(|e| ParcelError::Malformed {
-                    detail: format!("not a GLS parcel: {e}"),
-                    excerpt: excerpt(&raw.to_string()),
-                })?;
-            events.extend(self.events(&parcel, raw)?);
-        }
+        let parcel: Parcel =
+            serde_json::from_value((*raw).clone()).map_err(|e| ParcelError::Malformed {
+                detail: format!("not a GLS parcel: {e}"),
+                excerpt: excerpt(&raw.to_string()),
+            })?;
         Ok(TrackReport {
-            events,
+            events: self.events(&parcel, raw)?,
+            other_parcels,
             // GLS's Track And Trace answers no estimate, no signer and no change link; the
             // ParcelShop behind DELIVD.PARCELSHOP is only named by a second API that needs the
             // parcel's original destination postal code, which Waymark does not pass here.
@@ -271,6 +285,8 @@ impl Gls {
         if let Some(mapping) = self.profile.normalise(code) {
             return (mapping.status, mapping.reason);
         }
+        // The data file lists GLS's categories (`NOTDEL`) as codes of their own: a detail the
+        // file lacks (`NOTDEL.NEWREASON`) still says what its category says.
         let category = code.split_once('.').map_or(code, |(category, _)| category);
         if let Some(mapping) = self.profile.normalise(category) {
             tracing::debug!(
@@ -287,9 +303,9 @@ impl Gls {
                 "GLS event code not in the mapping (carriers/gls.toml); using the parcel's status or in_transit"
             );
         }
-        parcel_status
-            .and_then(|s| self.profile.normalise(s))
-            .map_or((Status::InTransit, None), |m| (m.status, m.reason))
+        let meaning =
+            Mapping::for_unknown_code(parcel_status.and_then(|s| self.profile.normalise(s)));
+        (meaning.status, meaning.reason)
     }
 }
 

@@ -184,27 +184,42 @@ fn the_published_parcelshop_delivery_waits_for_the_customer() {
     assert_eq!(preadvice.time.offset_seconds, Some(3600));
 }
 
+/// A reference shared by two parcels is two parcels: the report follows the first, with its own
+/// events only, and names the second, never a timeline merged from both.
 #[test]
-fn the_published_reference_for_two_parcels_merges_their_events() {
+fn a_reference_for_two_parcels_is_two_parcels_not_one_merged_timeline() {
     let results = gls()
         .read_answer(&requests(&["747N6K"]), REFERENCE_TWO_PARCELS)
         .expect("an answer");
-    let report = report(&results[0]);
-    assert_eq!(report.events.len(), 4);
-    let handed_over: Vec<Timestamp> = report
+    let first_parcel = report(&results[0]);
+    assert_eq!(first_parcel.events.len(), 2, "{:?}", first_parcel.events);
+    let handed_over: Vec<Timestamp> = first_parcel
         .events
         .iter()
         .filter(|e| e.raw_code == "INTIAL.NORMAL")
         .map(|e| e.time.at)
         .collect();
+    assert_eq!(handed_over, vec![ts("2024-09-18T04:50:22Z")]);
     assert_eq!(
-        handed_over,
-        vec![ts("2024-09-18T04:50:22Z"), ts("2024-09-18T04:48:46Z")]
+        first_parcel.other_parcels,
+        vec![TrackingNumber::parse("93835330600").unwrap()]
     );
-    let first = &report.events[0];
+    let first = &first_parcel.events[0];
     assert_eq!((first.status, first.reason), (S::InTransit, None));
     assert_eq!(first.location.as_deref(), Some("IT"));
     assert_eq!(first.time.offset_seconds, Some(7200));
+
+    // Asked by one of its parcel numbers, that parcel is followed and the other named.
+    let by_parcel = REFERENCE_TWO_PARCELS.replace("\"747N6K\"", "\"93835330600\"");
+    let results = gls()
+        .read_answer(&requests(&["93835330600"]), &by_parcel)
+        .expect("an answer");
+    let second = report(&results[0]);
+    assert_eq!(second.events[0].time.at, ts("2024-09-18T04:48:46Z"));
+    assert_eq!(
+        second.other_parcels,
+        vec![TrackingNumber::parse("93835330599").unwrap()]
+    );
 }
 
 #[test]

@@ -256,6 +256,7 @@ impl InPost {
             signed_by: None,
             pickup_point,
             change_delivery_url: None,
+            other_parcels: Vec::new(),
         })
     }
 

@@ -74,6 +74,11 @@ pub struct TrackReport {
     pub pickup_point: Option<PickupPoint>,
     /// The carrier's own link for the customer to change the delivery.
     pub change_delivery_url: Option<String>,
+    /// Further parcels the tracked number also stands for (a GLS reference shared by the
+    /// parcels of one order): the report is about one parcel, and each of these is its own
+    /// parcel with its own journey, to be followed as a shipment of its own.
+    #[serde(default)]
+    pub other_parcels: Vec<TrackingNumber>,
 }
 
 /// Whether the customer can still change the delivery after a scan with this meaning: the parcel

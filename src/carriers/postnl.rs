@@ -36,7 +36,7 @@ use reqwest::header::ACCEPT;
 use serde::{Deserialize, Deserializer};
 
 use super::delivery_to_come;
-use super::profile::UnmappedCodes;
+use super::profile::{Mapping, UnmappedCodes};
 use super::timestamps::{BadTime, parse_iso, parse_local};
 use super::transport::{self, Transport, malformed_parcel};
 use super::{
@@ -262,6 +262,7 @@ impl PostNl {
                 .then(|| change_delivery_url(number, shipment))
                 .flatten(),
             events,
+            other_parcels: Vec::new(),
         })
     }
 
@@ -290,7 +291,8 @@ impl PostNl {
                  (add it to carriers/postnl.toml)"
             );
         }
-        fallback.map_or((Status::InTransit, None), |m| (m.status, m.reason))
+        let meaning = Mapping::for_unknown_code(fallback);
+        (meaning.status, meaning.reason)
     }
 
     fn status_meaning(&self, code: &str) -> (Status, Option<Reason>) {

@@ -18,6 +18,49 @@ pub struct Mapping {
     pub reason: Option<Reason>,
 }
 
+impl Mapping {
+    /// In transit, nothing more said: what a scan means when nothing in the mapping explains it.
+    pub const IN_TRANSIT: Mapping = Mapping {
+        status: Status::InTransit,
+        reason: None,
+    };
+
+    /// The meaning of a scan whose own code the mapping lacks, from the carrier's coarser word
+    /// on it (a category, a type, the parcel's status), but only when that cannot make the
+    /// parcel look worse than it is: a setback needs the scan's own code to be believed. Else
+    /// the scan is in transit (its raw code and words are kept beside it).
+    pub fn for_unknown_code(coarse: Option<Mapping>) -> Mapping {
+        coarse
+            .filter(|m| !m.is_setback())
+            .unwrap_or(Self::IN_TRANSIT)
+    }
+
+    /// Whether this meaning tells of trouble: an exception, a failed attempt, a delay, a hold, a
+    /// loss or a return.
+    pub fn is_setback(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Exception | Status::AttemptFailed | Status::Expired
+        ) || self.reason.is_some_and(|reason| {
+            matches!(
+                reason,
+                Reason::CustomsHeld
+                    | Reason::DutiesDue
+                    | Reason::AddressIssue
+                    | Reason::RecipientUnavailable
+                    | Reason::Refused
+                    | Reason::Damaged
+                    | Reason::Lost
+                    | Reason::ReturningToSender
+                    | Reason::ReturnedToSender
+                    | Reason::WeatherDelay
+                    | Reason::CarrierDelay
+                    | Reason::HeldForPayment
+            )
+        })
+    }
+}
+
 /// How hard a carrier may be polled.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

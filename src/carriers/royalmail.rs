@@ -236,6 +236,7 @@ impl RoyalMail {
                 .filter(|name| !name.is_empty()),
             pickup_point,
             change_delivery_url,
+            other_parcels: Vec::new(),
         })
     }
 
@@ -249,12 +250,9 @@ impl RoyalMail {
             return mapping;
         }
         self.warn_once(code, text);
-        category
-            .and_then(|c| self.profile.normalise(&format!("category:{}", c.trim())))
-            .unwrap_or(Mapping {
-                status: Status::InTransit,
-                reason: None,
-            })
+        Mapping::for_unknown_code(
+            category.and_then(|c| self.profile.normalise(&format!("category:{}", c.trim()))),
+        )
     }
 
     fn warn_once(&self, code: &str, text: &str) {

@@ -161,6 +161,7 @@ impl Sandbox {
             signed_by,
             pickup_point,
             change_delivery_url,
+            other_parcels: Vec::new(),
         })
     }
 }

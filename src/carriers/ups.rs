@@ -52,7 +52,7 @@ use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
     TrackReport, TrackRequest,
 };
-use crate::domain::{DeliveryWindow, EventTime, Status, TrackingEvent, TrackingNumber};
+use crate::domain::{DeliveryWindow, EventTime, Reason, Status, TrackingEvent, TrackingNumber};
 
 /// UPS's data file, compiled in; a file of the same name in the carriers directory replaces it.
 pub const BUNDLED_PROFILE: &str = include_str!("../../carriers/ups.toml");
@@ -225,9 +225,12 @@ impl Ups {
             .as_ref()
             .and_then(|d| text(&d.received_by))
             .map(str::to_owned);
+        // UPS sends `accessPointInformation` for parcels that were only offered an Access Point
+        // (delivered to the door all the same): a pickup point is shown only once one held it.
         let pickup_point = package
             .access_point_information
             .as_ref()
+            .filter(|_| events.iter().any(held_for_pickup))
             .map(|point| access_point(point, &package, &events));
 
         Ok(TrackReport {
@@ -237,6 +240,7 @@ impl Ups {
             // UPS's API gives no per-parcel link to change the delivery.
             change_delivery_url: None,
             events,
+            other_parcels: Vec::new(),
         })
     }
 
@@ -305,11 +309,7 @@ impl Ups {
                 "UPS scan code is not in the mapping; using its status type (extend carriers/ups.toml)"
             );
         }
-        kind.and_then(|k| self.profile.normalise(&format!("type:{k}")))
-            .unwrap_or(Mapping {
-                status: Status::InTransit,
-                reason: None,
-            })
+        Mapping::for_unknown_code(kind.and_then(|k| self.profile.normalise(&format!("type:{k}"))))
     }
 }
 
@@ -361,8 +361,9 @@ fn activity_time(activity: &Activity, address: Option<&Address>) -> Result<Event
         text(&activity.gmt_time),
         text(&activity.gmt_offset),
     ) {
+        let time = clock_digits(time).ok_or(format!("gmtTime `{time}` is not a time"))?;
         let utc = parse_local(
-            &format!("{date}{time:0>6}"),
+            &format!("{date}{time}"),
             "%Y%m%d%H%M%S",
             Some(&TimeZone::UTC),
         )
@@ -373,11 +374,31 @@ fn activity_time(activity: &Activity, address: Option<&Address>) -> Result<Event
     }
     let date = text(&activity.date).ok_or("it has no date".to_owned())?;
     let time = text(&activity.time).ok_or("it has no time".to_owned())?;
+    let time = clock_digits(time).ok_or(format!("time `{time}` is not a time"))?;
     let zone = address
         .and_then(|a| zone_for_place(a.country(), text(&a.state_province)))
         .or_else(|| TimeZone::get(HOME_ZONE).ok());
-    parse_local(&format!("{date}{time:0>6}"), "%Y%m%d%H%M%S", zone.as_ref())
-        .map_err(|e| e.to_string())
+    parse_local(&format!("{date}{time}"), "%Y%m%d%H%M%S", zone.as_ref()).map_err(|e| e.to_string())
+}
+
+/// A time of day as UPS writes it, as `HHMMSS`: the spec's `HHMMSS` (`74700`, without its
+/// leading zero) or, as live answers write it, `HH:MM:SS` (or `HH:MM`).
+fn clock_digits(text: &str) -> Option<String> {
+    let text = text.trim();
+    if text.contains(':') {
+        let parts: Vec<&str> = text.split(':').collect();
+        if !(2..=3).contains(&parts.len())
+            || parts
+                .iter()
+                .any(|p| p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return None;
+        }
+        let second = parts.get(2).copied().unwrap_or("0");
+        return Some(format!("{:0>2}{:0>2}{:0>2}", parts[0], parts[1], second));
+    }
+    (!text.is_empty() && text.len() <= 6 && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{text:0>6}"))
 }
 
 /// `-05:00`, `-0500`, `+5` or `Z` as an offset.
@@ -440,7 +461,12 @@ fn estimate(dates: &[DeliveryDate]) -> Option<DeliveryWindow> {
         .map(DeliveryWindow::on)
 }
 
-/// The UPS Access Point the package waits at (or is headed for). UPS names only the last day it
+/// Whether this scan says the parcel waits (or waited) at a pickup point for the customer.
+fn held_for_pickup(event: &TrackingEvent) -> bool {
+    event.status == Status::AvailableForPickup || event.reason == Some(Reason::PickedUpByCustomer)
+}
+
+/// The UPS Access Point the package waits (or waited) at. UPS names only the last day it
 /// is held; the address is the latest scan's, once the parcel is there.
 fn access_point(
     point: &AccessPointInformation,

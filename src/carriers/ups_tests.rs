@@ -11,7 +11,7 @@ use Status as S;
 
 const EXAMPLE_RESPONSE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/carriers/ups/example_response.json"
+    "/tests/fixtures/carriers/ups/example_response.json"
 ));
 
 fn ups() -> Ups {
@@ -68,7 +68,7 @@ fn the_bundled_data_file_parses_and_maps_the_tricky_codes_carefully() {
         (S::InTransit, Some(R::CustomsClearanceStarted))
     );
     assert_eq!(meaning("058"), (S::Exception, Some(R::CustomsHeld)));
-    assert_eq!(meaning("014"), (S::InTransit, Some(R::CustomsReleased)));
+    assert_eq!(meaning("SR"), (S::InTransit, Some(R::CustomsReleased)));
     assert_eq!(meaning("035"), (S::Exception, Some(R::ReturningToSender)));
     assert_eq!(meaning("034"), (S::Exception, Some(R::ReturnedToSender)));
     assert_eq!(meaning("068"), (S::Exception, Some(R::Lost)));
@@ -178,6 +178,104 @@ fn the_specs_field_examples_are_read_with_the_gmt_fields() {
     assert_eq!(report.estimate, Some(DeliveryWindow::on(date(2021, 2, 12))));
 }
 
+/// Live Track v1 answers write `gmtTime` and `time` as `HH:MM:SS`, unlike the spec's `74700`.
+#[test]
+fn live_answers_with_colons_in_their_times_are_read() {
+    let body = |gmt_offset: &str| {
+        format!(
+            r#"{{"trackResponse":{{"shipment":[{{"package":[{{
+            "trackingNumber":"1Z023E2X0214323462",
+            "activity":[{{
+                "location":{{"address":{{"city":"Louisville","stateProvince":"KY","countryCode":"US"}}}},
+                "status":{{"type":"I","description":"Arrived at Facility","code":"AR","statusCode":"005"}},
+                "date":"20241125","time":"04:41:00",
+                "gmtDate":"20241125","gmtTime":"09:41:00","gmtOffset":"{gmt_offset}"
+            }}]}}]}}]}}}}"#
+        )
+    };
+    for offset in ["-05:00", "-0500"] {
+        let report = report(&body(offset), "1Z023E2X0214323462");
+        assert_event(
+            &report.events[0],
+            (S::InTransit, None),
+            "2024-11-25T09:41:00Z",
+            Some(-5 * 3600),
+            Some("Louisville, US"),
+            ("AR", "Arrived at Facility"),
+        );
+    }
+
+    // Without the GMT fields, the local `time` with colons is read in the scan's zone.
+    let local_only = r#"{"trackResponse":{"shipment":[{"package":[{
+        "trackingNumber":"1Z023E2X0214323462",
+        "activity":[{
+            "location":{"address":{"city":"Louisville","stateProvince":"KY","countryCode":"US"}},
+            "status":{"type":"I","description":"Arrived at Facility","code":"AR","statusCode":"005"},
+            "date":"20241125","time":"04:41:00"
+        }]}]}]}}"#;
+    let report = report(local_only, "1Z023E2X0214323462");
+    assert_eq!(report.events[0].time.at, ts("2024-11-25T09:41:00Z"));
+}
+
+#[test]
+fn times_in_both_spellings_and_nothing_else() {
+    assert_eq!(clock_digits("74700").as_deref(), Some("074700"));
+    assert_eq!(clock_digits("071356").as_deref(), Some("071356"));
+    assert_eq!(clock_digits("09:41:00").as_deref(), Some("094100"));
+    assert_eq!(clock_digits("9:41").as_deref(), Some("094100"));
+    assert_eq!(clock_digits("09:41:00:00"), None);
+    assert_eq!(clock_digits("09::00"), None);
+    assert_eq!(clock_digits("9am"), None);
+    assert_eq!(clock_digits("1234567"), None);
+    assert_eq!(clock_digits(""), None);
+}
+
+/// `014` is the paperwork for customs, not a release; `092` (type `X`, no activity code) is a
+/// hold at the clearing agency, not a bare exception.
+#[test]
+fn clearance_paperwork_is_not_a_release_and_the_clearing_agency_is_a_customs_hold() {
+    let body = r#"{"trackResponse":{"shipment":[{"package":[{
+        "trackingNumber":"1Z023E2X0214323462",
+        "activity":[
+            {"location":{"address":{"city":"Koeln","countryCode":"DE"}},
+             "status":{"type":"X","description":"The package is at the clearing agency awaiting final release.","statusCode":"092"},
+             "date":"20241126","time":"101500"},
+            {"location":{"address":{"city":"Koeln","countryCode":"DE"}},
+             "status":{"type":"I","description":"UPS has received the information needed to submit your package for clearance.","statusCode":"014"},
+             "date":"20241126","time":"081500"}
+        ]}]}]}}"#;
+    let report = report(body, "1Z023E2X0214323462");
+    let meanings: Vec<_> = report
+        .events
+        .iter()
+        .map(|e| (e.status, e.reason, e.raw_code.as_str()))
+        .collect();
+    assert_eq!(
+        meanings,
+        [
+            (S::Exception, Some(R::CustomsHeld), "092"),
+            (S::InTransit, Some(R::CustomsClearanceStarted), "014"),
+        ]
+    );
+}
+
+/// UPS sends `accessPointInformation` for a parcel that was only offered an Access Point; one
+/// delivered to the door was never held there and shows no pickup point.
+#[test]
+fn a_parcel_delivered_to_the_door_shows_no_access_point() {
+    let body = r#"{"trackResponse":{"shipment":[{"package":[{
+        "trackingNumber":"1ZACCESS0000000003",
+        "accessPointInformation":{"pickupByDate":"20240313"},
+        "activity":[
+            {"location":{"address":{"city":"SEATTLE","stateProvince":"WA","countryCode":"US"}},
+             "status":{"type":"D","description":"DELIVERED","code":"FS","statusCode":"011"},
+             "date":"20240306","time":"101500"}
+        ]}]}]}}"#;
+    let report = report(body, "1ZACCESS0000000003");
+    assert_eq!(report.events[0].status, S::Delivered);
+    assert_eq!(report.pickup_point, None);
+}
+
 #[test]
 fn estimate_signature_pickup_point_and_where_it_was_left() {
     let body = r#"{"trackResponse":{"shipment":[{"package":[{
@@ -238,17 +336,20 @@ fn estimate_signature_pickup_point_and_where_it_was_left() {
 }
 
 #[test]
-fn an_unmapped_code_falls_back_to_the_status_type_and_keeps_the_carriers_words() {
+fn an_unmapped_code_never_looks_worse_than_in_transit_and_keeps_the_carriers_words() {
     let body = r#"{"trackResponse":{"shipment":[{"package":[{"activity":[
         {"location":{"address":{"city":"LOUISVILLE","stateProvince":"KY","countryCode":"US"}},
          "status":{"type":"X","description":"A brand new kind of exception","code":"Q9","statusCode":"999"},
          "date":"20240115","time":"080000"},
         {"status":{"type":"ZZ","description":"Something UPS invented","code":"Q8"},
-         "date":"20240114","time":"080000"}]}]}]}}"#;
+         "date":"20240114","time":"080000"},
+        {"status":{"type":"O","description":"A new way of saying out for delivery","code":"Q6"},
+         "date":"20240116","time":"080000"}]}]}]}}"#;
     let report = report(body, "1ZUNKNOWN000000001");
+    // An unknown code of type X is not taken for trouble: in transit, with UPS's words.
     assert_event(
         &report.events[0],
-        (S::Exception, None),
+        (S::InTransit, None),
         "2024-01-15T13:00:00Z",
         Some(-5 * 3600),
         Some("LOUISVILLE, US"),
@@ -263,6 +364,8 @@ fn an_unmapped_code_falls_back_to_the_status_type_and_keeps_the_carriers_words()
         None,
         ("Q8", "Something UPS invented"),
     );
+    // A type that tells of progress is believed.
+    assert_eq!(report.events[2].status, S::OutForDelivery);
 }
 
 #[test]

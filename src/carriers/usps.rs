@@ -25,8 +25,10 @@
 //!
 //! ## Times
 //!
-//! v3r2 scans carry `GMTTimestamp` (the instant) and `GMTOffset` (the local offset), which are
-//! used when present. Otherwise `eventTimestamp` is read as the local wall time at the scan's
+//! v3r2 scans carry `eventTimestamp` (the local wall time), `GMTOffset` (the local offset) and
+//! `GMTTimestamp` (meant to be the instant, but a day off whenever USPS's conversion crosses
+//! midnight). The instant is the local time at `GMTOffset`; `GMTTimestamp` is used only without
+//! them. Without an offset, `eventTimestamp` is read as the local wall time at the scan's
 //! place, even when it ends in `Z`: USPS's published example stamps a scan
 //! `2023-08-02T07:31:00Z` whose summary says "7:31 am on August 2, 2023 in RICHMOND, VA", so that
 //! `Z` does not mean UTC. The place's zone comes from the state (or the country), else US Eastern.
@@ -40,7 +42,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::collections::HashMap;
 
-use super::profile::UnmappedCodes;
+use super::profile::{Mapping, UnmappedCodes};
 use super::timestamps::{self, parse_iso};
 use super::transport::{self, TokenCache, Transport, excerpt, malformed, number_key};
 use super::{
@@ -122,13 +124,11 @@ impl Usps {
             // USPS's own "not found" for the whole call (its ErrorMessage body): none of the
             // numbers is known yet. Anything else on a 404 (an HTML page from a wrong base URL)
             // is a configuration problem, not a parcel one.
-            StatusCode::NOT_FOUND if is_usps_error(&answer.body) => Ok(chunk
-                .iter()
-                .map(|r| ParcelResult {
-                    tracking_number: r.tracking_number.clone(),
-                    outcome: Err(ParcelError::NotFound),
-                })
-                .collect()),
+            StatusCode::NOT_FOUND if is_usps_error(&answer.body) => Ok(not_found(chunk)),
+            // "12: A status update is not yet available on your package": a fresh label USPS
+            // has not scanned, refused as a bad request. It is "not found yet", not a refusal
+            // of the call: the numbers are asked again at the not-found cadence.
+            StatusCode::BAD_REQUEST if says_not_yet_available(&answer.body) => Ok(not_found(chunk)),
             _ => Err(answer.error()),
         }
     }
@@ -266,6 +266,7 @@ impl Usps {
             pickup_point,
             // USPS's answer carries no change-delivery link; the data file lists USPS's pages.
             change_delivery_url: None,
+            other_parcels: Vec::new(),
         })
     }
 
@@ -304,10 +305,11 @@ impl Usps {
                 "USPS scan code not in the mapping (carriers/usps.toml); using the parcel's status category or in_transit"
             );
         }
-        category
+        let coarse = category
             .map(|c| format!("category|{}", shout(c)))
-            .and_then(|key| self.profile.normalise(&key))
-            .map_or((Status::InTransit, None), |m| (m.status, m.reason))
+            .and_then(|key| self.profile.normalise(&key));
+        let meaning = Mapping::for_unknown_code(coarse);
+        (meaning.status, meaning.reason)
     }
 }
 
@@ -349,6 +351,23 @@ fn shout(text: &str) -> String {
         .to_uppercase()
 }
 
+/// "Not found (yet)" for every number of `chunk`.
+fn not_found(chunk: &[TrackRequest]) -> Vec<ParcelResult> {
+    chunk
+        .iter()
+        .map(|r| ParcelResult {
+            tracking_number: r.tracking_number.clone(),
+            outcome: Err(ParcelError::NotFound),
+        })
+        .collect()
+}
+
+/// Whether USPS's error says the number has no scan yet ("12: A status update is not yet
+/// available on your package…").
+fn says_not_yet_available(body: &str) -> bool {
+    is_usps_error(body) && body.to_lowercase().contains("not yet available")
+}
+
 /// Whether a body is USPS's `ErrorMessage` JSON (and not, say, a proxy's HTML page).
 fn is_usps_error(body: &str) -> bool {
     serde_json::from_str::<Value>(body)
@@ -388,7 +407,11 @@ fn failure(item: &Value) -> Option<ParcelError> {
     let said = words.join(": ");
     let lower = said.to_lowercase();
     Some(
-        if code == "404" || lower.contains("not found") || lower.contains("could not locate") {
+        if code == "404"
+            || lower.contains("not found")
+            || lower.contains("could not locate")
+            || lower.contains("not yet available")
+        {
             ParcelError::NotFound
         } else if code.starts_with('4') {
             ParcelError::Rejected(format!("USPS {code}: {said}"))
@@ -593,7 +616,22 @@ impl Event {
             .unwrap_or(TimeZone::UTC)
     }
 
+    /// When the scan happened. The local `eventTimestamp` with `GMTOffset` is the truth:
+    /// USPS's `GMTTimestamp` is a day off whenever its conversion crosses midnight (local
+    /// `2024-11-25T18:31:00` at `-06:00` arrives as `2024-11-25T00:31:21Z`), so it is only used
+    /// when the local fields are missing.
     fn time(&self, zone: &TimeZone) -> Result<EventTime, String> {
+        let offset = self.gmt_offset.as_deref().and_then(parse_gmt_offset);
+        if let Some(local) = self.event_timestamp.as_deref() {
+            if let Some(written) = explicit_offset(local) {
+                let at = parse_iso(local, None).map_err(|e| e.to_string())?.at;
+                return Ok(EventTime::with_offset(at, written));
+            }
+            if let Some(offset) = offset {
+                let at = local_time(local, &TimeZone::fixed(offset))?.at;
+                return Ok(EventTime::with_offset(at, offset));
+            }
+        }
         if let Some(gmt) = &self.gmt_timestamp {
             // GMTTimestamp is the instant; a bare one is still GMT.
             let at = parse_iso(gmt, Some(&TimeZone::UTC))

@@ -305,7 +305,8 @@ fn a_multi_status_answer_gives_each_number_its_own_outcome() {
     );
     assert_eq!(porch.raw_code, "01");
     assert_eq!(porch.raw_text, "Delivered, Front Door/Porch");
-    assert_eq!(porch.time.at, ts("2024-04-04T21:03:12.041Z"));
+    // The local time with its offset is the instant (GMTTimestamp only adds milliseconds).
+    assert_eq!(porch.time.at, ts("2024-04-04T21:03:12Z"));
     assert_eq!(porch.time.offset_seconds, Some(-7 * 3600));
     assert_eq!(porch.location.as_deref(), Some("PHOENIX, AZ, US"));
     // A bare local time in Arizona (no daylight saving time).
@@ -458,6 +459,47 @@ fn a_broken_scan_spoils_only_its_own_parcel() {
     let denver = &report(&results[2]).events[0];
     assert_eq!(denver.time.at, ts("2024-04-03T00:00:00Z"));
     assert_eq!(denver.time.offset_seconds, Some(-6 * 3600));
+}
+
+/// Live answers carry a `GMTTimestamp` a day early whenever USPS's conversion crosses midnight:
+/// the local time at `GMTOffset` is the instant.
+#[test]
+fn the_local_time_and_offset_win_over_a_gmt_timestamp_a_day_off() {
+    let body = json!([{
+        "statusCode": "200", "trackingNumber": "9400100000000000000001",
+        "trackingEvents": [{
+            "eventType": "Departed USPS Regional Facility", "eventCode": "10",
+            "eventTimestamp": "2024-11-25T18:31:00", "GMTTimestamp": "2024-11-25T00:31:21Z",
+            "GMTOffset": "-06:00", "eventCity": "DALLAS TX DISTRIBUTION CENTER", "eventState": "TX"
+        }]
+    }])
+    .to_string();
+    let results = usps()
+        .read_answer(&requests(&["9400100000000000000001"]), &body)
+        .expect("an answer");
+    let scan = &report(&results[0]).events[0];
+    assert_eq!(scan.time.at, ts("2024-11-26T00:31:00Z"));
+    assert_eq!(scan.time.offset_seconds, Some(-6 * 3600));
+}
+
+/// Live answers file a fresh label under `GX` with the words of a created label.
+#[test]
+fn a_label_created_under_gx_is_information_received_not_a_cancellation() {
+    let body = json!([{
+        "statusCode": "200", "trackingNumber": "9400100000000000000001",
+        "trackingEvents": [{
+            "eventType": "Shipping Label Created, USPS Awaiting Item", "eventCode": "GX",
+            "eventTimestamp": "2024-11-25T09:12:00", "GMTOffset": "-05:00",
+            "eventCity": "BROOKLYN", "eventState": "NY"
+        }]
+    }])
+    .to_string();
+    let results = usps()
+        .read_answer(&requests(&["9400100000000000000001"]), &body)
+        .expect("an answer");
+    let label = &report(&results[0]).events[0];
+    assert_eq!((label.status, label.reason), (S::InfoReceived, None));
+    assert_eq!(label.raw_code, "GX");
 }
 
 #[test]
@@ -767,6 +809,55 @@ async fn unknown_numbers_are_not_found_while_the_others_are_tracked() {
         .await
         .expect("an answer");
     assert_eq!(results[0].outcome, Err(ParcelError::NotFound));
+}
+
+/// USPS refuses a number it has no scan of yet with a 400 ("12: A status update is not yet
+/// available on your package…"): that number is not found yet, the call is not refused.
+#[tokio::test]
+async fn a_400_saying_no_status_update_yet_is_not_found_for_that_number() {
+    let server = MockServer::start().await;
+    token_mock(&server, "tok", 1).await;
+    Mock::given(method("POST"))
+        .and(path("/tracking/v3r2/tracking"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "apiVersion": "3.2.2",
+            "error": {
+                "code": "400",
+                "message": "12: A status update is not yet available on your package."
+            }
+        })))
+        .mount(&server)
+        .await;
+    let adapter = usps();
+    let results = adapter
+        .track(
+            &account(&server.uri()),
+            &requests(&["9400100000000000000009"]),
+        )
+        .await
+        .expect("not found is an answer, not a refused call");
+    assert_eq!(results[0].outcome, Err(ParcelError::NotFound));
+
+    // Any other 400 is still a refused call.
+    let other = MockServer::start().await;
+    token_mock(&other, "tok", 1).await;
+    Mock::given(method("POST"))
+        .and(path("/tracking/v3r2/tracking"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "apiVersion": "3.2.2", "error": {"code": "400", "message": "Invalid request body"}
+        })))
+        .mount(&other)
+        .await;
+    let refused = usps()
+        .track(
+            &account(&other.uri()),
+            &requests(&["9400100000000000000009"]),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(CarrierError::Permanent(_))),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

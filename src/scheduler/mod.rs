@@ -22,7 +22,8 @@ use crate::config::SchedulerConfig;
 use crate::domain::detect::superseded_by;
 use crate::domain::estimate::carrier_estimate_change;
 use crate::domain::{
-    Channel, HolidayCalendar, NewNotification, Shipment, Situation, Timeline, detect,
+    Channel, HolidayCalendar, NewNotification, NewShipment, Shipment, Situation, Timeline,
+    TrackingNumber, detect,
 };
 use crate::store::{ClaimOrder, PollClaim, PollFailure, PollWrite, Store, StoreError};
 use quota::{RateLimits, quota_day};
@@ -354,6 +355,7 @@ impl Scheduler {
             signed_by,
             pickup_point,
             change_delivery_url,
+            other_parcels,
         } = report;
         let merge = stored.merge(profile.code.as_str(), events);
         let previous_estimate = shipment.journey.carrier_estimate;
@@ -427,6 +429,10 @@ impl Scheduler {
             next_poll_at,
         };
         let written = self.store.record_poll(&write).await?;
+        if written {
+            self.follow_other_parcels(shipment, &other_parcels, now)
+                .await?;
+        }
         if !written {
             warn!(shipment = %shipment.id, "lease lost before the poll result was written; result dropped");
         } else if queued > 0 {
@@ -438,6 +444,35 @@ impl Scheduler {
             }
         }
         Ok((written, if written { queued } else { 0 }))
+    }
+
+    /// Register each further parcel the shipment's number stands for as a shipment of its own,
+    /// for the same customer and order, so every parcel has its own journey and messages. One
+    /// already registered on the account is left as it is.
+    async fn follow_other_parcels(
+        &self,
+        shipment: &Shipment,
+        other_parcels: &[TrackingNumber],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        for number in other_parcels {
+            let sibling = NewShipment {
+                carrier_account_id: shipment.carrier_account_id,
+                carrier: shipment.carrier.clone(),
+                tracking_number: number.clone(),
+                customer: shipment.customer.clone(),
+                destination_country: shipment.destination_country.clone(),
+                order_reference: shipment.order_reference.clone(),
+                promise: shipment.promise,
+            };
+            match self.store.insert_shipment(&sibling, now).await {
+                Ok(registered) => info!(shipment = %shipment.id, parcel = %registered.id,
+                    "the tracking number stands for a further parcel; following it as its own shipment"),
+                Err(StoreError::Duplicate { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
     }
 
     async fn record_parcel_error(

@@ -191,3 +191,81 @@ async fn a_spent_daily_quota_defers_the_rest_until_the_reset() {
     let again = scheduler(&setup).run_once().await.unwrap();
     assert_eq!(again.polled, 0);
 }
+
+/// The sandbox, answering that the number it is asked about also stands for a second parcel
+/// (as GLS does for a reference shared by an order's parcels).
+struct SharedReference {
+    inner: Sandbox,
+    second: TrackingNumber,
+}
+
+#[async_trait::async_trait]
+impl Carrier for SharedReference {
+    fn profile(&self) -> &crate::carriers::CarrierProfile {
+        self.inner.profile()
+    }
+
+    async fn track(
+        &self,
+        account: &CarrierAccount,
+        batch: &[TrackRequest],
+    ) -> Result<Vec<crate::carriers::ParcelResult>, CarrierError> {
+        let mut results = self.inner.track(account, batch).await?;
+        for result in &mut results {
+            if let Ok(report) = &mut result.outcome {
+                if result.tracking_number != self.second {
+                    report.other_parcels.push(self.second.clone());
+                }
+            }
+        }
+        Ok(results)
+    }
+}
+
+#[tokio::test]
+async fn a_number_that_stands_for_two_parcels_is_followed_as_two_shipments() {
+    let mut setup = setup().await;
+    let second = Scenario::OnTime.example_number(9);
+    setup.carriers.register(Arc::new(SharedReference {
+        inner: Sandbox::bundled(setup.clock.clone()),
+        second: second.clone(),
+    }));
+    account(&setup, "default", None).await;
+    let first = ship(
+        &setup,
+        "default",
+        Scenario::OnTime.example_number(8).to_string(),
+        Timestamp::now() - SignedDuration::from_hours(240),
+    )
+    .await;
+
+    let round = scheduler(&setup).run_once().await.unwrap();
+    assert_eq!(round.polled, 1);
+
+    let siblings = setup.store.shipments_by_number(&second).await.unwrap();
+    let [sibling] = siblings.as_slice() else {
+        panic!("the second parcel is registered once: {siblings:?}")
+    };
+    assert_ne!(sibling.id, first.id);
+    assert_eq!(sibling.customer, first.customer);
+    assert_eq!(sibling.carrier_account_id, first.carrier_account_id);
+    assert_eq!(sibling.order_reference, first.order_reference);
+    // Its own journey, from its own first poll: nothing merged into the first parcel's.
+    assert!(setup.store.timeline(sibling.id).await.unwrap().is_empty());
+
+    // Asked again, the first parcel does not register the second twice.
+    let again = setup.store.shipment(first.id).await.unwrap().unwrap();
+    scheduler(&setup)
+        .follow_other_parcels(&again, std::slice::from_ref(&second), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        setup
+            .store
+            .shipments_by_number(&second)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
