@@ -23,7 +23,12 @@ struct CountryRules {
     #[serde(default)]
     weekday: Vec<NthWeekday>,
     #[serde(default)]
+    next_weekday: Vec<NextWeekday>,
+    #[serde(default)]
     observed: Option<Observed>,
+    /// Fixed holidays that are not made up for when they fall on a weekend.
+    #[serde(default)]
+    not_observed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +37,18 @@ struct NthWeekday {
     month: i8,
     weekday: WeekdayName,
     nth: i8,
+}
+
+/// A holiday on the first given weekday on or after a date (Victoria Day: the Monday on or
+/// after 18 May), or on the date itself when it falls on one of `stays_on` (Ireland's Saint
+/// Brigid's Day: the first Monday of February, or 1 February when that is a Friday).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NextWeekday {
+    from: String,
+    weekday: WeekdayName,
+    #[serde(default)]
+    stays_on: Vec<WeekdayName>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -60,9 +77,12 @@ impl From<WeekdayName> for Weekday {
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Observed {
-    /// Saturday or Sunday moves to the next free Monday (United Kingdom, Canada, Australia).
+    /// Saturday or Sunday moves to the next day that is neither a weekend day nor another
+    /// holiday or its substitute (United Kingdom, Canada, Australia): Christmas on a Saturday
+    /// and Boxing Day on a Sunday give Monday and Tuesday.
     Monday,
-    /// Saturday moves to Friday, Sunday to Monday (United States).
+    /// Saturday moves to Friday, Sunday to Monday (United States), further on only if that
+    /// day is already a holiday.
     Nearest,
 }
 
@@ -86,11 +106,22 @@ impl HolidayCalendar {
     pub fn from_toml(text: &str) -> Result<Self, CalendarError> {
         let countries: HashMap<String, CountryRules> = toml::from_str(text)?;
         for (country, rules) in &countries {
-            for fixed in &rules.fixed {
+            let dates = rules
+                .fixed
+                .iter()
+                .chain(&rules.not_observed)
+                .chain(rules.next_weekday.iter().map(|rule| &rule.from));
+            for fixed in dates {
                 parse_month_day(fixed).ok_or_else(|| CalendarError::Rule {
                     country: country.clone(),
                     reason: format!("`{fixed}` is not a MM-DD date"),
                 })?;
+            }
+            if let Some(stray) = rules.not_observed.iter().find(|d| !rules.fixed.contains(d)) {
+                return Err(CalendarError::Rule {
+                    country: country.clone(),
+                    reason: format!("`{stray}` is in not_observed but not in fixed"),
+                });
             }
             for rule in &rules.weekday {
                 if !(1..=12).contains(&rule.month) || rule.nth == 0 || !(-5..=5).contains(&rule.nth)
@@ -113,46 +144,29 @@ impl HolidayCalendar {
         Self::from_toml(BUNDLED_HOLIDAYS).expect("the bundled holiday file is valid")
     }
 
-    /// Whether `date` is a public holiday in `country` (unknown countries have none).
+    /// Whether the calendar has rules for `country`.
+    pub fn knows(&self, country: &CountryCode) -> bool {
+        self.countries.contains_key(country.as_str())
+    }
+
+    /// Whether `date` is a public holiday in `country`, or the day one is made up on (unknown
+    /// countries have none).
     pub fn is_holiday(&self, country: &CountryCode, date: Date) -> bool {
         let Some(rules) = self.countries.get(country.as_str()) else {
             return false;
         };
+        // A substitute can fall outside its holiday's year: New Year's Day on a Saturday is
+        // made up on the Friday before, 31 December.
         let year = date.year();
-        let fixed_dates = rules
-            .fixed
-            .iter()
-            .filter_map(|md| parse_month_day(md))
-            .filter_map(|(m, d)| Date::new(year, m, d).ok());
-        for holiday in fixed_dates {
-            if holiday == date {
-                return true;
-            }
-            if let Some(observed) = rules.observed {
-                if observed_on(holiday, observed) == Some(date) {
-                    return true;
-                }
-            }
-        }
-        if let Ok(easter) = computus::gregorian_jiff_date(i32::from(year)) {
-            if rules
-                .easter
-                .iter()
-                .any(|days| easter.checked_add(i64::from(*days).days()).ok() == Some(date))
-            {
-                return true;
-            }
-        }
-        rules.weekday.iter().any(|rule| {
-            rule.month == date.month()
-                && nth_weekday(year, rule.month, rule.weekday.into(), rule.nth) == Some(date)
-        })
+        [year.checked_sub(1), Some(year), year.checked_add(1)]
+            .into_iter()
+            .flatten()
+            .any(|y| holidays_of(rules, y).contains(&date))
     }
 
     /// A weekday that is not a public holiday in `country`.
     pub fn is_business_day(&self, country: &CountryCode, date: Date) -> bool {
-        !matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday)
-            && !self.is_holiday(country, date)
+        !is_weekend(date) && !self.is_holiday(country, date)
     }
 
     /// Hours between two instants that fall on business days in `country`, reckoned in `tz`.
@@ -190,6 +204,85 @@ impl HolidayCalendar {
     }
 }
 
+/// The holidays of `year` and the days they are made up on, which may lie in the year before
+/// or after.
+fn holidays_of(rules: &CountryRules, year: i16) -> Vec<Date> {
+    let fixed: Vec<(Date, bool)> = rules
+        .fixed
+        .iter()
+        .filter_map(|md| {
+            let (m, d) = parse_month_day(md)?;
+            let date = Date::new(year, m, d).ok()?;
+            Some((date, !rules.not_observed.contains(md)))
+        })
+        .collect();
+    let mut days: Vec<Date> = fixed.iter().map(|(date, _)| *date).collect();
+    if let Ok(easter) = computus::gregorian_jiff_date(i32::from(year)) {
+        days.extend(
+            rules
+                .easter
+                .iter()
+                .filter_map(|offset| easter.checked_add(i64::from(*offset).days()).ok()),
+        );
+    }
+    days.extend(
+        rules
+            .weekday
+            .iter()
+            .filter_map(|rule| nth_weekday(year, rule.month, rule.weekday.into(), rule.nth)),
+    );
+    days.extend(
+        rules
+            .next_weekday
+            .iter()
+            .filter_map(|rule| next_weekday(year, rule)),
+    );
+    let Some(observed) = rules.observed else {
+        return days;
+    };
+    // In date order, so Christmas takes the Monday and Boxing Day the Tuesday after it.
+    let mut on_weekends: Vec<Date> = fixed
+        .iter()
+        .filter(|(date, made_up)| *made_up && is_weekend(*date))
+        .map(|(date, _)| *date)
+        .collect();
+    on_weekends.sort();
+    on_weekends.dedup();
+    for holiday in on_weekends {
+        if let Some(substitute) = substitute_for(holiday, observed, &days) {
+            days.push(substitute);
+        }
+    }
+    days
+}
+
+/// The first day from `holiday` in the rule's direction that is neither a weekend day nor
+/// already taken by a holiday or another substitute.
+fn substitute_for(holiday: Date, rule: Observed, taken: &[Date]) -> Option<Date> {
+    let backwards = matches!(
+        (rule, holiday.weekday()),
+        (Observed::Nearest, Weekday::Saturday)
+    );
+    let mut day = holiday;
+    // A week always holds a free weekday unless every one is a holiday; stop there rather
+    // than loop on a file that makes a whole week holidays.
+    for _ in 0..14 {
+        day = if backwards {
+            day.yesterday().ok()?
+        } else {
+            day.tomorrow().ok()?
+        };
+        if !is_weekend(day) && !taken.contains(&day) {
+            return Some(day);
+        }
+    }
+    None
+}
+
+fn is_weekend(date: Date) -> bool {
+    matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday)
+}
+
 fn day_start(day: Date, tz: &TimeZone) -> Timestamp {
     day.to_zoned(tz.clone())
         .map(|z| z.timestamp())
@@ -202,22 +295,27 @@ fn parse_month_day(text: &str) -> Option<(i8, i8)> {
     Date::new(2024, m, d).ok().map(|_| (m, d))
 }
 
-fn observed_on(holiday: Date, rule: Observed) -> Option<Date> {
-    match (rule, holiday.weekday()) {
-        (Observed::Monday, Weekday::Saturday) => holiday.checked_add(2.days()).ok(),
-        (Observed::Monday, Weekday::Sunday) => holiday.checked_add(1.days()).ok(),
-        (Observed::Nearest, Weekday::Saturday) => holiday.checked_sub(1.days()).ok(),
-        (Observed::Nearest, Weekday::Sunday) => holiday.checked_add(1.days()).ok(),
-        _ => None,
-    }
-}
-
 fn nth_weekday(year: i16, month: i8, weekday: Weekday, nth: i8) -> Option<Date> {
     // jiff counts a negative `nth` from the end of the month.
     Date::new(year, month, 1)
         .ok()?
         .nth_weekday_of_month(nth, weekday)
         .ok()
+}
+
+fn next_weekday(year: i16, rule: &NextWeekday) -> Option<Date> {
+    let (m, d) = parse_month_day(&rule.from)?;
+    let from = Date::new(year, m, d).ok()?;
+    let stays = rule
+        .stays_on
+        .iter()
+        .any(|w| Weekday::from(*w) == from.weekday());
+    if stays {
+        return Some(from);
+    }
+    let weekday = Weekday::from(rule.weekday);
+    // `nth_weekday(1, ..)` counts from the day after, so start the day before.
+    from.yesterday().ok()?.nth_weekday(1, weekday).ok()
 }
 
 #[cfg(test)]
@@ -276,6 +374,38 @@ mod tests {
     }
 
     #[test]
+    fn christmas_on_saturday_and_boxing_day_on_sunday_give_monday_and_tuesday() {
+        let cal = HolidayCalendar::bundled();
+        let gb = country("GB");
+        // 2027: Christmas is a Saturday, Boxing Day a Sunday.
+        assert!(
+            cal.is_holiday(&gb, date(2027, 12, 27)),
+            "Christmas, made up"
+        );
+        assert!(
+            cal.is_holiday(&gb, date(2027, 12, 28)),
+            "Boxing Day, made up"
+        );
+        assert!(cal.is_business_day(&gb, date(2027, 12, 29)));
+        // 2022: Christmas is a Sunday and Boxing Day already the Monday, so Christmas moves
+        // on to the Tuesday.
+        assert!(cal.is_holiday(&gb, date(2022, 12, 26)));
+        assert!(cal.is_holiday(&gb, date(2022, 12, 27)));
+        assert!(cal.is_business_day(&gb, date(2022, 12, 28)));
+    }
+
+    #[test]
+    fn a_holiday_made_up_in_the_year_before_counts() {
+        let cal = HolidayCalendar::bundled();
+        let us = country("US");
+        // New Year's Day 2022 is a Saturday: federal offices close on Friday 31 December 2021.
+        assert!(cal.is_holiday(&us, date(2021, 12, 31)));
+        assert!(!cal.is_business_day(&us, date(2021, 12, 31)));
+        // And 1 January 2021 was a Friday: nothing moved into 2020.
+        assert!(cal.is_business_day(&us, date(2020, 12, 31)));
+    }
+
+    #[test]
     fn weekends_and_holidays_do_not_count_as_business_hours() {
         let cal = HolidayCalendar::bundled();
         let berlin = TimeZone::get("Europe/Berlin").unwrap();
@@ -293,6 +423,13 @@ mod tests {
 
     #[test]
     fn a_bad_rule_names_its_country() {
+        let err =
+            HolidayCalendar::from_toml("[XX]\nfixed = [\"12-25\"]\nnot_observed = [\"12-26\"]")
+                .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "holiday file, country XX: `12-26` is in not_observed but not in fixed"
+        );
         let err = HolidayCalendar::from_toml("[XX]\nfixed = [\"13-01\"]").unwrap_err();
         assert_eq!(
             err.to_string(),
