@@ -1,16 +1,45 @@
 #!/usr/bin/env bash
 # Waymark's whole test suite, from a fresh machine: installs what the tests need (a real SMTP
-# server, Debian's python3-aiosmtpd), then runs every test. Extra arguments go to `cargo test`.
+# server, Debian's python3-aiosmtpd; the `holidays` package from PyPI, which the holiday calendar
+# is checked against), then runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python=${WAYMARK_TEST_PYTHON:-/usr/bin/python3}
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+apt_updated=""
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        $sudo apt-get update -qq
+        apt_updated=yes
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 if ! "$python" -c 'import aiosmtpd' 2>/dev/null; then
     echo "installing the test SMTP server (python3-aiosmtpd)..."
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-aiosmtpd >/dev/null
+    apt_install python3-aiosmtpd
+fi
+
+# This exact release: another one may date a holiday differently and fail the comparison for
+# reasons that have nothing to do with Waymark. (Debian's python3-holidays is years too old to
+# know 2025-2030.)
+holidays_version=0.109
+if ! "$python" -c "import holidays, sys; sys.exit(holidays.__version__ != '$holidays_version')" \
+    2>/dev/null; then
+    echo "installing the reference holiday calendar (holidays $holidays_version from PyPI)..."
+    "$python" -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    # Root installs for everyone; anyone else into their own site-packages, unless the Python
+    # is a virtual environment (which has its own).
+    where=()
+    if [ "$(id -u)" -ne 0 ] && "$python" -c 'import sys; sys.exit(sys.prefix != sys.base_prefix)'; then
+        where=(--user)
+    fi
+    # Debian marks its Python as externally managed: pip then installs into /usr/local, beside
+    # Debian's own packages.
+    "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        --break-system-packages "${where[@]}" "holidays==$holidays_version"
 fi
 
 cargo test --locked "$@"

@@ -406,6 +406,31 @@ mod tests {
     }
 
     #[test]
+    fn holidays_on_a_weekday_after_a_date() {
+        let cal = HolidayCalendar::bundled();
+        // Victoria Day: the Monday on or after 18 May.
+        assert!(cal.is_holiday(&country("CA"), date(2026, 5, 18)));
+        assert!(cal.is_holiday(&country("CA"), date(2027, 5, 24)));
+        // Saint Brigid's Day: the first Monday of February, or 1 February when it is a Friday.
+        assert!(cal.is_holiday(&country("IE"), date(2027, 2, 1)));
+        assert!(cal.is_holiday(&country("IE"), date(2030, 2, 1)));
+        assert!(!cal.is_holiday(&country("IE"), date(2030, 2, 4)));
+        // Midsummer Eve: the Friday on or after 19 June.
+        assert!(cal.is_holiday(&country("SE"), date(2026, 6, 19)));
+        assert!(cal.is_holiday(&country("SE"), date(2027, 6, 25)));
+    }
+
+    #[test]
+    fn a_holiday_kept_on_its_day_is_not_made_up() {
+        let cal = HolidayCalendar::bundled();
+        let au = country("AU");
+        // Anzac Day 2027 is a Sunday; not every state gives a Monday for it.
+        assert!(cal.is_business_day(&au, date(2027, 4, 26)));
+        // Boxing Day 2026 is a Saturday: Monday 28 December, as in every state.
+        assert!(cal.is_holiday(&au, date(2026, 12, 28)));
+    }
+
+    #[test]
     fn weekends_and_holidays_do_not_count_as_business_hours() {
         let cal = HolidayCalendar::bundled();
         let berlin = TimeZone::get("Europe/Berlin").unwrap();
@@ -437,3 +462,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "calendar_reference_tests.rs"]
+mod reference_tests;
