@@ -24,7 +24,7 @@ use std::str::FromStr;
 use super::calendar::HolidayCalendar;
 use super::estimate::DeliveryWindow;
 use super::event::{KeyedEvent, TrackingEvent};
-use super::shipment::CountryCode;
+use super::shipment::{CountryCode, TimeZoneName};
 use super::status::{Reason, Status, UnknownName};
 use super::timeline::{Timeline, is_final};
 
@@ -673,21 +673,20 @@ fn promise_missed(s: &Situation<'_>, latest: Option<&KeyedEvent>) -> Option<Dete
     })
 }
 
-/// No scan for longer than the carrier's policy allows, counting only the destination's
-/// business hours: a Monday morning after a quiet weekend, or Easter, is not a stall.
+/// No scan for longer than the carrier's policy allows, counting only the business hours of
+/// the country the parcel is in: a Monday morning after a quiet weekend, or Easter, is not a
+/// stall, and neither is Thanksgiving in a Memphis hub on the way to Berlin.
 fn stalled(s: &Situation<'_>, out: &mut Vec<Detection>) {
     let Some(latest) = s.timeline.current() else {
         return;
     };
+    let (country, zone) = where_the_parcel_waits(s, &latest.event);
     // No exception for a poll that also brings that scan's own message (a parcel Waymark first
     // sees days after its last scan): both are true, and holding the stall back to the next
     // poll would make the result depend on what was written in between.
-    let quiet = s.calendar.business_hours_between(
-        s.destination_country,
-        s.time_zone,
-        latest.event.time.at,
-        s.now,
-    );
+    let quiet = s
+        .calendar
+        .business_hours_between(&country, &zone, latest.event.time.at, s.now);
     if quiet < s.policy.stall_after_business_hours {
         return;
     }
@@ -699,15 +698,47 @@ fn stalled(s: &Situation<'_>, out: &mut Vec<Detection>) {
     let hours = quiet.floor() as i64;
     let mut facts = s.facts(Some(latest));
     facts.quiet_business_hours = Some(hours);
+    let mut reason = format!(
+        "no scan for {hours} business hours since the last one ({})",
+        describe(latest)
+    );
+    if &country != s.destination_country {
+        reason.push_str(&format!(
+            "; counted on {country} business days, where the parcel was last scanned"
+        ));
+    }
     out.push(Detection {
         trigger: Trigger::Stalled,
         dedupe_key: key,
-        reason: format!(
-            "no scan for {hours} business hours since the last one ({})",
-            describe(latest)
-        ),
+        reason,
         facts,
     });
+}
+
+/// The country whose business days a silence after `last_scan` is counted in, and the zone
+/// its days are reckoned in.
+///
+/// Scans carry no country of their own, but the adapters name a scan's place "City, CC" (or
+/// "City, ST, CC") whenever the carrier gives the country, so the location's last part is the
+/// country ([`TrackingEvent::country`]). It counts only when the holiday calendar knows it: a
+/// last part such as "OH" or "ON" is a state or a province the carrier wrote without its
+/// country. Otherwise, and while the parcel is in the destination country, the destination's
+/// holidays count, in the customer's zone. Abroad, days run in the scan's own offset (or the
+/// country's usual zone when the carrier gave none), since that is where the depot's day is.
+fn where_the_parcel_waits(s: &Situation<'_>, last_scan: &TrackingEvent) -> (CountryCode, TimeZone) {
+    let Some(country) = last_scan
+        .country()
+        .filter(|c| c != s.destination_country && s.calendar.knows(c))
+    else {
+        return (s.destination_country.clone(), s.time_zone.clone());
+    };
+    let zone = last_scan
+        .time
+        .offset()
+        .map(TimeZone::fixed)
+        .or_else(|| TimeZoneName::default_for(&country).and_then(|z| TimeZone::get(z).ok()))
+        .unwrap_or_else(|| s.time_zone.clone());
+    (country, zone)
 }
 
 /// The scans of the episode of `rule` the journey is in now, oldest first; `None` when the

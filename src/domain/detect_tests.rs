@@ -1052,12 +1052,14 @@ fn a_friday_evening_scan_checked_on_monday_morning_is_not_stalled() {
 #[test]
 fn easter_weekend_in_germany_does_not_count_towards_a_stall() {
     // Maundy Thursday noon, checked on the Tuesday after Easter at 09:00.
-    let scans = || [hub("2026-04-02T12:00:00+02:00", "Leipzig, DE")];
+    let scan_at = |place| [hub("2026-04-02T12:00:00+02:00", place)];
 
     // In Germany Good Friday and Easter Monday are holidays: 12 + 9 = 21 business hours.
     let mut germany = Parcel::to_germany().stalls_after_business_hours(24.0);
     only(
-        germany.at("2026-04-02T13:00:00+02:00").poll(scans()),
+        germany
+            .at("2026-04-02T13:00:00+02:00")
+            .poll(scan_at("Leipzig, DE")),
         Shipped,
     );
     nothing(germany.at("2026-04-07T09:00:00+02:00").poll_again());
@@ -1065,11 +1067,71 @@ fn easter_weekend_in_germany_does_not_count_towards_a_stall() {
     // In Poland Good Friday is a working day: 12 + 24 + 9 = 45 business hours.
     let mut poland = Parcel::to("PL", "Europe/Warsaw").stalls_after_business_hours(24.0);
     only(
-        poland.at("2026-04-02T13:00:00+02:00").poll(scans()),
+        poland
+            .at("2026-04-02T13:00:00+02:00")
+            .poll(scan_at("Stryków, PL")),
         Shipped,
     );
     let stalled = only(poland.at("2026-04-07T09:00:00+02:00").poll_again(), Stalled);
     assert_eq!(stalled.facts.quiet_business_hours, Some(45));
+}
+
+#[test]
+fn a_holiday_where_the_parcel_is_counts_not_the_destinations() {
+    // Thanksgiving (Thursday 26 November 2026) is a holiday in the United States, not in
+    // Germany. The parcel for Berlin was last scanned in Memphis on the Wednesday at noon.
+    let in_memphis = || [hub("2026-11-25T12:00:00-06:00", "MEMPHIS, TN, US")];
+    let mut parcel = Parcel::to_germany().stalls_after_business_hours(24.0);
+    only(
+        parcel.at("2026-11-25T13:00:00-06:00").poll(in_memphis()),
+        Shipped,
+    );
+    // Friday 11:00 in Memphis: 12 hours of Wednesday and 11 of Friday. (On German business
+    // days it would be 47.)
+    nothing(parcel.at("2026-11-27T11:00:00-06:00").poll_again());
+    let stalled = only(parcel.at("2026-11-27T14:00:00-06:00").poll_again(), Stalled);
+    assert_eq!(stalled.facts.quiet_business_hours, Some(26));
+    says(
+        &stalled,
+        &["26 business hours", "MEMPHIS, TN, US", "US business days"],
+    );
+
+    // The other way round: Good Friday and Easter Monday are German holidays, and the
+    // parcel for Berlin waits in Stryków, where only Easter Monday is one. Maundy Thursday
+    // noon to Tuesday 09:00 is 45 Polish business hours (21 German ones).
+    let mut parcel = Parcel::to_germany().stalls_after_business_hours(24.0);
+    only(
+        parcel
+            .at("2026-04-02T13:00:00+02:00")
+            .poll([hub("2026-04-02T12:00:00+02:00", "Stryków, PL")]),
+        Shipped,
+    );
+    let stalled = only(parcel.at("2026-04-07T09:00:00+02:00").poll_again(), Stalled);
+    assert_eq!(stalled.facts.quiet_business_hours, Some(45));
+}
+
+#[test]
+fn a_scan_that_names_no_known_country_counts_the_destinations_holidays() {
+    // Ascension Day (Thursday 14 May 2026) is a German holiday. A scan without a place, or
+    // one whose last part is a state ("OH") rather than a country, leaves the destination's
+    // calendar: Wednesday noon to Friday 11:00 is 23 German business hours.
+    for place in [None, Some("CINCINNATI HUB, OH")] {
+        let mut parcel = Parcel::to_germany().stalls_after_business_hours(24.0);
+        let quiet = scan(
+            "2026-05-13T12:00:00+02:00",
+            Status::InTransit,
+            "AR",
+            "Arrived at parcel center",
+            place,
+        );
+        only(
+            parcel.at("2026-05-13T13:00:00+02:00").poll([quiet]),
+            Shipped,
+        );
+        nothing(parcel.at("2026-05-15T11:00:00+02:00").poll_again());
+        let stalled = only(parcel.at("2026-05-15T14:00:00+02:00").poll_again(), Stalled);
+        assert_eq!(stalled.facts.quiet_business_hours, Some(26), "{place:?}");
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ use jiff::tz::Offset;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::shipment::CountryCode;
 use super::status::{Reason, Status};
 
 /// When a scan happened: the instant, plus the local offset the carrier reported it in.
@@ -89,6 +90,17 @@ impl std::fmt::Display for EventKey {
 }
 
 impl TrackingEvent {
+    /// The country the location names: its last comma-separated part when that is two letters
+    /// ("Leipzig, DE", "RICHMOND, VA, US", a bare "DE"), as the adapters write a place whenever
+    /// the carrier gives its country. `None` for a location without one ("SYDNEY NSW"). The two
+    /// letters may also be a state a carrier wrote without its country ("CINCINNATI HUB, OH"):
+    /// callers check the code against the countries they know.
+    pub fn country(&self) -> Option<CountryCode> {
+        let last = self.location.as_deref()?.rsplit(',').next()?.trim();
+        let letters = last.len() == 2 && last.chars().all(|c| c.is_ascii_alphabetic());
+        letters.then(|| CountryCode::parse(last).ok()).flatten()
+    }
+
     /// Carrier, instant (to the second, in UTC), raw code and location identify a scan.
     ///
     /// Sub-second digits and the offset are left out on purpose: carriers round differently
@@ -153,6 +165,31 @@ mod tests {
         let mut b = scan("2026-03-02T08:15:00Z", None);
         b.location = Some(" leipzig, de ".into());
         assert_eq!(a.key("dhl"), b.key("dhl"));
+    }
+
+    #[test]
+    fn the_country_is_the_locations_last_two_letters() {
+        let mut event = scan("2026-03-02T08:15:00Z", None);
+        let country_of = |location: Option<&str>, event: &mut TrackingEvent| {
+            event.location = location.map(Into::into);
+            event.country().map(|c| c.as_str().to_owned())
+        };
+        for (location, country) in [
+            (Some("Leipzig, DE"), Some("DE")),
+            (Some("RICHMOND, VA, US"), Some("US")),
+            (Some("SAINTE-FOY, QC, CA"), Some("CA")),
+            (Some(" nl "), Some("NL")),
+            (Some("ALEXANDRIA NSW"), None),
+            (Some("Kraków"), None),
+            (Some("FRANKFURT, GERMANY"), None),
+            (None, None),
+        ] {
+            assert_eq!(
+                country_of(location, &mut event).as_deref(),
+                country,
+                "{location:?}"
+            );
+        }
     }
 
     #[test]
