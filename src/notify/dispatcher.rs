@@ -131,7 +131,10 @@ impl Dispatcher {
         info!(owner = %self.owner, workers = self.config.concurrency, "dispatcher started");
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..self.config.concurrency.max(1) {
-            let worker = self.clone();
+            // Each worker leases in its own name: a message a sibling re-claimed after this
+            // worker's lease ran out is the sibling's alone to finish.
+            let mut worker = self.clone();
+            worker.owner = format!("dispatcher-{}", Uuid::now_v7());
             let token = shutdown.clone();
             workers.spawn(async move { worker.work(token).await });
         }
@@ -182,28 +185,21 @@ impl Dispatcher {
 
     async fn run_batch(&self, limit: u32) -> Result<DispatchRound, StoreError> {
         let now = self.clock.now();
-        let lease_until = now
-            .checked_add(
-                self.clock
-                    .simulated_duration(Duration::from_secs(self.config.lease_seconds)),
-            )
-            .unwrap_or(Timestamp::MAX);
         let items = self
             .store
-            .claim_notifications(&self.owner, now, lease_until, limit)
+            .claim_notifications(&self.owner, now, self.lease_until(), limit)
             .await?;
-        let outcomes: Vec<Result<(Completion, bool), StoreError>> = futures::stream::iter(items)
+        let outcomes: Vec<Result<Option<Completion>, StoreError>> = futures::stream::iter(items)
             .map(|item| self.deliver(item))
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
         let mut round = DispatchRound::default();
         for outcome in outcomes {
-            let (completion, recorded) = outcome?;
-            if !recorded {
+            let Some(completion) = outcome? else {
                 round.lease_lost += 1;
                 continue;
-            }
+            };
             match completion {
                 Completion::Sent { .. } => round.sent += 1,
                 Completion::Retry { .. } => round.retried += 1,
@@ -215,10 +211,14 @@ impl Dispatcher {
         Ok(round)
     }
 
-    /// Decide, send and record one message; returns what was recorded and whether the lease held.
-    async fn deliver(&self, item: OutboxItem) -> Result<(Completion, bool), StoreError> {
-        let completion = self.attempt(&item).await;
+    /// Decide, send and record one message; returns what was recorded, `None` when the lease
+    /// was lost (and the message left to its new holder).
+    async fn deliver(&self, item: OutboxItem) -> Result<Option<Completion>, StoreError> {
         let n = &item.notification;
+        let Some(completion) = self.attempt(&item).await else {
+            warn!(notification = %n.id, "lease lost before the message was finished; left to its new holder");
+            return Ok(None);
+        };
         match &completion {
             Completion::Sent { message_id, .. } => {
                 info!(notification = %n.id, shipment = %n.shipment_id, trigger = %n.trigger, %message_id, "email sent")
@@ -245,46 +245,59 @@ impl Dispatcher {
             .await?;
         if !recorded {
             warn!(notification = %n.id, "lease lost before the outcome was recorded");
+            return Ok(None);
         }
-        Ok((completion, recorded))
+        Ok(Some(completion))
     }
 
-    async fn attempt(&self, item: &OutboxItem) -> Completion {
+    /// What became of one claimed message; `None` when its lease was lost before it was sent,
+    /// so it is neither sent nor finished here.
+    async fn attempt(&self, item: &OutboxItem) -> Option<Completion> {
         let (n, shipment) = (&item.notification, &item.shipment);
         let now = self.clock.now();
         if shipment.muted {
-            return Completion::Suppressed {
+            return Some(Completion::Suppressed {
                 why: "the customer muted this shipment".into(),
-            };
+            });
+        }
+        // Attempts count when they start: one that never finished (the process died while
+        // sending) still counts, so a message that crashes every time ends here.
+        if n.attempts >= self.config.max_attempts {
+            return Some(Completion::Failed {
+                error: format!(
+                    "gave up after {} attempts; the last one never finished",
+                    n.attempts
+                ),
+            });
         }
         let tz = shipment.customer.time_zone.time_zone();
         if let Some(until) = self.quiet_hours.and_then(|q| q.next_allowed(now, &tz)) {
-            return Completion::Deferred {
+            return Some(Completion::Deferred {
                 available_at: until,
-            };
+            });
         }
         let context = self.context(item);
         let rendered = match self.templates.render_email(&context) {
             Ok(rendered) => rendered,
             // A broken template will not fix itself by retrying: say so loudly.
             Err(error) => {
-                return Completion::Failed {
+                return Some(Completion::Failed {
                     error: format!("template: {error}"),
-                };
+                });
             }
         };
         let to = match n.recipient.parse::<lettre::Address>() {
             Ok(address) => Mailbox::new(shipment.customer.name.clone(), address),
             Err(error) => {
-                return Completion::Failed {
+                return Some(Completion::Failed {
                     error: format!("recipient `{}`: {error}", n.recipient),
-                };
+                });
             }
         };
         let thread = match self.store.thread_message_ids(shipment.id).await {
             Ok(thread) => thread,
             Err(error) => {
-                return self.retry(n.attempts, format!("reading the thread: {error}"), now);
+                return Some(self.retry(n.attempts, format!("reading the thread: {error}"), now));
             }
         };
         let message_id = format!("<{}@{}>", n.id, self.sender.message_id_domain);
@@ -302,43 +315,69 @@ impl Dispatcher {
         let message = match build_message(&envelope, &rendered) {
             Ok(message) => message,
             Err(error) => {
-                return Completion::Failed {
+                return Some(Completion::Failed {
                     error: format!("building the email: {error}"),
-                };
+                });
             }
         };
-        match self.send_holding_the_lease(n.id, message).await {
-            Ok(provider_response) => Completion::Sent {
+        let attempts = match self
+            .store
+            .start_notification_attempt(n.id, &self.owner, self.clock.now(), self.lease_until())
+            .await
+        {
+            Ok(Some(attempts)) => attempts,
+            Ok(None) => return None,
+            Err(error) => {
+                return Some(self.retry(n.attempts, format!("counting the attempt: {error}"), now));
+            }
+        };
+        match self.send_holding_the_lease(n.id, message).await? {
+            Ok(provider_response) => Some(Completion::Sent {
                 message_id,
                 provider_response,
-            },
-            Err(SendError::Permanent(error)) => Completion::Failed { error },
-            Err(SendError::Transient(error)) => self.retry(n.attempts, error, now),
+            }),
+            Err(SendError::Permanent(error)) => Some(Completion::Failed { error }),
+            Err(SendError::Transient(error)) => Some(self.retry(attempts - 1, error, now)),
         }
     }
 
+    /// When a lease taken or renewed now runs out.
+    fn lease_until(&self) -> Timestamp {
+        let lease = Duration::from_secs(self.config.lease_seconds.max(1));
+        self.clock
+            .now()
+            .checked_add(self.clock.simulated_duration(lease))
+            .unwrap_or(Timestamp::MAX)
+    }
+
     /// Send, renewing the message's lease while the provider takes its time, so that no other
-    /// dispatcher claims and sends it a second time meanwhile.
+    /// dispatcher claims and sends it a second time meanwhile. When a renewal finds the lease
+    /// lost (another dispatcher took the message over), the send is abandoned before the
+    /// provider has it all, and `None` says the message is no longer ours to finish.
     async fn send_holding_the_lease(
         &self,
         id: Uuid,
         message: lettre::Message,
-    ) -> Result<String, SendError> {
+    ) -> Option<Result<String, SendError>> {
         let lease = Duration::from_secs(self.config.lease_seconds.max(1));
         let send = self.email.send(message);
         tokio::pin!(send);
         loop {
             tokio::select! {
-                result = &mut send => return result,
+                result = &mut send => return Some(result),
                 _ = tokio::time::sleep(lease / 3) => {
-                    let until = self
-                        .clock
-                        .now()
-                        .checked_add(self.clock.simulated_duration(lease))
-                        .unwrap_or(Timestamp::MAX);
-                    match self.store.extend_notification_lease(id, &self.owner, until).await {
+                    let renewal = self.store.extend_notification_lease(
+                        id,
+                        &self.owner,
+                        self.clock.now(),
+                        self.lease_until(),
+                    );
+                    match renewal.await {
                         Ok(true) => {}
-                        Ok(false) => warn!(notification = %id, "lease lost while sending"),
+                        Ok(false) => {
+                            warn!(notification = %id, "lease lost while sending; abandoning the send");
+                            return None;
+                        }
                         Err(error) => warn!(notification = %id, %error, "cannot renew the lease while sending"),
                     }
                 }
@@ -347,6 +386,7 @@ impl Dispatcher {
     }
 
     /// Try again later with doubling, jittered delays, or give up after `max_attempts`.
+    /// `attempts_before` is how many attempts came before the one that just failed.
     fn retry(&self, attempts_before: u32, error: String, now: Timestamp) -> Completion {
         let attempts = attempts_before + 1;
         if attempts >= self.config.max_attempts {
@@ -398,3 +438,7 @@ impl Dispatcher {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "dispatcher_tests.rs"]
+mod tests;

@@ -7,7 +7,7 @@ pub mod quota;
 
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,7 @@ use crate::domain::{
     TrackingNumber, detect,
 };
 use crate::store::{ClaimOrder, PollClaim, PollFailure, PollWrite, Store, StoreError};
-use quota::{RateLimits, quota_day};
+use quota::{QuotaDay, RateLimits, quota_day};
 
 /// What one round of polling did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,6 +56,14 @@ impl PollRound {
     pub fn did_work(&self) -> bool {
         self.polled + self.failed + self.lease_lost + self.deferred > 0
     }
+}
+
+/// Whether a claimed batch goes to its carrier.
+enum Admission {
+    /// Its call is allowed and counted: ask the carrier.
+    Poll(Vec<Shipment>),
+    /// Nothing to ask: its leases were lost, or the quota is spent (it was handed back).
+    Skipped(PollRound),
 }
 
 /// Polls carriers for due shipments.
@@ -178,8 +186,9 @@ impl Scheduler {
         } else {
             ClaimOrder::DueFirst
         };
-        // Claim no more than the rate limit lets us poll in half a lease, so that nothing we
-        // hold expires while it waits for its turn.
+        // Claim about what the rate limit lets us poll in half a lease. The leases are renewed
+        // while the round runs, so none expires while it waits; but what this replica holds and
+        // cannot reach soon would only sit idle here instead of going to another replica.
         let batch_size = profile.limits.batch_size.max(1);
         let rate = account
             .requests_per_second
@@ -206,62 +215,125 @@ impl Scheduler {
             .chunks(batch_size)
             .map(<[Shipment]>::to_vec)
             .collect();
+        let ids: Vec<Uuid> = claimed.iter().map(|s| s.id).collect();
+        let lost = std::sync::Mutex::new(HashSet::new());
+        let quota = daily_quota.map(|quota| (quota, quota_day(&profile.limits, now)));
 
+        let polling = self.poll_batches(account, &carrier, batches, &lost, quota.as_ref());
+        // The claimed shipments stay ours while their turn comes and their carrier answers,
+        // however slow it is: another worker must not poll them again meanwhile.
+        let results = tokio::select! {
+            results = polling => results,
+            never = self.keep_leases(&ids, &lost) => match never {},
+        };
         let mut round = PollRound::default();
-        let mut allowed = Vec::with_capacity(batches.len());
-        let mut over_quota = Vec::new();
-        if let Some(quota) = daily_quota {
-            let day = quota_day(&profile.limits, now);
-            for batch in batches {
-                if over_quota.is_empty()
-                    && self
-                        .store
-                        .reserve_carrier_calls(account.id, &day.day, 1, Some(quota))
-                        .await?
-                {
-                    allowed.push(batch);
-                } else {
-                    over_quota.extend(batch.into_iter().map(|s| s.id));
-                }
-            }
-            if !over_quota.is_empty() {
+        for result in results {
+            round.add(result?);
+        }
+        if round.deferred > 0 {
+            if let Some((_, day)) = &quota {
                 // The quota is spent: nothing more is asked of this account until it resets.
-                self.store
-                    .release_shipments(&over_quota, &self.owner, day.resets_at)
-                    .await?;
                 let deferred = self
                     .store
                     .defer_due_shipments(account.id, now, day.resets_at)
                     .await?;
-                round.deferred += over_quota.len() + deferred as usize;
+                round.deferred += deferred as usize;
                 info!(account = %account.name, resets_at = %day.resets_at, deferred = round.deferred,
                     "daily quota spent; shipments wait for the reset");
             }
-        } else {
-            allowed = batches;
-        }
-
-        let results: Vec<Result<PollRound, StoreError>> = futures::stream::iter(allowed)
-            .map(|batch| {
-                let carrier = carrier.clone();
-                async move { self.poll_batch(account, carrier.as_ref(), batch).await }
-            })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
-        for result in results {
-            round.add(result?);
         }
         Ok(round)
     }
 
-    async fn poll_batch(
+    /// Renew the leases of `ids` every third of a lease, for as long as it is polled (it never
+    /// returns); the ids whose lease was lost are added to `lost`, so they are not polled.
+    async fn keep_leases(
+        &self,
+        ids: &[Uuid],
+        lost: &std::sync::Mutex<HashSet<Uuid>>,
+    ) -> std::convert::Infallible {
+        let lease = Duration::from_secs(self.config.lease_seconds.max(1));
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            let now = self.clock.now();
+            let until = now
+                .checked_add(self.clock.simulated_duration(lease))
+                .unwrap_or(Timestamp::MAX);
+            match self
+                .store
+                .extend_shipment_leases(ids, &self.owner, now, until)
+                .await
+            {
+                Ok(held) => {
+                    let held: HashSet<Uuid> = held.into_iter().collect();
+                    // Shipments already written were handed back, so they show up here too;
+                    // only the ones still waiting for their call matter.
+                    lost.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .extend(ids.iter().filter(|id| !held.contains(id)));
+                }
+                Err(error) => warn!(%error, "cannot renew the leases of shipments being polled"),
+            }
+        }
+    }
+
+    /// Poll the batches of one claim: admitted one after the other, in claim order (the rate
+    /// limit, then the quota: closest to delivery first when it runs short), and then called up
+    /// to `concurrency` at a time.
+    async fn poll_batches(
         &self,
         account: &CarrierAccount,
-        carrier: &dyn Carrier,
-        batch: Vec<Shipment>,
-    ) -> Result<PollRound, StoreError> {
-        let profile = carrier.profile();
+        carrier: &Arc<dyn Carrier>,
+        batches: Vec<Vec<Shipment>>,
+        lost: &std::sync::Mutex<HashSet<Uuid>>,
+        quota: Option<&(u32, QuotaDay)>,
+    ) -> Vec<Result<PollRound, StoreError>> {
+        let concurrency = self.config.concurrency.max(1);
+        let mut waiting = batches.into_iter();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut results = Vec::new();
+        loop {
+            if in_flight.len() < concurrency {
+                if let Some(batch) = waiting.next() {
+                    let admit = self.admit(account, carrier.profile(), batch, lost, quota);
+                    tokio::pin!(admit);
+                    // Calls already made go on while the next one waits for its turn.
+                    let admission = loop {
+                        tokio::select! {
+                            admission = &mut admit => break admission,
+                            Some(done) = in_flight.next() => results.push(done),
+                        }
+                    };
+                    match admission {
+                        Ok(Admission::Poll(batch)) => {
+                            in_flight.push(self.poll_batch(account, carrier.as_ref(), batch))
+                        }
+                        Ok(Admission::Skipped(round)) => results.push(Ok(round)),
+                        Err(error) => results.push(Err(error)),
+                    }
+                    continue;
+                }
+            }
+            match in_flight.next().await {
+                Some(done) => results.push(done),
+                None => break,
+            }
+        }
+        results
+    }
+
+    /// Wait for the account's rate limit to allow the batch's call, then count it against the
+    /// daily quota: a batch whose leases were lost meanwhile is dropped, one the quota has no
+    /// room for is handed back until the quota resets.
+    async fn admit(
+        &self,
+        account: &CarrierAccount,
+        profile: &crate::carriers::CarrierProfile,
+        mut batch: Vec<Shipment>,
+        lost: &std::sync::Mutex<HashSet<Uuid>>,
+        quota: Option<&(u32, QuotaDay)>,
+    ) -> Result<Admission, StoreError> {
+        let mut round = PollRound::default();
         self.rate_limits
             .acquire(
                 account.id,
@@ -270,6 +342,46 @@ impl Scheduler {
                     .unwrap_or(profile.limits.requests_per_second),
             )
             .await;
+        // A shipment whose lease ran out while it waited is another worker's now.
+        {
+            let lost = lost
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let before = batch.len();
+            batch.retain(|s| !lost.contains(&s.id));
+            round.lease_lost += before - batch.len();
+        }
+        if batch.is_empty() {
+            return Ok(Admission::Skipped(round));
+        }
+        // The call is counted against the daily quota right before it is made, so the counter
+        // is the number of calls the carrier saw.
+        if let Some((limit, day)) = quota {
+            if !self
+                .store
+                .reserve_carrier_calls(account.id, &day.day, 1, Some(*limit))
+                .await?
+            {
+                let ids: Vec<Uuid> = batch.iter().map(|s| s.id).collect();
+                self.store
+                    .release_shipments(&ids, &self.owner, day.resets_at)
+                    .await?;
+                round.deferred += ids.len();
+                return Ok(Admission::Skipped(round));
+            }
+        }
+        Ok(Admission::Poll(batch))
+    }
+
+    /// Ask the carrier about an admitted batch and write what it said, shipment by shipment.
+    async fn poll_batch(
+        &self,
+        account: &CarrierAccount,
+        carrier: &dyn Carrier,
+        batch: Vec<Shipment>,
+    ) -> Result<PollRound, StoreError> {
+        let profile = carrier.profile();
+        let mut round = PollRound::default();
         let requests: Vec<TrackRequest> = batch
             .iter()
             .map(|s| TrackRequest {
@@ -285,7 +397,6 @@ impl Scheduler {
                 timeout.as_secs()
             ))),
         };
-        let mut round = PollRound::default();
         match answer {
             Ok(results) => {
                 let mut by_number: HashMap<String, Result<TrackReport, ParcelError>> = results

@@ -269,3 +269,79 @@ async fn a_number_that_stands_for_two_parcels_is_followed_as_two_shipments() {
         1
     );
 }
+
+/// The sandbox, answering only after `delay` (real time), counting its calls.
+struct SlowCarrier {
+    inner: Sandbox,
+    delay: Duration,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Carrier for SlowCarrier {
+    fn profile(&self) -> &crate::carriers::CarrierProfile {
+        self.inner.profile()
+    }
+
+    async fn track(
+        &self,
+        account: &CarrierAccount,
+        batch: &[TrackRequest],
+    ) -> Result<Vec<crate::carriers::ParcelResult>, CarrierError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.inner.track(account, batch).await
+    }
+}
+
+/// A carrier slower than the lease: the leases are renewed while it answers, so a second
+/// worker finds nothing to claim and the carrier is asked once.
+#[tokio::test]
+async fn a_carrier_slower_than_the_lease_is_asked_once() {
+    let mut setup = setup().await;
+    let slow = Arc::new(SlowCarrier {
+        inner: Sandbox::bundled(setup.clock.clone()),
+        delay: Duration::from_millis(2500),
+        calls: Default::default(),
+    });
+    setup.carriers.register(slow.clone());
+    account(&setup, "default", None).await;
+    let shipment = ship(
+        &setup,
+        "default",
+        Scenario::OnTime.example_number(1).to_string(),
+        Timestamp::now() - SignedDuration::from_hours(240),
+    )
+    .await;
+    let config = SchedulerConfig {
+        lease_seconds: 1,
+        carrier_timeout_seconds: 30,
+        ..SchedulerConfig::default()
+    };
+    let first = Scheduler::new(
+        setup.store.clone(),
+        setup.carriers.clone(),
+        setup.clock.clone(),
+        Arc::new(HolidayCalendar::bundled()),
+        config.clone(),
+    );
+    let polling = tokio::spawn(async move { first.run_once().await });
+
+    // Well past the first lease's expiry, while the carrier still thinks.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let second = Scheduler::new(
+        setup.store.clone(),
+        setup.carriers.clone(),
+        setup.clock.clone(),
+        Arc::new(HolidayCalendar::bundled()),
+        config,
+    );
+    let round = second.run_once().await.unwrap();
+    assert!(!round.did_work(), "nothing to claim: {round:?}");
+
+    let round = polling.await.unwrap().unwrap();
+    assert_eq!((round.polled, round.lease_lost), (1, 0));
+    assert_eq!(slow.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let stored = setup.store.shipment(shipment.id).await.unwrap().unwrap();
+    assert_eq!(stored.journey.status, crate::domain::Status::Delivered);
+}

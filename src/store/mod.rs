@@ -198,6 +198,17 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<u64, StoreError>;
+    /// Keep the shipments `owner` still holds among `ids` leased until `lease_until` (a slow
+    /// carrier call must not let another worker poll them again meanwhile); returns the ids
+    /// whose lease was renewed. A missing id is one whose lease was lost: taken by another
+    /// worker, or run out before `now` (another may be claiming it at this very moment).
+    async fn extend_shipment_leases(
+        &self,
+        ids: &[Uuid],
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Vec<Uuid>, StoreError>;
     /// Give leased shipments back untouched, due again at `next_poll_at`.
     async fn release_shipments(
         &self,
@@ -224,16 +235,31 @@ pub trait Store: Send + Sync + 'static {
     /// an earlier one do not count, or a dispatcher would wake for work it cannot claim.
     async fn next_notification_at(&self) -> Result<Option<Timestamp>, StoreError>;
     /// Keep a message being sent leased until `lease_until` (a slow provider must not let
-    /// another dispatcher send it a second time); false when the lease was already lost.
+    /// another dispatcher send it a second time); false when the lease was already lost (taken
+    /// over, or run out before `now`).
     async fn extend_notification_lease(
         &self,
         id: Uuid,
         owner: &str,
+        now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<bool, StoreError>;
+    /// Count an attempt to send a claimed message, right before it is made, and renew its lease
+    /// until `lease_until`: counted when it starts, an attempt that crashes the process still
+    /// counts towards the limit. Returns the attempts made so far, this one included; `None`
+    /// (nothing counted) when the lease was lost (taken over, or run out before `now`), and the
+    /// message must not be sent.
+    async fn start_notification_attempt(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<u32>, StoreError>;
     /// `Message-ID`s of the shipment's sent emails, oldest first, for threading.
     async fn thread_message_ids(&self, shipment_id: Uuid) -> Result<Vec<String>, StoreError>;
-    /// Finish a claimed message; false when the lease was lost.
+    /// Finish a claimed message; false when the lease was lost. Attempts are counted when they
+    /// start ([`Store::start_notification_attempt`]), not here.
     async fn complete_notification(
         &self,
         id: Uuid,

@@ -564,6 +564,34 @@ impl Store for SqliteStore {
         Ok(result.rows_affected())
     }
 
+    async fn extend_shipment_leases(
+        &self,
+        ids: &[Uuid],
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let held = sqlx::query_scalar::<_, String>(
+            "UPDATE shipments SET lease_expires_at = ?3 \
+             WHERE lease_owner = ?2 AND lease_expires_at >= ?4 \
+               AND id IN (SELECT value FROM json_each(?1)) RETURNING id",
+        )
+        .bind(json_list(ids))
+        .bind(owner)
+        .bind(millis(lease_until))
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        held.iter()
+            .map(|id| {
+                Uuid::parse_str(id).map_err(|e| corrupt("shipments", format!("id `{id}`: {e}")))
+            })
+            .collect()
+    }
+
     async fn release_shipments(
         &self,
         ids: &[Uuid],
@@ -826,18 +854,41 @@ impl Store for SqliteStore {
         &self,
         id: Uuid,
         owner: &str,
+        now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE notifications SET lease_expires_at = ?1 \
-             WHERE id = ?2 AND lease_owner = ?3 AND state = 'sending'",
+             WHERE id = ?2 AND lease_owner = ?3 AND state = 'sending' AND lease_expires_at >= ?4",
         )
         .bind(millis(lease_until))
         .bind(id.to_string())
         .bind(owner)
+        .bind(millis(now))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn start_notification_attempt(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<u32>, StoreError> {
+        let attempts = sqlx::query_scalar::<_, i64>(
+            "UPDATE notifications SET attempts = attempts + 1, lease_expires_at = ?3 \
+             WHERE id = ?1 AND lease_owner = ?2 AND state = 'sending' AND lease_expires_at >= ?4 \
+             RETURNING attempts",
+        )
+        .bind(id.to_string())
+        .bind(owner)
+        .bind(millis(lease_until))
+        .bind(millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(attempts.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
     }
 
     async fn thread_message_ids(&self, shipment_id: Uuid) -> Result<Vec<String>, StoreError> {
@@ -867,8 +918,7 @@ impl Store for SqliteStore {
                 message_id,
                 provider_response,
             } => finish(finish_notification!(
-                "state = 'sent', sent_at = ?3, message_id = ?4, provider_response = ?5, \
-                 attempts = attempts + 1"
+                "state = 'sent', sent_at = ?3, message_id = ?4, provider_response = ?5"
             ))
             .bind(message_id)
             .bind(provider_response),
@@ -876,15 +926,13 @@ impl Store for SqliteStore {
                 error,
                 available_at,
             } => finish(finish_notification!(
-                "state = 'pending', attempts = attempts + 1, last_error = ?4, available_at = ?5"
+                "state = 'pending', last_error = ?4, available_at = ?5"
             ))
             .bind(error)
             .bind(millis(*available_at)),
-            Completion::Failed { error } => finish(finish_notification!(
-                "state = 'failed', attempts = attempts + 1, last_error = ?4"
-            ))
-            .bind(error),
-            // No attempt was made, so `attempts` stays as it is.
+            Completion::Failed { error } => {
+                finish(finish_notification!("state = 'failed', last_error = ?4")).bind(error)
+            }
             Completion::Deferred { available_at } => {
                 finish(finish_notification!("state = 'pending', available_at = ?4"))
                     .bind(millis(*available_at))

@@ -346,6 +346,44 @@ async fn a_setting_keeps_its_first_value() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_lease_is_renewed_only_by_its_holder_and_only_before_it_runs_out() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let first = shipment(&store, main, "NUMBER0001").await?;
+    let second = shipment(&store, main, "NUMBER0002").await?;
+    // Claimed at minute 2, leased until minute 7.
+    let a = claim(&store, main, "a", at(2)).await?;
+    assert_eq!(ids(&a), vec![first.id, second.id]);
+
+    let both = [first.id, second.id];
+    assert_eq!(
+        store
+            .extend_shipment_leases(&both, "a", at(6), at(20))
+            .await?,
+        both.to_vec()
+    );
+    assert!(
+        store
+            .extend_shipment_leases(&both, "b", at(6), at(30))
+            .await?
+            .is_empty(),
+        "not b's to renew"
+    );
+    // Still held at minute 15 thanks to the renewal: nobody else can claim them.
+    assert!(claim(&store, main, "b", at(15)).await?.is_empty());
+    // Once the lease has run out, renewing it is too late even if nobody took it yet.
+    assert!(
+        store
+            .extend_shipment_leases(&both, "a", at(21), at(40))
+            .await?
+            .is_empty()
+    );
+    let b = claim(&store, main, "b", at(21)).await?;
+    assert_eq!(ids(&b), both.to_vec());
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_claim_respects_leases_and_rescues_expired_ones() -> TestResult {
     let (_dir, store) = open().await?;
     let main = account(&store, "main").await?;
@@ -707,6 +745,19 @@ async fn a_shipments_second_message_waits_for_the_first() -> TestResult {
         message_id: "<1@waymark>".into(),
         provider_response: "250 queued".into(),
     };
+    assert_eq!(
+        store
+            .start_notification_attempt(first, "intruder", at(4), at(9))
+            .await?,
+        None,
+        "only the lease holder attempts a send"
+    );
+    assert_eq!(
+        store
+            .start_notification_attempt(first, "d", at(4), at(9))
+            .await?,
+        Some(1)
+    );
     assert!(
         !store
             .complete_notification(first, "intruder", at(5), &sent)
@@ -790,6 +841,12 @@ async fn deferral_keeps_attempts_unchanged() -> TestResult {
     let again = store.claim_notifications("d", morning, at(605), 10).await?;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].notification.id, id);
+    assert_eq!(
+        store
+            .start_notification_attempt(id, "d", morning, at(605))
+            .await?,
+        Some(1)
+    );
     let retry = Completion::Retry {
         error: "421 try later".into(),
         available_at: at(610),
@@ -852,6 +909,19 @@ async fn a_crashed_dispatchers_message_is_rescued_and_final_states_stick() -> Te
     let failed = Completion::Failed {
         error: "550 no such user".into(),
     };
+    // The crashed dispatcher's lease is gone: it can neither start an attempt nor finish.
+    assert_eq!(
+        store
+            .start_notification_attempt(first, "crashed", at(8), at(13))
+            .await?,
+        None
+    );
+    assert_eq!(
+        store
+            .start_notification_attempt(first, "d", at(8), at(13))
+            .await?,
+        Some(1)
+    );
     assert!(
         !store
             .complete_notification(first, "crashed", at(9), &failed)
