@@ -1,8 +1,9 @@
 //! Talking HTTP to carrier APIs, the same way for every adapter: failures classified into
 //! [`CarrierError`]s (401/403 auth, 429 with `Retry-After`, 5xx and timeouts transient, other
 //! 4xx permanent), transient failures retried with back-off inside one call, OAuth2
-//! client-credentials tokens cached per account and refreshed before they expire, and bodies
-//! that are not what the spec says kept as an excerpt in the error — never a panic.
+//! client-credentials tokens cached per account and refreshed before they expire, bodies longer
+//! than [`MAX_ANSWER_BYTES`] refused before they fill memory, and bodies that are not what the
+//! spec says kept as an excerpt in the error — never a panic.
 
 use jiff::Timestamp;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -110,6 +111,10 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> CarrierE
     }
 }
 
+/// Most bytes of an answer Waymark reads from a carrier. Tracking answers are a few kilobytes;
+/// anything near this is a broken or hostile server, and reading on would only fill memory.
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+
 /// A carrier's answer: status, headers and the whole body as text.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -119,13 +124,30 @@ pub struct Answer {
 }
 
 impl Answer {
-    async fn read(response: Response) -> Result<Self, CarrierError> {
+    /// Read the answer, refusing a body longer than [`MAX_ANSWER_BYTES`]: up front when
+    /// `Content-Length` says so, else as soon as the chunks read pass it.
+    async fn read(mut response: Response) -> Result<Self, CarrierError> {
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .text()
+        if let Some(length) = response.content_length() {
+            if length > MAX_ANSWER_BYTES as u64 {
+                return Err(too_large(format!("announces {length} bytes"), &[]));
+            }
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| CarrierError::Transient(format!("reading the answer: {e}")))?;
+            .map_err(|e| CarrierError::Transient(format!("reading the answer: {e}")))?
+        {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                let read = if bytes.is_empty() { &chunk[..] } else { &bytes };
+                return Err(too_large("goes on".into(), read));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        // As `Response::text` without reqwest's `charset` feature: invalid UTF-8 replaced.
+        let body = String::from_utf8_lossy(&bytes).into_owned();
         Ok(Answer {
             status,
             headers,
@@ -137,6 +159,18 @@ impl Answer {
     pub fn error(&self) -> CarrierError {
         classify(self.status, &self.headers, &self.body)
     }
+}
+
+/// The error for an answer longer than [`MAX_ANSWER_BYTES`], keeping the start of what was read.
+fn too_large(how: String, start: &[u8]) -> CarrierError {
+    let start = &start[..start.len().min(4 * EXCERPT_CHARS)];
+    malformed(
+        format!(
+            "the answer {how}, past the limit of {} MiB ({MAX_ANSWER_BYTES} bytes)",
+            MAX_ANSWER_BYTES / (1024 * 1024)
+        ),
+        &String::from_utf8_lossy(start),
+    )
 }
 
 /// The shared HTTP client and retry policy for carrier calls.
@@ -461,6 +495,90 @@ mod tests {
             .unwrap();
         assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
         // `expect` counts are checked when the server drops.
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_size_limit_is_refused_and_one_at_it_is_read() {
+        use wiremock::matchers::path;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(path("/over"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_string("x".repeat(MAX_ANSWER_BYTES + 1)),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(path("/at"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("y".repeat(MAX_ANSWER_BYTES)))
+            .mount(&server)
+            .await;
+        let transport = Transport::default().with_retries(2, Duration::from_millis(1));
+        match transport
+            .send(|c| c.get(format!("{}/over", server.uri())))
+            .await
+        {
+            Err(CarrierError::Malformed { detail, .. }) => {
+                assert!(detail.contains("8 MiB"), "{detail}");
+                assert!(
+                    detail.contains(&(MAX_ANSWER_BYTES + 1).to_string()),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let at = transport
+            .send(|c| c.get(format!("{}/at", server.uri())))
+            .await
+            .expect("an answer of exactly the limit is read");
+        assert_eq!(at.body.len(), MAX_ANSWER_BYTES);
+        // A refused answer is not asked for again: it would be just as long.
+        let asked = server.received_requests().await.unwrap_or_default();
+        assert_eq!(asked.iter().filter(|r| r.url.path() == "/over").count(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_without_a_length_is_cut_off_at_the_limit() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // A server that streams chunks for ever (until the client hangs up), announcing no
+        // length, the way a broken gateway might; it counts what it managed to send.
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                        transfer-encoding: chunked\r\n\r\n";
+            socket.write_all(head.as_bytes()).await.unwrap();
+            let chunk = format!("10000\r\n{}\r\n", "z".repeat(0x10000));
+            let mut sent = 0usize;
+            while socket.write_all(chunk.as_bytes()).await.is_ok() {
+                sent += 0x10000;
+            }
+            sent
+        });
+        let transport = Transport::default().with_retries(0, Duration::from_millis(1));
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(60),
+            transport.send(|c| c.get(format!("http://{address}/endless"))),
+        )
+        .await
+        .expect("the read stops at the limit instead of waiting for the end");
+        match outcome {
+            Err(CarrierError::Malformed { detail, excerpt }) => {
+                assert!(detail.contains("8 MiB"), "{detail}");
+                assert!(excerpt.starts_with("zzz"), "{excerpt}");
+                assert!(excerpt.chars().count() <= EXCERPT_CHARS + 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(transport);
+        let sent = tokio::time::timeout(Duration::from_secs(60), server)
+            .await
+            .expect("the server notices the client hung up")
+            .unwrap();
+        // What was sent beyond the limit is what the sockets' buffers held, not the stream.
+        assert!(sent < 2 * MAX_ANSWER_BYTES, "{sent} bytes sent");
     }
 
     #[test]
