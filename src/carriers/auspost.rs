@@ -111,6 +111,24 @@ impl AusPost {
             .collect())
     }
 
+    /// Read the body of a Track items answer for `numbers`, as [`AusPost::read_track`] does,
+    /// each outcome paired with its number.
+    pub fn read_answer_body(
+        &self,
+        numbers: &[TrackingNumber],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        let outcomes = self.read_track(numbers, body)?;
+        Ok(numbers
+            .iter()
+            .zip(outcomes)
+            .map(|(number, outcome)| ParcelResult {
+                tracking_number: number.clone(),
+                outcome,
+            })
+            .collect())
+    }
+
     /// One call for up to [`MAX_IDS_PER_CALL`] numbers.
     async fn track_chunk(
         &self,

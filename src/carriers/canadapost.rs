@@ -90,6 +90,24 @@ impl CanadaPost {
         CanadaPost::new(profile, transport)
     }
 
+    /// Read the body of a `200` answer of Get Tracking Details for `numbers`, as
+    /// [`CanadaPost::read_answer`] does. The answer is about one PIN, so asking about more than
+    /// one number is refused.
+    pub fn read_answer_body(
+        &self,
+        numbers: &[TrackingNumber],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        let answer = Answer {
+            status: StatusCode::OK,
+            headers: Default::default(),
+            body: body.to_owned(),
+        };
+        super::one_parcel_answer("Canada Post", numbers, |number| {
+            self.read_answer(number, &answer)
+        })
+    }
+
     /// Read one answer of Get Tracking Details (its status and body) for `number`.
     pub fn read_answer(
         &self,

@@ -112,6 +112,17 @@ impl Dhl {
         self.read_answer(number, &answer.body)
     }
 
+    /// Read the body of a `200` answer for `numbers`. The answer is about one number, so asking
+    /// about more than one is refused; garbage is a classified error, a readable answer of the
+    /// wrong shape that parcel's error.
+    pub fn read_answer_body(
+        &self,
+        numbers: &[TrackingNumber],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        super::one_parcel_answer("DHL", numbers, |number| self.read_answer(number, body))
+    }
+
     /// Read a `200` answer for `number`: garbage is an unreadable call, a readable answer of the
     /// wrong shape an unreadable parcel.
     fn read_answer(

@@ -150,6 +150,20 @@ impl Dpd {
         }
     }
 
+    /// Read a `getTrackingData` answer body (HTTP 200) for `numbers`, with DPD's texts in the
+    /// language the adapter asks for by default (`en_EN`; [`Dpd::read_tracking`] reads another).
+    /// The answer is about one parcel, so asking about more than one number is refused; a SOAP
+    /// fault or a body that is not DPD's answer is a classified error.
+    pub fn read_answer_body(
+        &self,
+        numbers: &[TrackingNumber],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        super::one_parcel_answer("DPD", numbers, |number| {
+            self.read_tracking(number, body, DEFAULT_LANGUAGE)
+        })
+    }
+
     async fn track_one(
         &self,
         account: &CarrierAccount,

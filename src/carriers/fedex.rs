@@ -153,6 +153,15 @@ impl Fedex {
         }
     }
 
+    /// Read the body of a `200` answer for `numbers`, one result each, in order (see below).
+    pub fn read_answer_body(
+        &self,
+        numbers: &[TrackingNumber],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        self.parse_answer(&super::unregistered(numbers), body)
+    }
+
     /// Read a `200` answer for `requested`: one result per requested number, in order. Garbage
     /// (an HTML page, truncated JSON, no `output`) fails the call; a number the answer is silent
     /// about, or whose record lacks what the spec promises, fails only that parcel.

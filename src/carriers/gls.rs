@@ -131,6 +131,16 @@ impl Gls {
         }
     }
 
+    /// Read the body of a `200` answer (a `ParcelsResponseDTO`) for `numbers`: one result each,
+    /// in order, or a classified error when the body is not GLS's answer.
+    pub fn read_answer_body(
+        &self,
+        numbers: &[TrackingNumber],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        self.read_answer(&super::unregistered(numbers), body)
+    }
+
     /// One result per requested number, in request order, from a `ParcelsResponseDTO` body.
     fn read_answer(
         &self,

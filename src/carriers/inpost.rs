@@ -122,18 +122,26 @@ impl InPost {
         if !answer.status.is_success() {
             return Err(answer.error());
         }
-        let value: serde_json::Value = transport::parse_json(&answer.body)?;
-        let parcel: Parcel = match serde_json::from_value(value) {
+        let parcel = match read_parcel(&answer.body)? {
             Ok(parcel) => parcel,
-            Err(e) => {
-                return Ok(Err(malformed_parcel(
-                    format!("not InPost's tracking answer: {e}"),
-                    &answer.body,
-                )));
-            }
+            Err(unreadable) => return Ok(Err(unreadable)),
         };
         let titles = self.titles(base).await;
         Ok(self.report(&parcel, &titles, &answer.body))
+    }
+
+    /// Read the body of a `200` tracking answer for `numbers`. The answer is about one parcel,
+    /// so asking about more than one number is refused; garbage is a classified error, a
+    /// readable answer of the wrong shape that parcel's error. Scans keep InPost's status names
+    /// as their words: the titles a poll reads from the status list are not asked for here.
+    pub fn read_answer_body(
+        &self,
+        numbers: &[TrackingNumber],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        super::one_parcel_answer("InPost", numbers, |_| {
+            Ok(read_parcel(body)?.and_then(|parcel| self.report(&parcel, &HashMap::new(), body)))
+        })
     }
 
     /// InPost's status titles for `base`, read at most once a day (once an hour after a failure).
@@ -303,6 +311,14 @@ impl Carrier for InPost {
 
 fn home_zone() -> TimeZone {
     TimeZone::get(HOME_ZONE).unwrap_or(TimeZone::UTC)
+}
+
+/// The parcel in a tracking answer: garbage is an unreadable call, JSON of the wrong shape an
+/// unreadable parcel.
+fn read_parcel(body: &str) -> Result<Result<Parcel, ParcelError>, CarrierError> {
+    let value: serde_json::Value = transport::parse_json(body)?;
+    Ok(serde_json::from_value(value)
+        .map_err(|e| malformed_parcel(format!("not InPost's tracking answer: {e}"), body)))
 }
 
 /// Whether a body is ShipX's error document (`{"status": 404, "error": "...", ...}`).

@@ -114,6 +114,39 @@ pub struct ParcelResult {
     pub outcome: Result<TrackReport, ParcelError>,
 }
 
+/// The results for `numbers` from an answer that is about one parcel (the carriers that track
+/// one number per call): `read` reads it for the one number asked about. Asking about none reads
+/// nothing; asking about more is refused, since one parcel's answer says nothing about another.
+pub(crate) fn one_parcel_answer(
+    carrier: &str,
+    numbers: &[TrackingNumber],
+    read: impl FnOnce(&TrackingNumber) -> Result<Result<TrackReport, ParcelError>, CarrierError>,
+) -> Result<Vec<ParcelResult>, CarrierError> {
+    match numbers {
+        [] => Ok(Vec::new()),
+        [number] => Ok(vec![ParcelResult {
+            tracking_number: number.clone(),
+            outcome: read(number)?,
+        }]),
+        more => Err(CarrierError::Permanent(format!(
+            "{carrier} answers about one parcel at a time, not the {} numbers asked about",
+            more.len()
+        ))),
+    }
+}
+
+/// `numbers` as requests of shipments not registered with Waymark, for the carriers that read a
+/// batch's answer against its requests.
+pub(crate) fn unregistered(numbers: &[TrackingNumber]) -> Vec<TrackRequest> {
+    numbers
+        .iter()
+        .map(|number| TrackRequest {
+            tracking_number: number.clone(),
+            registered_at: None,
+        })
+        .collect()
+}
+
 /// Why a whole call to a carrier failed, classified so the scheduler knows what to do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CarrierError {
@@ -209,5 +242,33 @@ impl CarrierRegistry {
 impl std::fmt::Debug for CarrierRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.carriers.keys()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{fast_transport, number, published};
+    use super::*;
+
+    #[test]
+    fn a_one_parcel_answer_is_read_for_the_one_number_asked_about() {
+        let royalmail = royalmail::RoyalMail::bundled(fast_transport());
+        let body = published("royalmail", "example_response_events.karrio-community.json");
+        let one = [number("FQ087430672GB")];
+        let results = royalmail.read_answer_body(&one, &body).expect("readable");
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].tracking_number, one[0]);
+        assert!(
+            results[0]
+                .outcome
+                .as_ref()
+                .is_ok_and(|r| !r.events.is_empty())
+        );
+        assert_eq!(royalmail.read_answer_body(&[], &body), Ok(Vec::new()));
+        let two = [number("FQ087430672GB"), number("FQ087430673GB")];
+        match royalmail.read_answer_body(&two, &body) {
+            Err(CarrierError::Permanent(said)) => assert!(said.contains("one parcel"), "{said}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

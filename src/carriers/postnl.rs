@@ -118,6 +118,17 @@ impl PostNl {
         self.read_answer(number, &answer.body)
     }
 
+    /// Read the body of a `200` answer for `numbers`. The answer is about one barcode, so asking
+    /// about more than one number is refused; garbage is a classified error, a readable answer of
+    /// the wrong shape that parcel's error.
+    pub fn read_answer_body(
+        &self,
+        numbers: &[TrackingNumber],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        super::one_parcel_answer("PostNL", numbers, |number| self.read_answer(number, body))
+    }
+
     /// Read a `200` answer for `number`: garbage (an HTML page, a SOAP fault, truncated JSON) is
     /// an unreadable call; a readable answer of the wrong shape is an unreadable parcel.
     fn read_answer(

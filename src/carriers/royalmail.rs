@@ -100,6 +100,17 @@ impl RoyalMail {
         }
     }
 
+    /// Read the body of a successful `events` answer for `numbers` (see
+    /// [`RoyalMail::read_events`]). The answer is about one mail piece, so asking about more than
+    /// one number is refused.
+    pub fn read_answer_body(
+        &self,
+        numbers: &[TrackingNumber],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        super::one_parcel_answer("Royal Mail", numbers, |_| self.read_events(body))
+    }
+
     /// One call for one mail piece; `Ok(Err(_))` is that parcel's problem, `Err(_)` the call's.
     async fn track_one(
         &self,

@@ -152,6 +152,17 @@ impl Ups {
         }
     }
 
+    /// Read the body of a `200` answer of the details endpoint for `numbers`. The answer is
+    /// about one inquiry number, so asking about more than one number is refused; garbage is a
+    /// classified error, JSON that lacks what the spec promises that parcel's error.
+    pub fn read_answer_body(
+        &self,
+        numbers: &[TrackingNumber],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        super::one_parcel_answer("UPS", numbers, |number| self.parse_details(number, body))
+    }
+
     /// Read a `200` answer of the details endpoint. Garbage (an HTML page, truncated JSON) fails
     /// the call; JSON that lacks what the spec promises fails this parcel only.
     fn parse_details(

@@ -49,7 +49,7 @@ use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
     TrackReport, TrackRequest,
 };
-use crate::domain::{DeliveryWindow, EventTime, Reason, Status, TrackingEvent};
+use crate::domain::{DeliveryWindow, EventTime, Reason, Status, TrackingEvent, TrackingNumber};
 
 /// USPS's data file, compiled in; a file of the same name in the carriers directory replaces it.
 pub const BUNDLED_PROFILE: &str = include_str!("../../carriers/usps.toml");
@@ -131,6 +131,16 @@ impl Usps {
             StatusCode::BAD_REQUEST if says_not_yet_available(&answer.body) => Ok(not_found(chunk)),
             _ => Err(answer.error()),
         }
+    }
+
+    /// Read the body of a `200`/`207` answer for `numbers`: one result each, in order, or a
+    /// classified error when the body is not USPS's answer.
+    pub fn read_answer_body(
+        &self,
+        numbers: &[TrackingNumber],
+        body: &str,
+    ) -> Result<Vec<ParcelResult>, CarrierError> {
+        self.read_answer(&super::unregistered(numbers), body)
     }
 
     /// One result per requested number, in request order, from a 200/207 body.
