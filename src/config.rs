@@ -2,7 +2,7 @@
 //! variables (`WAYMARK_EMAIL__SMTP__HOST` sets `email.smtp.host`), validated at start.
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Data, Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -286,23 +286,32 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, then `file` if it exists, then `WAYMARK_*` variables.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        Self::figment(Config::default(), file)
-            .extract::<Config>()
-            .map_err(|e| ConfigError::Load(Box::new(e)))
-            .and_then(Config::validated)
+        Self::extract(Self::figment(Config::default(), Toml::file(file)))
     }
 
     /// Like [`Config::load`] but starting from other defaults (the demo's).
     pub fn load_over(defaults: Config, file: &Path) -> Result<Self, ConfigError> {
-        Self::figment(defaults, file)
+        Self::extract(Self::figment(defaults, Toml::file(file)))
+    }
+
+    /// Defaults, then `text` read as the file's contents; no environment variables. What a
+    /// configuration file alone says, checked the same way as at start.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::extract(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
+        )
+    }
+
+    fn extract(figment: Figment) -> Result<Self, ConfigError> {
+        figment
             .extract::<Config>()
             .map_err(|e| ConfigError::Load(Box::new(e)))
             .and_then(Config::validated)
     }
 
-    fn figment(defaults: Config, file: &Path) -> Figment {
+    fn figment(defaults: Config, file: Data<Toml>) -> Figment {
         Figment::from(Serialized::defaults(defaults))
-            .merge(Toml::file(file))
+            .merge(file)
             // WAYMARK_CONFIG names the file and WAYMARK_LOG the log filter: not settings.
             .merge(
                 Env::prefixed("WAYMARK_")
@@ -458,6 +467,22 @@ mod tests {
         ] {
             assert!(message.contains(key), "{message}");
         }
+    }
+
+    #[test]
+    fn the_text_of_a_file_alone_is_read_and_checked() {
+        let config = Config::from_toml_str(
+            "merchant_name = \"Kwiaciarnia Róża\"\n[email.smtp]\nport = 2525\n",
+        )
+        .expect("valid");
+        assert_eq!(config.merchant_name, "Kwiaciarnia Róża");
+        assert_eq!(config.email.smtp.port, 2525);
+        let err = Config::from_toml_str("[http]\nlisten = \"everywhere\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.listen `everywhere`"), "{err}");
+        let err = Config::from_toml_str("merchant_name = [").unwrap_err();
+        assert!(matches!(err, ConfigError::Load(_)), "{err}");
     }
 
     #[test]
