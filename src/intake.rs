@@ -233,53 +233,132 @@ pub async fn import_csv(
     input: impl Read,
     now: Timestamp,
 ) -> Result<ImportReport, StoreError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(input);
     let mut report = ImportReport::default();
-    let headers = match reader.headers() {
-        Ok(headers) => headers.clone(),
-        Err(error) => {
-            report
-                .refused
-                .push((1, format!("unreadable header: {error}")));
-            return Ok(report);
-        }
-    };
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
-                let refused = match record.deserialize::<ShipmentInput>(Some(&headers)) {
-                    Err(error) => Some(format!("unreadable row: {error}")),
-                    Ok(shipment) => match register(store, carriers, &shipment, now).await {
-                        Ok(stored) => {
-                            report.imported.push(stored);
-                            None
-                        }
-                        Err(IntakeError::Store(e)) => return Err(e),
-                        Err(refused) => Some(refused.to_string()),
-                    },
-                };
-                if let Some(why) = refused {
-                    report.refused.push((line, why));
+    for (line, row) in csv_rows(input) {
+        let refused = match row {
+            Err(why) => Some(why),
+            Ok(shipment) => match register(store, carriers, &shipment, now).await {
+                Ok(stored) => {
+                    report.imported.push(stored);
+                    None
                 }
-            }
-            Err(error) => {
-                let line = error.position().map_or(0, |p| p.line());
-                report
-                    .refused
-                    .push((line, format!("unreadable row: {error}")));
-                if !matches!(
-                    error.kind(),
-                    csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
-                ) {
-                    break;
-                }
-            }
+                Err(IntakeError::Store(e)) => return Err(e),
+                Err(refused) => Some(refused.to_string()),
+            },
+        };
+        if let Some(why) = refused {
+            report.refused.push((line, why));
         }
     }
     Ok(report)
+}
+
+/// The rows of a CSV import as [`import_csv`] reads them, before any is validated: each data
+/// row's line number and its shipment, or why it cannot be read.
+pub fn csv_rows<R: Read>(input: R) -> CsvRows<R> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let headers = reader
+        .headers()
+        .cloned()
+        .map_err(|error| format!("unreadable header: {error}"));
+    CsvRows {
+        reader,
+        headers,
+        record: csv::StringRecord::new(),
+        done: false,
+    }
+}
+
+/// The iterator [`csv_rows`] returns. An unreadable header is reported as line 1 and ends the
+/// rows; so does an error after which the rest of the file cannot be read. A row with the wrong
+/// number of fields or invalid UTF-8 is reported and reading goes on.
+pub struct CsvRows<R> {
+    reader: csv::Reader<R>,
+    headers: Result<csv::StringRecord, String>,
+    record: csv::StringRecord,
+    done: bool,
+}
+
+impl<R: Read> Iterator for CsvRows<R> {
+    type Item = (u64, Result<ShipmentInput, String>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let headers = match &self.headers {
+            Ok(headers) => headers,
+            Err(why) => {
+                self.done = true;
+                return Some((1, Err(why.clone())));
+            }
+        };
+        match self.reader.read_record(&mut self.record) {
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Ok(true) => {
+                let line = self.record.position().map_or(0, |p| p.line());
+                let row = self
+                    .record
+                    .deserialize::<ShipmentInput>(Some(headers))
+                    .map_err(|error| format!("unreadable row: {error}"));
+                Some((line, row))
+            }
+            Err(error) => {
+                let line = error.position().map_or(0, |p| p.line());
+                self.done = !matches!(
+                    error.kind(),
+                    csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
+                );
+                Some((line, Err(format!("unreadable row: {error}"))))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_name_their_lines_and_go_on_after_a_short_row() {
+        let csv = "tracking_number,customer_email,locale,destination_country\n\
+                   SBX-ONTIME-000101,anna@example.pl,pl,PL\n\
+                   SBX-ONTIME-000102,jan@example.pl\n\
+                   SBX-ONTIME-000103,ola@example.pl,pl,PL,extra\n\
+                   SBX-ONTIME-000104,marie@example.fr,fr,FR\n";
+        let rows: Vec<(u64, Result<ShipmentInput, String>)> = csv_rows(csv.as_bytes()).collect();
+        let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [2, 3, 4, 5]);
+        assert_eq!(
+            rows[0].1.as_ref().map(|s| s.tracking_number.as_str()),
+            Ok("SBX-ONTIME-000101")
+        );
+        assert!(
+            rows[1]
+                .1
+                .as_ref()
+                .is_err_and(|why| why.starts_with("unreadable row"))
+        );
+        assert!(rows[2].1.is_err());
+        assert!(rows[3].1.is_ok());
+    }
+
+    #[test]
+    fn an_unreadable_header_is_line_one_and_the_end() {
+        let rows: Vec<(u64, Result<ShipmentInput, String>)> =
+            csv_rows(&b"tracking_number,\xff\nSBX-1,a@b.c\n"[..]).collect();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].0, 1);
+        assert!(
+            rows[0]
+                .1
+                .as_ref()
+                .is_err_and(|why| why.starts_with("unreadable header"))
+        );
+    }
 }
