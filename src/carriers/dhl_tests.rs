@@ -45,9 +45,15 @@ fn the_data_file_parses_with_dhls_limits() {
     assert_eq!(profile.limits.daily_quota, Some(250));
     assert_eq!(profile.limits.max_fetches_per_shipment_per_day, Some(10));
     assert!((profile.limits.requests_per_second - 0.2).abs() < f64::EPSILON);
-    // Ten fetches a day: no phase may be polled more often than every 144 minutes.
-    assert!(profile.cadence.out_for_delivery >= 144);
-    assert!(profile.cadence.near_estimate >= 144);
+    // Ten fetches a day are spent on the delivery day: a morning watched every 45 minutes from
+    // 07:30 and a van polled every 50 (the scheduler stops at the tenth fetch), and once between
+    // hubs in a day and a half.
+    let c = &profile.cadence;
+    assert_eq!(
+        (c.near_estimate, c.out_for_delivery, c.in_transit),
+        (45, 50, 2160)
+    );
+    assert_eq!(c.out_for_delivery_from, jiff::civil::time(7, 30, 0, 0));
     for coarse in ["pre-transit", "transit", "delivered", "failure", "unknown"] {
         assert!(profile.normalise(coarse).is_some(), "{coarse} is mapped");
     }

@@ -89,26 +89,100 @@ fn utc() -> String {
     "UTC".into()
 }
 
-/// Minutes between polls in each phase of a journey.
+/// When to ask the carrier, in each phase of a journey: minutes between polls, and the hours
+/// of a delivery day (local time at the destination) when the van leaves and delivers.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cadence {
     /// Label created, parcel not yet handed over: nothing is expected soon.
     pub before_handover: u32,
-    /// Moving, with delivery not yet near.
+    /// Moving between hubs, delivery not expected before the next delivery day: little news
+    /// comes, so rarely.
     pub in_transit: u32,
-    /// Within a day of the expected delivery.
+    /// On an expected delivery day, from `out_for_delivery_from` until `out_for_delivery_until`,
+    /// while the out-for-delivery scan is awaited: the customer wants to know at once.
     pub near_estimate: u32,
-    /// On the van, or after a failed attempt: the next scan comes within hours.
+    /// On the van: the delivery, or a failed attempt, comes within hours.
     pub out_for_delivery: u32,
-    /// Waiting at a pickup point or held by customs.
+    /// Held by customs, or after a failed attempt until the next delivery day.
     pub waiting: u32,
+    /// Waiting at a pickup point for the customer, who collects it when they like: the news
+    /// (collected) is theirs already. A poll also comes when the pickup reminder is due.
+    #[serde(default = "default_at_pickup_point")]
+    pub at_pickup_point: u32,
     /// The carrier does not know the number yet.
     pub not_found: u32,
     /// Longest back-off after repeated failures.
     pub max_backoff: u32,
     /// Random spread added to every interval, in percent, so polls do not bunch up.
     pub jitter_percent: u32,
+    /// When the first out-for-delivery scans of a delivery day come.
+    #[serde(default = "default_out_for_delivery_from")]
+    pub out_for_delivery_from: jiff::civil::Time,
+    /// By when the day's out-for-delivery scans have come: a parcel not on a van by then will
+    /// rarely be delivered that day.
+    #[serde(default = "default_out_for_delivery_until")]
+    pub out_for_delivery_until: jiff::civil::Time,
+    /// When the day's last deliveries are made.
+    #[serde(default = "default_deliveries_until")]
+    pub deliveries_until: jiff::civil::Time,
+    /// The weekdays vans deliver on (`["monday", ..., "saturday"]` unless the file says
+    /// otherwise).
+    #[serde(default = "default_delivery_days", deserialize_with = "weekdays")]
+    pub delivery_days: Vec<jiff::civil::Weekday>,
+    /// Whether vans stay home on the destination's public holidays.
+    #[serde(default = "yes")]
+    pub no_deliveries_on_holidays: bool,
+}
+
+fn default_delivery_days() -> Vec<jiff::civil::Weekday> {
+    use jiff::civil::Weekday::*;
+    vec![Monday, Tuesday, Wednesday, Thursday, Friday, Saturday]
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Weekday names in English, any case (`"monday"`, `"Sat"`).
+fn weekdays<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<jiff::civil::Weekday>, D::Error> {
+    use jiff::civil::Weekday::*;
+    let names = Vec::<String>::deserialize(d)?;
+    names
+        .iter()
+        .map(|name| {
+            let lower = name.trim().to_lowercase();
+            [
+                ("mon", Monday),
+                ("tue", Tuesday),
+                ("wed", Wednesday),
+                ("thu", Thursday),
+                ("fri", Friday),
+                ("sat", Saturday),
+                ("sun", Sunday),
+            ]
+            .into_iter()
+            .find(|(prefix, _)| lower.starts_with(prefix))
+            .map(|(_, day)| day)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{name}` is not a weekday")))
+        })
+        .collect()
+}
+
+fn default_at_pickup_point() -> u32 {
+    720
+}
+
+fn default_out_for_delivery_from() -> jiff::civil::Time {
+    jiff::civil::time(7, 30, 0, 0)
+}
+
+fn default_out_for_delivery_until() -> jiff::civil::Time {
+    jiff::civil::time(10, 0, 0, 0)
+}
+
+fn default_deliveries_until() -> jiff::civil::Time {
+    jiff::civil::time(20, 0, 0, 0)
 }
 
 /// Thresholds the detectors use for this carrier.

@@ -926,6 +926,7 @@ mod tests {
         assert_eq!(profile.limits.requests_per_second, 200.0);
         assert_eq!(profile.limits.daily_quota, None);
         let c = &profile.cadence;
+        assert_eq!(c.at_pickup_point, 720);
         assert_eq!(
             [
                 c.before_handover,
@@ -937,7 +938,7 @@ mod tests {
                 c.max_backoff,
                 c.jitter_percent
             ],
-            [240, 180, 60, 30, 240, 60, 360, 10]
+            [720, 2160, 45, 50, 240, 60, 360, 10]
         );
         assert_eq!(profile.detection.stall_after_business_hours, 24.0);
         assert_eq!(profile.detection.pickup_reminder_after_hours, 72);

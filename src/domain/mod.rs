@@ -16,8 +16,8 @@ pub use estimate::{DeliveryWindow, EstimateChange, EstimateSource};
 pub use event::{EventKey, EventTime, KeyedEvent, TrackingEvent};
 pub use outbox::{Channel, NewNotification, Notification, NotificationState};
 pub use shipment::{
-    CarrierCode, CountryCode, Customer, EmailAddress, InvalidField, JourneyState, Language, Locale,
-    NewShipment, PickupPoint, Shipment, TimeZoneName, TrackingNumber,
+    CarrierCode, CountryCode, Customer, EmailAddress, FetchCount, InvalidField, JourneyState,
+    Language, Locale, NewShipment, PickupPoint, Shipment, TimeZoneName, TrackingNumber,
 };
 pub use status::{Reason, Status};
 pub use timeline::Timeline;

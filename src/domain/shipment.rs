@@ -425,6 +425,33 @@ pub struct Shipment {
     pub poll_failures: u32,
     /// The last poll error, kept for the merchant.
     pub last_error: Option<String>,
+    /// How often the shipment was fetched in the carrier's latest day (per-shipment caps).
+    pub fetched: Option<FetchCount>,
+}
+
+/// How many times a shipment was fetched from its carrier in one of the carrier's days (the
+/// days its quotas count, e.g. midnight to midnight UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchCount {
+    /// The carrier day, named after the date it started.
+    pub day: String,
+    pub count: u32,
+}
+
+impl FetchCount {
+    /// The count once one more fetch is made in `day`, after `before`.
+    pub fn one_more(before: Option<&FetchCount>, day: &str) -> FetchCount {
+        match before {
+            Some(before) if before.day == day => FetchCount {
+                day: day.to_owned(),
+                count: before.count.saturating_add(1),
+            },
+            _ => FetchCount {
+                day: day.to_owned(),
+                count: 1,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

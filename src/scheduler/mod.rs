@@ -22,11 +22,16 @@ use crate::config::SchedulerConfig;
 use crate::domain::detect::superseded_by;
 use crate::domain::estimate::carrier_estimate_change;
 use crate::domain::{
-    Channel, HolidayCalendar, NewNotification, NewShipment, Shipment, Situation, Timeline,
-    TrackingNumber, detect,
+    Channel, FetchCount, HolidayCalendar, NewNotification, NewShipment, Shipment, Situation,
+    Timeline, TrackingNumber, detect,
 };
 use crate::store::{ClaimOrder, PollClaim, PollFailure, PollWrite, Store, StoreError};
+use cadence::Moment;
 use quota::{QuotaDay, RateLimits, quota_day};
+
+/// Shipments held back by a spent daily quota come due again spread over this long after the
+/// reset (the most urgent in its first quarter), not all in the same second.
+const QUOTA_RESET_SPREAD: SignedDuration = SignedDuration::from_mins(30);
 
 /// What one round of polling did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -235,7 +240,7 @@ impl Scheduler {
                 // The quota is spent: nothing more is asked of this account until it resets.
                 let deferred = self
                     .store
-                    .defer_due_shipments(account.id, now, day.resets_at)
+                    .defer_due_shipments(account.id, now, day.resets_at, QUOTA_RESET_SPREAD)
                     .await?;
                 round.deferred += deferred as usize;
                 info!(account = %account.name, resets_at = %day.resets_at, deferred = round.deferred,
@@ -364,7 +369,7 @@ impl Scheduler {
             {
                 let ids: Vec<Uuid> = batch.iter().map(|s| s.id).collect();
                 self.store
-                    .release_shipments(&ids, &self.owner, day.resets_at)
+                    .release_shipments(&ids, &self.owner, day.resets_at, QUOTA_RESET_SPREAD)
                     .await?;
                 round.deferred += ids.len();
                 return Ok(Admission::Skipped(round));
@@ -514,15 +519,37 @@ impl Scheduler {
                 facts: d.facts,
             })
             .collect();
-        let today = now.to_zoned(tz).date();
-        let next_poll_at = cadence::next_poll_at(
-            &profile.cadence,
-            &profile.limits,
-            &journey,
-            now,
-            today,
-            &mut rand::rng(),
-        );
+        let (fetched, day) = self.count_fetch(profile, shipment, now);
+        let (next_poll_at, poll_priority) = {
+            let country = &shipment.destination_country;
+            let delivery_day = |date| {
+                cadence::is_delivery_day(&profile.cadence, date, |d| {
+                    self.calendar.is_holiday(country, d)
+                })
+            };
+            let moment = Moment {
+                journey: &journey,
+                expected: estimate.or(shipment.promise),
+                zone: &tz,
+                delivery_day: &delivery_day,
+                pickup_reminder_at: (journey.status == crate::domain::Status::AvailableForPickup)
+                    .then_some(journey.last_event_at)
+                    .flatten()
+                    .and_then(|since| {
+                        since
+                            .checked_add(SignedDuration::from_hours(
+                                profile.detection.pickup_reminder_after_hours,
+                            ))
+                            .ok()
+                    }),
+                now,
+            };
+            let mut rng = rand::rng();
+            let next = cadence::next_poll_at(&profile.cadence, &moment, &mut rng).map(|next| {
+                cadence::within_daily_cap(&profile.limits, fetched.count, &day, next, &mut rng)
+            });
+            (next, cadence::priority(&moment))
+        };
         let queued = notifications.len();
         for n in &notifications {
             info!(shipment = %shipment.id, trigger = %n.trigger, reason = %n.reason, "message queued");
@@ -532,12 +559,13 @@ impl Scheduler {
             owner: self.owner.clone(),
             now,
             new_events: merge.new_events,
-            poll_priority: cadence::priority(&journey, today),
+            poll_priority,
             journey,
             estimate_change,
             notifications,
             supersede,
             next_poll_at,
+            fetched,
         };
         let written = self.store.record_poll(&write).await?;
         if written {
@@ -586,6 +614,21 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The shipment's fetches in the carrier's current day once this one is counted, and that
+    /// day.
+    fn count_fetch(
+        &self,
+        profile: &crate::carriers::CarrierProfile,
+        shipment: &Shipment,
+        now: Timestamp,
+    ) -> (FetchCount, QuotaDay) {
+        let day = quota_day(&profile.limits, now);
+        (
+            FetchCount::one_more(shipment.fetched.as_ref(), &day.day),
+            day,
+        )
+    }
+
     async fn record_parcel_error(
         &self,
         carrier: &dyn Carrier,
@@ -593,43 +636,40 @@ impl Scheduler {
         error: &ParcelError,
     ) -> Result<bool, StoreError> {
         let cadence = &carrier.profile().cadence;
-        let now = self.clock.now();
-        let (kind, excerpt, count_failure, wait) = match error {
-            // A fresh label is often unknown for hours: ask again at the not-found cadence.
-            ParcelError::NotFound => (
-                "not_found",
-                None,
-                false,
-                SignedDuration::from_mins(i64::from(cadence.not_found)),
-            ),
-            ParcelError::Malformed { excerpt, .. } => (
-                "malformed",
-                Some(excerpt.clone()),
-                true,
-                cadence::backoff(cadence, shipment.poll_failures),
-            ),
-            ParcelError::Rejected(_) => (
-                "rejected",
-                None,
-                true,
-                cadence::backoff(cadence, shipment.poll_failures + 4),
-            ),
+        let (kind, excerpt, count_failure, wait) = {
+            let mut rng = rand::rng();
+            match error {
+                // A fresh label is often unknown for hours: ask again at the not-found cadence.
+                ParcelError::NotFound => (
+                    "not_found",
+                    None,
+                    false,
+                    cadence::jittered(cadence.not_found, cadence.jitter_percent, &mut rng),
+                ),
+                ParcelError::Malformed { excerpt, .. } => (
+                    "malformed",
+                    Some(excerpt.clone()),
+                    true,
+                    cadence::backoff(cadence, shipment.poll_failures, &mut rng),
+                ),
+                ParcelError::Rejected(_) => (
+                    "rejected",
+                    None,
+                    true,
+                    cadence::backoff(cadence, shipment.poll_failures + 4, &mut rng),
+                ),
+            }
         };
-        if kind != "not_found" {
-            warn!(shipment = %shipment.id, %error, "carrier answer for a parcel recorded as an error");
-        }
-        self.store
-            .record_poll_failure(&PollFailure {
-                shipment_id: shipment.id,
-                owner: self.owner.clone(),
-                now,
-                kind,
-                detail: error.to_string(),
-                excerpt,
-                count_failure,
-                next_poll_at: now.checked_add(wait).unwrap_or(Timestamp::MAX),
-            })
-            .await
+        self.record_failure(
+            carrier,
+            shipment,
+            kind,
+            error.to_string(),
+            excerpt,
+            count_failure,
+            wait,
+        )
+        .await
     }
 
     async fn record_call_error(
@@ -639,40 +679,76 @@ impl Scheduler {
         error: &CarrierError,
     ) -> Result<bool, StoreError> {
         let cadence = &carrier.profile().cadence;
-        let now = self.clock.now();
-        let max = SignedDuration::from_mins(i64::from(cadence.max_backoff));
-        let (kind, excerpt, wait) = match error {
-            CarrierError::RateLimited { retry_after } => (
-                "rate_limited",
-                None,
-                retry_after
-                    .and_then(|d| SignedDuration::try_from(d).ok())
-                    .unwrap_or_else(|| cadence::backoff(cadence, shipment.poll_failures)),
-            ),
-            CarrierError::Transient(_) => (
-                "transient",
-                None,
-                cadence::backoff(cadence, shipment.poll_failures),
-            ),
-            CarrierError::Malformed { excerpt, .. } => (
-                "malformed",
-                Some(excerpt.clone()),
-                cadence::backoff(cadence, shipment.poll_failures),
-            ),
-            // Nothing changes until the merchant fixes the account: check rarely.
-            CarrierError::Auth(_) => ("auth", None, max),
-            CarrierError::Permanent(_) => ("permanent", None, max),
+        let (kind, excerpt, wait) = {
+            let mut rng = rand::rng();
+            let max = cadence::jittered(cadence.max_backoff, cadence.jitter_percent, &mut rng);
+            match error {
+                CarrierError::RateLimited { retry_after } => (
+                    "rate_limited",
+                    None,
+                    retry_after
+                        .and_then(|d| SignedDuration::try_from(d).ok())
+                        .unwrap_or_else(|| {
+                            cadence::backoff(cadence, shipment.poll_failures, &mut rng)
+                        }),
+                ),
+                CarrierError::Transient(_) => (
+                    "transient",
+                    None,
+                    cadence::backoff(cadence, shipment.poll_failures, &mut rng),
+                ),
+                CarrierError::Malformed { excerpt, .. } => (
+                    "malformed",
+                    Some(excerpt.clone()),
+                    cadence::backoff(cadence, shipment.poll_failures, &mut rng),
+                ),
+                // Nothing changes until the merchant fixes the account: check rarely.
+                CarrierError::Auth(_) => ("auth", None, max),
+                CarrierError::Permanent(_) => ("permanent", None, max),
+            }
         };
+        self.record_failure(
+            carrier,
+            shipment,
+            kind,
+            error.to_string(),
+            excerpt,
+            true,
+            wait,
+        )
+        .await
+    }
+
+    /// Record a failed fetch, due again after `wait` — and never before the carrier's daily cap
+    /// on fetches of one shipment allows: a failed fetch is a fetch too.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_failure(
+        &self,
+        carrier: &dyn Carrier,
+        shipment: &Shipment,
+        kind: &'static str,
+        detail: String,
+        excerpt: Option<String>,
+        count_failure: bool,
+        wait: SignedDuration,
+    ) -> Result<bool, StoreError> {
+        let profile = carrier.profile();
+        let now = self.clock.now();
+        let (fetched, day) = self.count_fetch(profile, shipment, now);
+        let next = now.checked_add(wait).unwrap_or(Timestamp::MAX);
+        let next_poll_at =
+            cadence::within_daily_cap(&profile.limits, fetched.count, &day, next, &mut rand::rng());
         self.store
             .record_poll_failure(&PollFailure {
                 shipment_id: shipment.id,
                 owner: self.owner.clone(),
                 now,
                 kind,
-                detail: error.to_string(),
+                detail,
                 excerpt,
-                count_failure: true,
-                next_poll_at: now.checked_add(wait).unwrap_or(Timestamp::MAX),
+                count_failure,
+                next_poll_at,
+                fetched,
             })
             .await
     }

@@ -186,7 +186,8 @@ async fn a_spent_daily_quota_defers_the_rest_until_the_reset() {
         next >= Timestamp::now(),
         "nothing is due before the reset or the next cadence poll"
     );
-    assert!(next <= reset);
+    // Held-back shipments come due spread over half an hour after the reset.
+    assert!(next <= reset + QUOTA_RESET_SPREAD);
     // A second round the same day asks nothing of the carrier.
     let again = scheduler(&setup).run_once().await.unwrap();
     assert_eq!(again.polled, 0);
@@ -344,4 +345,155 @@ async fn a_carrier_slower_than_the_lease_is_asked_once() {
     assert_eq!(slow.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     let stored = setup.store.shipment(shipment.id).await.unwrap().unwrap();
     assert_eq!(stored.journey.status, crate::domain::Status::Delivered);
+}
+
+/// A sandbox whose data file caps fetches of one shipment at three a day and retries fast,
+/// failing every call when `failing`; it counts the fetches of each number per UTC day.
+struct Capped {
+    inner: Sandbox,
+    failing: bool,
+    fetches: std::sync::Mutex<HashMap<(String, String), u32>>,
+    clock: Clock,
+}
+
+impl Capped {
+    fn new(clock: &Clock, failing: bool) -> Self {
+        let mut profile = crate::carriers::CarrierProfile::from_toml(
+            "carriers/sandbox.toml",
+            crate::carriers::sandbox::BUNDLED_PROFILE,
+        )
+        .unwrap();
+        profile.limits.max_fetches_per_shipment_per_day = Some(3);
+        profile.cadence.not_found = 10;
+        profile.cadence.max_backoff = 10;
+        profile.cadence.out_for_delivery = 10;
+        Capped {
+            inner: Sandbox::new(profile, clock.clone()),
+            failing,
+            fetches: Default::default(),
+            clock: clock.clone(),
+        }
+    }
+
+    fn most_in_a_day(&self) -> u32 {
+        let fetches = self.fetches.lock().unwrap();
+        fetches.values().copied().max().unwrap_or(0)
+    }
+}
+
+#[async_trait::async_trait]
+impl Carrier for Capped {
+    fn profile(&self) -> &crate::carriers::CarrierProfile {
+        self.inner.profile()
+    }
+
+    async fn track(
+        &self,
+        account: &CarrierAccount,
+        batch: &[TrackRequest],
+    ) -> Result<Vec<crate::carriers::ParcelResult>, CarrierError> {
+        let day = self.clock.now().to_string()[..10].to_owned();
+        {
+            let mut fetches = self.fetches.lock().unwrap();
+            for request in batch {
+                *fetches
+                    .entry((request.tracking_number.to_string(), day.clone()))
+                    .or_default() += 1;
+            }
+        }
+        if self.failing {
+            return Err(CarrierError::Transient("503 Service Unavailable".into()));
+        }
+        self.inner.track(account, batch).await
+    }
+}
+
+/// Turn the scheduler on the manual clock from one due time to the next for `hours`.
+async fn play(setup: &Setup, hours: i64) {
+    let scheduler = scheduler(setup);
+    let end = setup.clock.now() + SignedDuration::from_hours(hours);
+    while setup.clock.now() < end {
+        scheduler.run_once().await.unwrap();
+        let next = setup.store.next_poll_at().await.unwrap().unwrap_or(end);
+        setup.clock.advance_to(next.min(end).max(setup.clock.now()));
+    }
+}
+
+async fn manual_setup(failing: bool) -> (Setup, Arc<Capped>) {
+    let mut setup = setup().await;
+    // Noon UTC, so the first day has room for many polls either side.
+    setup.clock = Clock::manual("2026-03-04T12:00:00Z".parse().unwrap());
+    let capped = Arc::new(Capped::new(&setup.clock, failing));
+    setup.carriers = CarrierRegistry::new();
+    setup.carriers.register(capped.clone());
+    (setup, capped)
+}
+
+/// The per-shipment daily cap holds on every path: a parcel the carrier does not know yet, an
+/// answer that cannot be read, and a parcel on the van polled every ten minutes.
+#[tokio::test]
+async fn the_daily_cap_per_shipment_holds_for_unknown_unreadable_and_busy_parcels() {
+    let (setup, capped) = manual_setup(false).await;
+    account(&setup, "default", None).await;
+    let now = setup.clock.now();
+    for (scenario, registered) in [
+        (Scenario::NotFound, now),
+        (Scenario::Broken, now),
+        // Registered three days ago, so it is on the van this afternoon.
+        (Scenario::OnTime, now - SignedDuration::from_hours(60)),
+    ] {
+        ship(
+            &setup,
+            "default",
+            scenario.example_number(1).to_string(),
+            registered,
+        )
+        .await;
+    }
+    play(&setup, 36).await;
+    assert_eq!(
+        capped.most_in_a_day(),
+        3,
+        "{:?}",
+        capped.fetches.lock().unwrap()
+    );
+}
+
+/// A carrier whose every call fails is retried with back-off, still within the daily cap.
+#[tokio::test]
+async fn the_daily_cap_per_shipment_holds_while_calls_fail() {
+    let (setup, capped) = manual_setup(true).await;
+    account(&setup, "default", None).await;
+    ship(
+        &setup,
+        "default",
+        Scenario::OnTime.example_number(1).to_string(),
+        setup.clock.now(),
+    )
+    .await;
+    play(&setup, 36).await;
+    assert_eq!(
+        capped.most_in_a_day(),
+        3,
+        "{:?}",
+        capped.fetches.lock().unwrap()
+    );
+}
+
+/// The account's daily quota counts the calls for unknown numbers too.
+#[tokio::test]
+async fn the_daily_quota_counts_calls_for_unknown_numbers() {
+    let (setup, capped) = manual_setup(false).await;
+    // Two calls a day; the sandbox answers a whole batch in one call.
+    account(&setup, "limited", Some(2)).await;
+    ship(
+        &setup,
+        "limited",
+        Scenario::NotFound.example_number(1).to_string(),
+        setup.clock.now(),
+    )
+    .await;
+    play(&setup, 11).await;
+    let calls: u32 = capped.fetches.lock().unwrap().values().sum();
+    assert_eq!(calls, 2, "{:?}", capped.fetches.lock().unwrap());
 }

@@ -4,15 +4,15 @@
 mod sqlite;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::carriers::CarrierAccount;
 use crate::domain::{
-    CarrierCode, EstimateChange, JourneyState, KeyedEvent, NewNotification, NewShipment,
-    Notification, Shipment, TrackingNumber, Trigger,
+    CarrierCode, EstimateChange, FetchCount, JourneyState, KeyedEvent, NewNotification,
+    NewShipment, Notification, Shipment, TrackingNumber, Trigger,
 };
 pub use sqlite::SqliteStore;
 
@@ -71,6 +71,8 @@ pub struct PollWrite {
     /// `None` once the journey is over.
     pub next_poll_at: Option<Timestamp>,
     pub poll_priority: i32,
+    /// The shipment's fetches in the carrier's day, this one included.
+    pub fetched: FetchCount,
 }
 
 /// A failed poll of one shipment.
@@ -87,6 +89,9 @@ pub struct PollFailure {
     /// Whether this counts towards back-off (a fresh label unknown to the carrier does not).
     pub count_failure: bool,
     pub next_poll_at: Timestamp,
+    /// The shipment's fetches in the carrier's day, this one included: a failed fetch is a
+    /// fetch too.
+    pub fetched: FetchCount,
 }
 
 /// How a dispatcher finished with a claimed message.
@@ -191,12 +196,14 @@ pub trait Store: Send + Sync + 'static {
         calls: u32,
         quota: Option<u32>,
     ) -> Result<bool, StoreError>;
-    /// Push every due, unleased shipment of the account to `until` (its quota is spent).
+    /// Push every due, unleased shipment of the account past `until` (its quota is spent),
+    /// each to a random moment within `spread` of it (see [`Store::release_shipments`]).
     async fn defer_due_shipments(
         &self,
         carrier_account_id: Uuid,
         now: Timestamp,
         until: Timestamp,
+        spread: SignedDuration,
     ) -> Result<u64, StoreError>;
     /// Keep the shipments `owner` still holds among `ids` leased until `lease_until` (a slow
     /// carrier call must not let another worker poll them again meanwhile); returns the ids
@@ -209,12 +216,15 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Vec<Uuid>, StoreError>;
-    /// Give leased shipments back untouched, due again at `next_poll_at`.
+    /// Give leased shipments back untouched, each due again at a random moment between
+    /// `next_poll_at` and `spread` later, the most urgent (lowest `poll_priority`) in the first
+    /// quarter of it: shipments held back together do not all come due at the same second.
     async fn release_shipments(
         &self,
         ids: &[Uuid],
         owner: &str,
         next_poll_at: Timestamp,
+        spread: SignedDuration,
     ) -> Result<(), StoreError>;
     /// Write a poll's result; false (and nothing written) when the lease was lost.
     async fn record_poll(&self, write: &PollWrite) -> Result<bool, StoreError>;

@@ -10,8 +10,8 @@
 //! `StoreError::Corrupt` naming the table, the row and the column.
 
 use async_trait::async_trait;
-use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use sqlx::sqlite::{
@@ -31,9 +31,9 @@ use super::{
 use crate::carriers::CarrierAccount;
 use crate::domain::{
     CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
-    EstimateSource, EventKey, EventTime, Facts, JourneyState, KeyedEvent, Locale, NewShipment,
-    Notification, NotificationState, Reason, Shipment, Status, TimeZoneName, TrackingEvent,
-    TrackingNumber, Trigger,
+    EstimateSource, EventKey, EventTime, Facts, FetchCount, JourneyState, KeyedEvent, Locale,
+    NewShipment, Notification, NotificationState, Reason, Shipment, Status, TimeZoneName,
+    TrackingEvent, TrackingNumber, Trigger,
 };
 
 /// Connections in the pool: enough for the API, the scheduler and the dispatcher to read at the
@@ -87,6 +87,19 @@ macro_rules! claim_update {
             "UPDATE shipments SET lease_owner = ?4, lease_expires_at = ?5 WHERE id IN (",
             $select,
             ") RETURNING *"
+        )
+    };
+}
+
+/// A random number of milliseconds below the spread parameter `$spread` (milliseconds), within
+/// its first quarter for the most urgent shipments (`poll_priority` 0) and all of it for the least
+/// (3).
+macro_rules! spread_by_priority {
+    ($spread:literal) => {
+        concat!(
+            "abs(random() % (",
+            $spread,
+            " * (MIN(MAX(poll_priority, 0), 3) + 1) / 4 + 1))"
         )
     };
 }
@@ -548,17 +561,20 @@ impl Store for SqliteStore {
         carrier_account_id: Uuid,
         now: Timestamp,
         until: Timestamp,
+        spread: SignedDuration,
     ) -> Result<u64, StoreError> {
         // Same rows as a claim would take: an expired lease is as good as none, and is dropped
         // so the deferred shipment is not rescued before `until`.
         let result = sqlx::query(concat!(
-            "UPDATE shipments SET next_poll_at = ?3, lease_owner = NULL, lease_expires_at = NULL, \
-             updated_at = ?2 WHERE ",
+            "UPDATE shipments SET next_poll_at = ?3 + ",
+            spread_by_priority!("?4"),
+            ", lease_owner = NULL, lease_expires_at = NULL, updated_at = ?2 WHERE ",
             due_filter!()
         ))
         .bind(carrier_account_id.to_string())
         .bind(millis(now))
         .bind(millis(until))
+        .bind(spread.as_millis().max(0) as i64)
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())
@@ -597,17 +613,20 @@ impl Store for SqliteStore {
         ids: &[Uuid],
         owner: &str,
         next_poll_at: Timestamp,
+        spread: SignedDuration,
     ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        sqlx::query(
-            "UPDATE shipments SET lease_owner = NULL, lease_expires_at = NULL, next_poll_at = ?3 \
-             WHERE lease_owner = ?2 AND id IN (SELECT value FROM json_each(?1))",
-        )
+        sqlx::query(concat!(
+            "UPDATE shipments SET lease_owner = NULL, lease_expires_at = NULL, next_poll_at = ?3 + ",
+            spread_by_priority!("?4"),
+            " WHERE lease_owner = ?2 AND id IN (SELECT value FROM json_each(?1))"
+        ))
         .bind(json_list(ids))
         .bind(owner)
         .bind(millis(next_poll_at))
+        .bind(spread.as_millis().max(0) as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -623,7 +642,8 @@ impl Store for SqliteStore {
             "UPDATE shipments SET status = ?3, reason = ?4, estimate_earliest = ?5, \
              estimate_latest = ?6, last_event_at = ?7, active = ?8, next_poll_at = ?9, \
              poll_priority = ?10, poll_failures = 0, last_error = NULL, last_error_at = NULL, \
-             last_polled_at = ?11, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?11 \
+             last_polled_at = ?11, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?11, \
+             fetch_day = ?12, fetches_on_day = ?13 \
              WHERE id = ?1 AND lease_owner = ?2",
         )
         .bind(&shipment_id)
@@ -638,6 +658,8 @@ impl Store for SqliteStore {
         .bind(write.next_poll_at.map(millis))
         .bind(i64::from(write.poll_priority))
         .bind(now)
+        .bind(&write.fetched.day)
+        .bind(i64::from(write.fetched.count))
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
@@ -741,7 +763,7 @@ impl Store for SqliteStore {
         let updated = sqlx::query(
             "UPDATE shipments SET poll_failures = poll_failures + ?3, last_error = ?4, \
              last_error_at = ?5, last_polled_at = ?5, next_poll_at = ?6, lease_owner = NULL, \
-             lease_expires_at = NULL, updated_at = ?5 \
+             lease_expires_at = NULL, updated_at = ?5, fetch_day = ?7, fetches_on_day = ?8 \
              WHERE id = ?1 AND lease_owner = ?2",
         )
         .bind(&shipment_id)
@@ -750,6 +772,8 @@ impl Store for SqliteStore {
         .bind(&failure.detail)
         .bind(now)
         .bind(millis(failure.next_poll_at))
+        .bind(&failure.fetched.day)
+        .bind(i64::from(failure.fetched.count))
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
@@ -1127,6 +1151,8 @@ struct ShipmentRow {
     poll_priority: i64,
     poll_failures: i64,
     last_error: Option<String>,
+    fetch_day: Option<String>,
+    fetches_on_day: i64,
 }
 
 impl ShipmentRow {
@@ -1181,6 +1207,13 @@ impl ShipmentRow {
             },
             poll_failures: c.count("poll_failures", self.poll_failures)?,
             last_error: self.last_error,
+            fetched: match self.fetch_day {
+                Some(day) => Some(FetchCount {
+                    day,
+                    count: c.count("fetches_on_day", self.fetches_on_day)?,
+                }),
+                None => None,
+            },
         })
     }
 }

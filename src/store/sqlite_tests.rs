@@ -13,9 +13,9 @@ use super::{SqliteStore, due_select};
 use crate::carriers::CarrierAccount;
 use crate::domain::{
     CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
-    EstimateSource, EventTime, Facts, JourneyState, KeyedEvent, Locale, NewNotification,
-    NewShipment, NotificationState, Reason, Shipment, Status, TimeZoneName, TrackingEvent,
-    TrackingNumber, Trigger,
+    EstimateSource, EventTime, Facts, FetchCount, JourneyState, KeyedEvent, Locale,
+    NewNotification, NewShipment, NotificationState, Reason, Shipment, Status, TimeZoneName,
+    TrackingEvent, TrackingNumber, Trigger,
 };
 use crate::store::{ClaimOrder, Completion, PollClaim, PollFailure, PollWrite, Store, StoreError};
 
@@ -157,6 +157,10 @@ fn poll(shipment: &Shipment, owner: &str, now: Timestamp) -> PollWrite {
         supersede: Vec::new(),
         next_poll_at: Some(now + SignedDuration::from_hours(1)),
         poll_priority: 2,
+        fetched: FetchCount {
+            day: now.to_string()[..10].to_owned(),
+            count: 1,
+        },
     }
 }
 
@@ -494,6 +498,10 @@ async fn a_poll_after_losing_the_lease_writes_nothing() -> TestResult {
         excerpt: None,
         count_failure: true,
         next_poll_at: at(20),
+        fetched: FetchCount {
+            day: "1970-01-01".into(),
+            count: 1,
+        },
     };
     assert!(!store.record_poll_failure(&failure).await?);
 
@@ -1040,6 +1048,10 @@ async fn a_failed_poll_is_recorded_and_counts_towards_back_off() -> TestResult {
         excerpt: Some("<html>".into()),
         count_failure: true,
         next_poll_at: at(20),
+        fetched: FetchCount {
+            day: "1970-01-01".into(),
+            count: 1,
+        },
     };
     assert!(store.record_poll_failure(&failure).await?);
     let failed = store.shipment(s.id).await?.context("shipment")?;
@@ -1129,13 +1141,15 @@ async fn release_and_defer_push_shipments_later() -> TestResult {
 
     claim(&store, main, "w", at(1)).await?;
     store
-        .release_shipments(&[a.id, b.id], "someone-else", at(2))
+        .release_shipments(&[a.id, b.id], "someone-else", at(2), SignedDuration::ZERO)
         .await?;
     assert!(
         claim(&store, main, "x", at(2)).await?.is_empty(),
         "not the caller's to release"
     );
-    store.release_shipments(&[a.id, b.id], "w", at(30)).await?;
+    store
+        .release_shipments(&[a.id, b.id], "w", at(30), SignedDuration::ZERO)
+        .await?;
     assert!(
         claim(&store, main, "x", at(5)).await?.is_empty(),
         "a and b wait for minute 30, c is still leased"
@@ -1147,12 +1161,57 @@ async fn release_and_defer_push_shipments_later() -> TestResult {
     );
 
     // c's lease has expired by minute 40; the quota is spent, so everything due moves on.
-    assert_eq!(store.defer_due_shipments(main, at(40), at(1440)).await?, 3);
+    assert_eq!(
+        store
+            .defer_due_shipments(main, at(40), at(1440), SignedDuration::ZERO)
+            .await?,
+        3
+    );
     assert!(claim(&store, main, "x", at(1439)).await?.is_empty());
     assert_eq!(store.next_poll_at().await?, Some(at(1440)));
     let next = claim(&store, main, "x", at(1440)).await?;
     assert_eq!(ids(&next).len(), 3);
     assert!(ids(&next).contains(&c.id));
+    Ok(())
+}
+
+#[tokio::test]
+async fn shipments_held_back_together_come_due_spread_out_the_urgent_ones_first() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let mut urgent = Vec::new();
+    for n in 0..40 {
+        let s = shipment(&store, main, &format!("NUMBER{n:04}")).await?;
+        // Polled once; due again at minute 5, half of them on the van (priority 0).
+        claim(&store, main, "w", at(1)).await?;
+        let mut write = poll(&s, "w", at(1));
+        write.next_poll_at = Some(at(5));
+        write.poll_priority = if n % 2 == 0 { 0 } else { 3 };
+        assert!(store.record_poll(&write).await?);
+        if n % 2 == 0 {
+            urgent.push(s.id.to_string());
+        }
+    }
+    let spread = SignedDuration::from_mins(40);
+    assert_eq!(
+        store
+            .defer_due_shipments(main, at(10), at(1440), spread)
+            .await?,
+        40
+    );
+    let due: Vec<(String, i64)> = sqlx::query_as("SELECT id, next_poll_at FROM shipments")
+        .fetch_all(store.pool())
+        .await?;
+    let distinct: HashSet<i64> = due.iter().map(|(_, at)| *at).collect();
+    assert!(distinct.len() > 30, "spread out: {distinct:?}");
+    for (id, next) in &due {
+        let minutes = (next - at(1440).as_millisecond()) as f64 / 60_000.0;
+        let within = if urgent.contains(id) { 10.0 } else { 40.0 };
+        assert!(
+            (0.0..=within).contains(&minutes),
+            "{id}: {minutes} minutes after the reset"
+        );
+    }
     Ok(())
 }
 
