@@ -99,6 +99,9 @@ pub struct SchedulerConfig {
     pub concurrency: usize,
     /// Longest (real) wait for one carrier call.
     pub carrier_timeout_seconds: u64,
+    /// At most one "delayed" email per shipment this often, in hours (0: no cap). A slip within
+    /// that time is told in the next one, with the latest estimate.
+    pub delayed_email_every_hours: u64,
 }
 
 /// The sender.
@@ -218,6 +221,7 @@ impl Default for SchedulerConfig {
             max_idle_seconds: 30,
             concurrency: 4,
             carrier_timeout_seconds: 30,
+            delayed_email_every_hours: 24,
         }
     }
 }

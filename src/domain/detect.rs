@@ -594,6 +594,15 @@ fn estimate_delay(s: &Situation<'_>, latest: Option<&KeyedEvent>) -> Option<Dete
     if previous.is_some_and(|before| estimate.earliest < before.earliest) {
         return None;
     }
+    // What the customer was last told is the yardstick: a slip held back by the cap on delay
+    // messages is still news at the next poll, though the estimate no longer moved since.
+    let told = last_told_estimate(s);
+    let previous = match told {
+        Some(date) if previous.is_none_or(|before| before.earliest != date) => {
+            Some(DeliveryWindow::on(date))
+        }
+        _ => previous,
+    };
     let cause = if s.promise.is_some_and(|p| estimate.earliest > p.latest) {
         DelayCause::EstimatePastPromise
     } else if previous.is_some_and(|before| estimate.earliest > before.earliest) {
@@ -634,6 +643,16 @@ fn estimate_delay(s: &Situation<'_>, latest: Option<&KeyedEvent>) -> Option<Dete
         reason,
         facts,
     })
+}
+
+/// The latest delivery date a delay message announced, from the dedupe keys of the messages
+/// written so far (`delayed:estimate:<date>`).
+fn last_told_estimate(s: &Situation<'_>) -> Option<jiff::civil::Date> {
+    s.already_fired
+        .iter()
+        .filter_map(|k| k.strip_prefix("delayed:estimate:"))
+        .filter_map(|d| d.parse::<jiff::civil::Date>().ok())
+        .max()
 }
 
 /// The promised day is over in the customer's zone and the parcel is not there.

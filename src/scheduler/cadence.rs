@@ -27,6 +27,9 @@ pub struct Moment<'a> {
     /// When the customer is due a reminder to collect the parcel from its pickup point (the
     /// detector fires it at a poll).
     pub pickup_reminder_at: Option<Timestamp>,
+    /// The latest scan was in another country than the destination: a border (and customs,
+    /// with news the customer may have to act on) lies ahead.
+    pub abroad: bool,
     pub now: Timestamp,
 }
 
@@ -201,7 +204,14 @@ pub fn next_poll_at(
             }
         }
         Phase::InTransit => {
-            let between_hubs = after(cadence.in_transit, rng);
+            // Between hubs little happens; on the way into the destination country, customs
+            // may hold the parcel or ask for duties any hour.
+            let minutes = if moment.abroad {
+                cadence.waiting.min(cadence.in_transit)
+            } else {
+                cadence.in_transit
+            };
+            let between_hubs = after(minutes, rng);
             let first_day = moment
                 .expected
                 .and_then(|w| moment.next_delivery_day(cadence, w.earliest.max(today)));

@@ -70,6 +70,7 @@ fn next(journey: &JourneyState, expected: Option<DeliveryWindow>, now: Timestamp
         zone: &zone,
         delivery_day: &weekdays_and_saturdays,
         pickup_reminder_at: None,
+        abroad: false,
         now,
     };
     next_poll_at(
@@ -92,6 +93,7 @@ fn phase_and_priority(
         zone: &zone,
         delivery_day: &weekdays_and_saturdays,
         pickup_reminder_at: None,
+        abroad: false,
         now,
     };
     (moment.phase(), priority(&moment))
@@ -237,6 +239,7 @@ fn waiting_customs_and_handover_phases_use_their_own_rates() {
         zone: &zone,
         delivery_day: &weekdays_and_saturdays,
         pickup_reminder_at: None,
+        abroad: false,
         now,
     };
     assert_eq!(
@@ -347,6 +350,7 @@ fn at_a_pickup_point_the_parcel_is_polled_rarely_but_when_the_reminder_is_due() 
         zone: &zone,
         delivery_day: &weekdays_and_saturdays,
         pickup_reminder_at: reminder,
+        abroad: false,
         now,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
@@ -360,4 +364,31 @@ fn at_a_pickup_point_the_parcel_is_polled_rarely_but_when_the_reminder_is_due() 
     let next = next_poll_at(&cadence(), &moment(Some(reminder)), &mut rng).unwrap();
     assert_eq!(next, reminder);
     assert_eq!(moment(None).phase(), Phase::AtPickupPoint);
+}
+
+#[test]
+fn a_parcel_still_abroad_is_polled_at_the_waiting_rate_for_customs_news() {
+    let monday = date(2026, 3, 2);
+    let zone = berlin();
+    let moving = journey(Status::InTransit);
+    let now = at(monday, 12, 0);
+    let gap = |abroad| {
+        let moment = Moment {
+            journey: &moving,
+            expected: Some(DeliveryWindow::on(date(2026, 3, 9))),
+            zone: &zone,
+            delivery_day: &weekdays_and_saturdays,
+            pickup_reminder_at: None,
+            abroad,
+            now,
+        };
+        let next = next_poll_at(
+            &cadence(),
+            &moment,
+            &mut rand::rngs::StdRng::seed_from_u64(2),
+        );
+        minutes_between(now, next.unwrap())
+    };
+    assert!((216..=264).contains(&gap(true)), "{}", gap(true));
+    assert!(gap(false) >= 1296, "{}", gap(false));
 }

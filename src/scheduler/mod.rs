@@ -23,7 +23,7 @@ use crate::domain::detect::superseded_by;
 use crate::domain::estimate::carrier_estimate_change;
 use crate::domain::{
     Channel, FetchCount, HolidayCalendar, NewNotification, NewShipment, Shipment, Situation,
-    Timeline, TrackingNumber, detect,
+    Timeline, TrackingNumber, Trigger, detect,
 };
 use crate::store::{ClaimOrder, PollClaim, PollFailure, PollWrite, Store, StoreError};
 use cadence::Moment;
@@ -497,7 +497,27 @@ impl Scheduler {
             calendar: &self.calendar,
             already_fired: &fired,
         };
-        let detections = detect(&situation);
+        let mut detections = detect(&situation);
+        // At most one "delayed" email per shipment per period: a slip within it waits for a
+        // poll at the period's end, which tells it with the estimate of the moment.
+        let mut recheck_at = None;
+        let cap = SignedDuration::from_hours(
+            i64::try_from(self.config.delayed_email_every_hours).unwrap_or(i64::MAX / 3600),
+        );
+        if cap.is_positive() && detections.iter().any(|d| d.trigger == Trigger::Delayed) {
+            if let Some(sent) = self
+                .store
+                .last_sent_at(shipment.id, Trigger::Delayed)
+                .await?
+            {
+                let until = sent.checked_add(cap).unwrap_or(Timestamp::MAX);
+                if now < until {
+                    detections.retain(|d| d.trigger != Trigger::Delayed);
+                    recheck_at = Some(until);
+                    debug!(shipment = %shipment.id, %until, "delay message held back by the cap");
+                }
+            }
+        }
         // Includes a pending `stalled` made moot by a new scan that fired nothing itself.
         let supersede = superseded_by(&situation, &detections);
         let notifications: Vec<NewNotification> = detections
@@ -542,10 +562,16 @@ impl Scheduler {
                             ))
                             .ok()
                     }),
+                abroad: merge
+                    .timeline
+                    .current()
+                    .and_then(|latest| latest.event.country())
+                    .is_some_and(|c| c != *country && self.calendar.knows(&c)),
                 now,
             };
             let mut rng = rand::rng();
             let next = cadence::next_poll_at(&profile.cadence, &moment, &mut rng).map(|next| {
+                let next = recheck_at.map_or(next, |at| next.min(at.max(now)));
                 cadence::within_daily_cap(&profile.limits, fetched.count, &day, next, &mut rng)
             });
             (next, cadence::priority(&moment))

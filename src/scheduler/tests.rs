@@ -497,3 +497,152 @@ async fn the_daily_quota_counts_calls_for_unknown_numbers() {
     let calls: u32 = capped.fetches.lock().unwrap().values().sum();
     assert_eq!(calls, 2, "{:?}", capped.fetches.lock().unwrap());
 }
+
+/// A carrier that has picked the parcel up and announces whatever estimate the test sets.
+struct Announcing {
+    profile: crate::carriers::CarrierProfile,
+    picked_up: Timestamp,
+    estimate: std::sync::Mutex<Option<crate::domain::DeliveryWindow>>,
+}
+
+#[async_trait::async_trait]
+impl Carrier for Announcing {
+    fn profile(&self) -> &crate::carriers::CarrierProfile {
+        &self.profile
+    }
+
+    async fn track(
+        &self,
+        _account: &CarrierAccount,
+        batch: &[TrackRequest],
+    ) -> Result<Vec<crate::carriers::ParcelResult>, CarrierError> {
+        let estimate = *self.estimate.lock().unwrap();
+        Ok(batch
+            .iter()
+            .map(|request| crate::carriers::ParcelResult {
+                tracking_number: request.tracking_number.clone(),
+                outcome: Ok(TrackReport {
+                    events: vec![crate::domain::TrackingEvent {
+                        time: crate::domain::EventTime::utc(self.picked_up),
+                        status: crate::domain::Status::InTransit,
+                        reason: None,
+                        raw_code: "PU".into(),
+                        raw_text: "Picked up by courier".into(),
+                        location: Some("Warsaw, PL".into()),
+                    }],
+                    estimate,
+                    ..TrackReport::default()
+                }),
+            })
+            .collect())
+    }
+}
+
+/// Mark every message the outbox would send now as sent, as a dispatcher would.
+async fn send_all(setup: &Setup) {
+    let now = setup.clock.now();
+    let until = now + SignedDuration::from_mins(5);
+    for item in setup
+        .store
+        .claim_notifications("test-dispatcher", now, until, 100)
+        .await
+        .unwrap()
+    {
+        let id = item.notification.id;
+        let store = &setup.store;
+        assert!(
+            store
+                .start_notification_attempt(id, "test-dispatcher", now, until)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let sent = crate::store::Completion::Sent {
+            message_id: format!("<{id}@example.com>"),
+            provider_response: "250 queued".into(),
+        };
+        assert!(
+            store
+                .complete_notification(id, "test-dispatcher", now, &sent)
+                .await
+                .unwrap()
+        );
+    }
+}
+
+/// At most one "delayed" email a day: slips within the day after one was sent are told in the
+/// next one, with the latest estimate, not one email each.
+#[tokio::test]
+async fn slips_within_a_day_of_a_delay_email_are_told_in_the_next_one() {
+    let mut setup = setup().await;
+    let start: Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
+    setup.clock = Clock::manual(start);
+    let mut profile = crate::carriers::CarrierProfile::from_toml(
+        "carriers/sandbox.toml",
+        crate::carriers::sandbox::BUNDLED_PROFILE,
+    )
+    .unwrap();
+    // Polled hourly, so every slip is seen as it happens.
+    profile.cadence.in_transit = 60;
+    profile.cadence.jitter_percent = 0;
+    let day = |n: i8| crate::domain::DeliveryWindow::on(jiff::civil::date(2026, 3, n));
+    let carrier = Arc::new(Announcing {
+        profile,
+        picked_up: start - SignedDuration::from_hours(1),
+        estimate: std::sync::Mutex::new(Some(day(10))),
+    });
+    setup.carriers = CarrierRegistry::new();
+    setup.carriers.register(carrier.clone());
+    account(&setup, "default", None).await;
+    let shipment = ship(&setup, "default", "SBX-ANY-000001".into(), start).await;
+    let scheduler = scheduler(&setup);
+    let delayed = async || {
+        setup
+            .store
+            .notifications(shipment.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.trigger == Trigger::Delayed)
+            .collect::<Vec<_>>()
+    };
+    let poll_at = async |at: Timestamp| {
+        setup.clock.advance_to(at);
+        scheduler.run_once().await.unwrap();
+        send_all(&setup).await;
+    };
+
+    poll_at(start).await;
+    // The estimate slips: the customer hears of it at once.
+    *carrier.estimate.lock().unwrap() = Some(day(11));
+    poll_at(start + SignedDuration::from_hours(1)).await;
+    assert_eq!(delayed().await.len(), 1);
+    // Two more slips the same day: no email each.
+    for (hours, to) in [(3, 12), (6, 13)] {
+        *carrier.estimate.lock().unwrap() = Some(day(to));
+        poll_at(start + SignedDuration::from_hours(hours)).await;
+        assert_eq!(delayed().await.len(), 1, "after the slip to the {to}th");
+    }
+    // The polls go on; a day after the first email, the next one tells the latest date.
+    let first_sent = delayed().await[0].sent_at.unwrap();
+    let mut guard = 0;
+    while delayed().await.len() < 2 {
+        let next = setup.store.next_poll_at().await.unwrap().unwrap();
+        assert!(
+            next <= first_sent + SignedDuration::from_hours(24),
+            "a poll comes when the day is over: {next}"
+        );
+        poll_at(next.max(setup.clock.now())).await;
+        guard += 1;
+        assert!(guard < 48, "no second delay email");
+    }
+    let messages = delayed().await;
+    assert_eq!(messages.len(), 2);
+    assert!(messages[1].created_at >= first_sent + SignedDuration::from_hours(24));
+    assert_eq!(messages[1].facts.estimate, Some(day(13)));
+    assert!(
+        messages[1].reason.contains("2026-03-11"),
+        "{}",
+        messages[1].reason
+    );
+}

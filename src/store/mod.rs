@@ -178,6 +178,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(Timestamp, EstimateChange)>, StoreError>;
     /// Dedupe keys of every message ever written for the shipment.
     async fn fired_keys(&self, shipment_id: Uuid) -> Result<HashSet<String>, StoreError>;
+    /// When the shipment's latest message with this trigger was sent, if one was.
+    async fn last_sent_at(
+        &self,
+        shipment_id: Uuid,
+        trigger: Trigger,
+    ) -> Result<Option<Timestamp>, StoreError>;
 
     /// When the next shipment becomes claimable: the earliest `next_poll_at` of an unleased
     /// active shipment, or the earliest expiry of a lease.

@@ -473,6 +473,22 @@ impl Store for SqliteStore {
         Ok(keys.into_iter().collect())
     }
 
+    async fn last_sent_at(
+        &self,
+        shipment_id: Uuid,
+        trigger: Trigger,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let at = sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(sent_at) FROM notifications \
+             WHERE shipment_id = ?1 AND trigger = ?2 AND state = 'sent'",
+        )
+        .bind(shipment_id.to_string())
+        .bind(trigger.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Cols::new("notifications", "(latest sent)").opt_time("sent_at", at)
+    }
+
     async fn next_poll_at(&self) -> Result<Option<Timestamp>, StoreError> {
         let row = sqlx::query(NEXT_POLL_SQL).fetch_one(&self.pool).await?;
         let cols = Cols::new("shipments", "(earliest)");
