@@ -12,6 +12,7 @@ use crate::carriers::{CarrierAccount, CarrierRegistry};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::{CarrierCode, HolidayCalendar};
+use crate::housekeeping::Housekeeping;
 use crate::intake::DEFAULT_ACCOUNT;
 use crate::notify::dispatcher::{Dispatcher, Sender};
 use crate::notify::email::sender_from_config;
@@ -204,8 +205,17 @@ impl Waymark {
         }
     }
 
-    /// Run the HTTP server, the scheduler and the dispatcher (as configured) until `shutdown` is cancelled, then
-    /// let both finish the round they are in.
+    /// The periodic jobs (expiry, pruning) on this Waymark's store and clock.
+    pub fn housekeeping(&self) -> anyhow::Result<Housekeeping> {
+        Ok(Housekeeping::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.config.housekeeping.clone(),
+        )?)
+    }
+
+    /// Run the HTTP server, the scheduler, the dispatcher and the periodic jobs (as configured)
+    /// until `shutdown` is cancelled, then let each finish what it is doing.
     pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
         let outbox_signal = Arc::new(tokio::sync::Notify::new());
@@ -218,6 +228,11 @@ impl Waymark {
             let dispatcher = self.dispatcher()?.with_wakeup(outbox_signal.clone());
             let token = shutdown.clone();
             tasks.spawn(async move { dispatcher.run(token).await });
+        }
+        if self.config.housekeeping.enabled {
+            let housekeeping = self.housekeeping()?;
+            let token = shutdown.clone();
+            tasks.spawn(async move { housekeeping.run(token).await });
         }
         if self.config.http.enabled {
             let listener = tokio::net::TcpListener::bind(&self.config.http.listen)
@@ -237,6 +252,7 @@ impl Waymark {
             http = self.config.http.enabled,
             scheduler = self.config.scheduler.enabled,
             dispatcher = self.config.dispatcher.enabled,
+            housekeeping = self.config.housekeeping.enabled,
             acceleration = self.clock.acceleration(),
             "waymark running"
         );

@@ -27,6 +27,7 @@ pub struct Config {
     pub email: EmailConfig,
     pub quiet_hours: QuietHoursConfig,
     pub http: HttpConfig,
+    pub housekeeping: HousekeepingConfig,
     /// Carrier accounts kept in configuration, by carrier code:
     /// `[carrier_accounts.dhl] api_key = "…"` is the `default` DHL account. Created or updated
     /// at every start; accounts can also be managed with `waymark accounts`.
@@ -71,6 +72,41 @@ impl Default for HttpConfig {
         HttpConfig {
             enabled: true,
             listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// The periodic jobs, on `cron` schedules (six fields, seconds first: `0 */10 * * * *` is every
+/// ten minutes), each run by one replica at a time per database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HousekeepingConfig {
+    /// Whether this replica takes part in running the jobs.
+    pub enabled: bool,
+    /// When to give up on shipments the carrier never finds or that stopped moving.
+    pub expire_schedule: String,
+    /// A shipment the carrier has not found this many days after registration expires.
+    pub expire_never_found_after_days: u32,
+    /// A shipment with no scan for this many days expires.
+    pub expire_silent_after_days: u32,
+    /// When to prune what is kept only for a while.
+    pub prune_schedule: String,
+    /// Poll errors older than this many days are deleted ...
+    pub keep_poll_errors_days: u32,
+    /// ... and of each shipment only this many of the latest are kept.
+    pub keep_poll_errors_per_shipment: u32,
+}
+
+impl Default for HousekeepingConfig {
+    fn default() -> Self {
+        HousekeepingConfig {
+            enabled: true,
+            expire_schedule: "0 */10 * * * *".into(),
+            expire_never_found_after_days: 14,
+            expire_silent_after_days: 30,
+            prune_schedule: "0 17 3 * * *".into(),
+            keep_poll_errors_days: 30,
+            keep_poll_errors_per_shipment: 20,
         }
     }
 }
@@ -201,6 +237,7 @@ impl Default for Config {
             email: EmailConfig::default(),
             quiet_hours: QuietHoursConfig::default(),
             http: HttpConfig::default(),
+            housekeeping: HousekeepingConfig::default(),
             carrier_accounts: BTreeMap::new(),
         }
     }
@@ -393,6 +430,41 @@ impl Config {
             ),
             ("dispatcher.concurrency", self.dispatcher.concurrency as u64),
             ("email.smtp.pool_size", u64::from(self.email.smtp.pool_size)),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be at least 1"));
+            }
+        }
+        for (key, schedule) in [
+            (
+                "housekeeping.expire_schedule",
+                &self.housekeeping.expire_schedule,
+            ),
+            (
+                "housekeeping.prune_schedule",
+                &self.housekeeping.prune_schedule,
+            ),
+        ] {
+            if let Err(e) = schedule.parse::<cron::Schedule>() {
+                problems.push(format!(
+                    "{key} `{schedule}`: not a cron schedule (six fields, seconds first, like \
+                     `0 */10 * * * *`): {e}"
+                ));
+            }
+        }
+        for (key, value) in [
+            (
+                "housekeeping.expire_never_found_after_days",
+                self.housekeeping.expire_never_found_after_days,
+            ),
+            (
+                "housekeeping.expire_silent_after_days",
+                self.housekeeping.expire_silent_after_days,
+            ),
+            (
+                "housekeeping.keep_poll_errors_days",
+                self.housekeeping.keep_poll_errors_days,
+            ),
         ] {
             if value == 0 {
                 problems.push(format!("{key}: must be at least 1"));

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod housekeeping;
 pub mod http;
 pub mod intake;
 pub mod notify;

@@ -286,6 +286,74 @@ pub trait Store: Send + Sync + 'static {
     /// The shipment's messages in order.
     async fn notifications(&self, shipment_id: Uuid) -> Result<Vec<Notification>, StoreError>;
     async fn backlog(&self) -> Result<Backlog, StoreError>;
+
+    /// Take the periodic job `name` to run it now, if it is due (its row is created due at
+    /// `first_run_at` the first time it is asked for) and nobody holds it: one worker at a time
+    /// per database. False when it is not due or another worker runs it.
+    async fn claim_job(
+        &self,
+        name: &str,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        first_run_at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Keep running job `name`: false when the lease was lost (it ran out before `now`).
+    async fn extend_job_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// The job ran: record how (`outcome`, for the operator) and when it is due next.
+    async fn finish_job(
+        &self,
+        name: &str,
+        owner: &str,
+        now: Timestamp,
+        outcome: &str,
+        next_run_at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Stop polling the shipments the carrier never found since before `never_found_before`,
+    /// and the ones with no sign of life (scan or registration) since before `silent_before`:
+    /// each becomes `expired`, and the merchant is told in a notice. Leased shipments (a poll in
+    /// flight) wait for the next run.
+    async fn expire_shipments(
+        &self,
+        now: Timestamp,
+        never_found_before: Timestamp,
+        silent_before: Timestamp,
+    ) -> Result<Vec<ExpiredShipment>, StoreError>;
+    /// The notices for the merchant created since `since`, oldest first.
+    async fn merchant_notices(&self, since: Timestamp) -> Result<Vec<MerchantNotice>, StoreError>;
+    /// Delete poll errors recorded before `before`, and all but the `keep_per_shipment` latest
+    /// of each shipment; returns how many went.
+    async fn prune_poll_errors(
+        &self,
+        before: Timestamp,
+        keep_per_shipment: u32,
+    ) -> Result<u64, StoreError>;
+}
+
+/// A shipment Waymark stopped polling, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredShipment {
+    pub shipment_id: Uuid,
+    /// `never_found` or `no_news`.
+    pub why: &'static str,
+}
+
+/// Something the merchant is told about a shipment outside the customer's messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantNotice {
+    pub id: Uuid,
+    pub shipment_id: Uuid,
+    /// `shipment_expired`.
+    pub kind: String,
+    /// In words, for the merchant.
+    pub detail: String,
+    pub created_at: Timestamp,
 }
 
 /// Open the database a URL names (`sqlite://waymark.db`), creating it when missing.

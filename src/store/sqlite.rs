@@ -25,9 +25,11 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    Backlog, ClaimOrder, Completion, OutboxItem, PollClaim, PollFailure, PollWrite, Store,
-    StoreError,
+    Backlog, ClaimOrder, Completion, ExpiredShipment, MerchantNotice, OutboxItem, PollClaim,
+    PollFailure, PollWrite, Store, StoreError,
 };
+
+mod housekeeping;
 use crate::carriers::CarrierAccount;
 use crate::domain::{
     CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
@@ -1011,6 +1013,61 @@ impl Store for SqliteStore {
             active_shipments: u64::try_from(active).unwrap_or(0),
             unsent_notifications: u64::try_from(unsent).unwrap_or(0),
         })
+    }
+
+    async fn claim_job(
+        &self,
+        name: &str,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        first_run_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.claim_job_row(name, owner, now, lease_until, first_run_at)
+            .await
+    }
+
+    async fn extend_job_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.extend_job_row(name, owner, now, lease_until).await
+    }
+
+    async fn finish_job(
+        &self,
+        name: &str,
+        owner: &str,
+        now: Timestamp,
+        outcome: &str,
+        next_run_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.finish_job_row(name, owner, now, outcome, next_run_at)
+            .await
+    }
+
+    async fn expire_shipments(
+        &self,
+        now: Timestamp,
+        never_found_before: Timestamp,
+        silent_before: Timestamp,
+    ) -> Result<Vec<ExpiredShipment>, StoreError> {
+        self.expire(now, never_found_before, silent_before).await
+    }
+
+    async fn merchant_notices(&self, since: Timestamp) -> Result<Vec<MerchantNotice>, StoreError> {
+        self.notices_since(since).await
+    }
+
+    async fn prune_poll_errors(
+        &self,
+        before: Timestamp,
+        keep_per_shipment: u32,
+    ) -> Result<u64, StoreError> {
+        self.prune_errors(before, keep_per_shipment).await
     }
 }
 
