@@ -30,10 +30,12 @@
 //! no name, so `signed_by` stays empty and that call is not made.
 
 use async_trait::async_trait;
+use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use reqwest::header::ACCEPT;
 use serde::{Deserialize, Deserializer};
+use std::collections::{HashMap, HashSet};
 
 use super::delivery_to_come;
 use super::profile::{Mapping, UnmappedCodes};
@@ -204,6 +206,10 @@ impl PostNl {
         // The status history: the coarse meaning of each moment, and the scans themselves when
         // PostNL sends no events.
         let mut history: Vec<(EventTime, &StatusEntry)> = Vec::new();
+        // Looked up per entry and per event: a list scan each time would make a long answer
+        // (a hostile one, up to the transport's size limit) take minutes.
+        let mut recorded: HashSet<(Timestamp, &str)> = HashSet::new();
+        let mut first_at: HashMap<Timestamp, &str> = HashMap::new();
         for entry in shipment.status.iter().chain(&shipment.old_status) {
             let Some(code) = entry.status_code.as_deref() else {
                 continue;
@@ -217,10 +223,8 @@ impl PostNl {
             let time =
                 postnl_time(stamp, &zone).map_err(|e| malformed_parcel(e.to_string(), body))?;
             // The current status repeats the newest entry of the history.
-            let repeated = history
-                .iter()
-                .any(|(t, e)| t.at == time.at && e.status_code.as_deref() == Some(code));
-            if !repeated {
+            if recorded.insert((time.at, code)) {
+                first_at.entry(time.at).or_insert(code);
                 history.push((time, entry));
             }
         }
@@ -249,7 +253,7 @@ impl PostNl {
                 };
                 let time =
                     postnl_time(stamp, &zone).map_err(|e| malformed_parcel(e.to_string(), body))?;
-                let (status, reason) = self.event_meaning(code, &time, &history);
+                let (status, reason) = self.event_meaning(code, first_at.get(&time.at).copied());
                 events.push(TrackingEvent {
                     time,
                     status,
@@ -277,21 +281,12 @@ impl PostNl {
         })
     }
 
-    /// An event's meaning by its event code; a missing code falls back to the status PostNL
-    /// recorded at the same moment, else to "moving".
-    fn event_meaning(
-        &self,
-        code: &str,
-        time: &EventTime,
-        history: &[(EventTime, &StatusEntry)],
-    ) -> (Status, Option<Reason>) {
+    /// An event's meaning by its event code; a missing code falls back to `coarse`, the status
+    /// PostNL recorded at the same moment, else to "moving".
+    fn event_meaning(&self, code: &str, coarse: Option<&str>) -> (Status, Option<Reason>) {
         if let Some(mapping) = self.profile.normalise(code) {
             return (mapping.status, mapping.reason);
         }
-        let coarse = history
-            .iter()
-            .find(|(t, _)| t.at == time.at)
-            .and_then(|(_, entry)| entry.status_code.as_deref());
         let fallback = coarse.and_then(|status| self.profile.normalise(status));
         if self.unmapped.first_time(code) {
             tracing::warn!(
