@@ -18,5 +18,6 @@ pub mod http;
 pub mod intake;
 pub mod notify;
 pub mod printout;
+pub mod redact;
 pub mod scheduler;
 pub mod store;

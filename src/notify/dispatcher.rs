@@ -40,6 +40,38 @@ fn delivery_changes(
         .collect()
 }
 
+/// `completion` with the customer scrubbed out of what the provider said: it is logged and
+/// stored, and mail servers name the address they refuse or accept.
+fn without_customer(completion: Completion, item: &OutboxItem) -> Completion {
+    let customer = &item.shipment.customer;
+    let known = [
+        item.notification.recipient.as_str(),
+        customer.email.as_str(),
+        customer.name.as_deref().unwrap_or_default(),
+    ];
+    let scrub = |text: String| crate::redact::scrub(&text, known);
+    match completion {
+        Completion::Sent {
+            message_id,
+            provider_response,
+        } => Completion::Sent {
+            message_id,
+            provider_response: scrub(provider_response),
+        },
+        Completion::Retry {
+            error,
+            available_at,
+        } => Completion::Retry {
+            error: scrub(error),
+            available_at,
+        },
+        Completion::Failed { error } => Completion::Failed {
+            error: scrub(error),
+        },
+        other @ (Completion::Deferred { .. } | Completion::Suppressed { .. }) => other,
+    }
+}
+
 /// Where links in messages point and who signs them.
 #[derive(Debug, Clone)]
 pub struct Sender {
@@ -219,6 +251,7 @@ impl Dispatcher {
             warn!(notification = %n.id, "lease lost before the message was finished; left to its new holder");
             return Ok(None);
         };
+        let completion = without_customer(completion, &item);
         match &completion {
             Completion::Sent { message_id, .. } => {
                 info!(notification = %n.id, shipment = %n.shipment_id, trigger = %n.trigger, %message_id, "email sent")
@@ -290,7 +323,7 @@ impl Dispatcher {
             Ok(address) => Mailbox::new(shipment.customer.name.clone(), address),
             Err(error) => {
                 return Some(Completion::Failed {
-                    error: format!("recipient `{}`: {error}", n.recipient),
+                    error: format!("the recipient is not an address: {error}"),
                 });
             }
         };

@@ -439,7 +439,10 @@ impl Scheduler {
                 }
             }
             Err(error) => {
-                warn!(carrier = %profile.code, account = %account.name, %error, shipments = batch.len(),
+                // Carriers' error pages may quote their records of a recipient.
+                let said =
+                    crate::redact::scrub(&error.to_string(), batch.iter().flat_map(customer_words));
+                warn!(carrier = %profile.code, account = %account.name, error = %said, shipments = batch.len(),
                     "carrier call failed");
                 for shipment in &batch {
                     if self.record_call_error(carrier, shipment, &error).await? {
@@ -578,7 +581,12 @@ impl Scheduler {
         };
         let queued = notifications.len();
         for n in &notifications {
-            info!(shipment = %shipment.id, trigger = %n.trigger, reason = %n.reason, "message queued");
+            // The reason quotes the carrier's scan, which may name who signed for the parcel.
+            let known = customer_words(shipment)
+                .into_iter()
+                .chain(signed_by.as_deref());
+            let reason = crate::redact::scrub(&n.reason, known);
+            info!(shipment = %shipment.id, trigger = %n.trigger, %reason, "message queued");
         }
         let write = PollWrite {
             shipment_id: shipment.id,
@@ -770,14 +778,24 @@ impl Scheduler {
                 owner: self.owner.clone(),
                 now,
                 kind,
-                detail,
-                excerpt,
+                // A carrier's words, kept for the merchant: never its records of the customer.
+                detail: crate::redact::scrub(&detail, customer_words(shipment)),
+                excerpt: excerpt.map(|e| crate::redact::scrub(&e, customer_words(shipment))),
                 count_failure,
                 next_poll_at,
                 fetched,
             })
             .await
     }
+}
+
+/// What names the shipment's customer, for scrubbing out of what is logged and stored.
+fn customer_words(shipment: &Shipment) -> [&str; 2] {
+    let customer = &shipment.customer;
+    [
+        customer.email.as_str(),
+        customer.name.as_deref().unwrap_or_default(),
+    ]
 }
 
 #[cfg(test)]

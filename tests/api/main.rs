@@ -16,4 +16,5 @@ mod delivery;
 mod intake;
 mod journeys;
 mod pages;
+mod privacy;
 mod quiet_hours;

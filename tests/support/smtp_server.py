@@ -11,6 +11,8 @@ The answer to DATA is `250 2.0.0 Ok: queued as <n>`, so a provider response name
 Recipients pick how the server behaves, by how their address starts:
 
 - `bounce...`: RCPT TO is refused for good with `550 5.1.1 No such mailbox`.
+- `rejected...`: RCPT TO is refused for good the way Postfix words it, naming the address:
+  `550 5.1.1 <address>: Recipient address rejected: User unknown in virtual mailbox table`.
 - `flaky...`:  RCPT TO is refused for now with `451 4.3.0 Try again later` the first two times
   per address, then accepted.
 - `slow...`:   the first DATA per address stalls for 20 seconds before it is answered, and the
@@ -53,6 +55,12 @@ class Handler:
         if local.startswith("bounce"):
             self.log("RCPT-550", address)
             return "550 5.1.1 No such mailbox"
+        if local.startswith("rejected"):
+            self.log("RCPT-550", address)
+            return (
+                f"550 5.1.1 <{address}>: Recipient address rejected: "
+                "User unknown in virtual mailbox table"
+            )
         if local.startswith("flaky"):
             self.flaky_attempts[address] += 1
             if self.flaky_attempts[address] <= 2:
