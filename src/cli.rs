@@ -62,8 +62,8 @@ pub enum ShipmentsCommand {
     /// Register one shipment.
     Add(Box<AddShipment>),
     /// Register shipments from a CSV file with a header row (carrier, tracking_number,
-    /// customer_email, customer_name, locale, time_zone, destination_country, order_reference,
-    /// promise, account).
+    /// customer_email, customer_name, locale, time_zone, destination_country,
+    /// destination_postal_code, order_reference, promise, account).
     Import { file: PathBuf },
     /// Show what Waymark knows about a registered shipment: timeline and messages.
     Show { tracking_number: String },
@@ -117,7 +117,11 @@ pub struct AddShipment {
     /// Two-letter destination country.
     #[arg(long)]
     pub country: String,
-    /// The customer's IANA time zone (defaults from the country).
+    /// The destination's postal code. Where the country spans several time zones (US, CA, AU,
+    /// ...), it places the customer in theirs, unless --time-zone is given.
+    #[arg(long)]
+    pub postal_code: Option<String>,
+    /// The customer's IANA time zone (defaults from the country, or its postal code).
     #[arg(long)]
     pub time_zone: Option<String>,
     #[arg(long)]
@@ -164,6 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 locale: add.locale,
                 time_zone: add.time_zone,
                 destination_country: add.country,
+                destination_postal_code: add.postal_code,
                 order_reference: add.order,
                 promise: add.promise,
             };

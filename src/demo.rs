@@ -192,6 +192,7 @@ async fn register(waymark: &Waymark) -> anyhow::Result<Vec<(Scenario, Shipment)>
                 locale: locale.into(),
                 time_zone: Some(zone.into()),
                 destination_country: country.into(),
+                destination_postal_code: None,
                 order_reference: Some(format!("WM-{}", 1000 + seq)),
                 promise: Some(promise.to_string()),
             };

@@ -8,7 +8,7 @@ use std::io::Read;
 use crate::carriers::CarrierRegistry;
 use crate::domain::{
     CountryCode, Customer, DeliveryWindow, EmailAddress, InvalidField, Locale, NewShipment,
-    Shipment, TimeZoneName, TrackingNumber,
+    PostalCode, Shipment, TimeZoneName, TrackingNumber, ZoneTable,
 };
 use crate::store::{Store, StoreError};
 
@@ -30,10 +30,15 @@ pub struct ShipmentInput {
     #[serde(default)]
     pub customer_name: Option<String>,
     pub locale: String,
-    /// IANA zone; when empty, the destination country's main zone.
+    /// IANA zone; when empty, the destination country's, or where the country spans several
+    /// zones, the one the postal code places the customer in.
     #[serde(default)]
     pub time_zone: Option<String>,
     pub destination_country: String,
+    /// Checked against the country's format where it is simple, and stored as the country
+    /// writes it.
+    #[serde(default)]
+    pub destination_postal_code: Option<String>,
     #[serde(default)]
     pub order_reference: Option<String>,
     /// `2026-03-04` or `2026-03-04..2026-03-06`.
@@ -73,21 +78,21 @@ impl ShipmentInput {
         let email = keep(&mut problems, EmailAddress::parse(&self.customer_email));
         let locale = keep(&mut problems, Locale::parse(&self.locale));
         let country = keep(&mut problems, CountryCode::parse(&self.destination_country));
-        let time_zone = match non_empty(&self.time_zone) {
-            Some(tz) => keep(&mut problems, TimeZoneName::parse(tz)),
-            None => match country.as_ref().map(|c| (c, TimeZoneName::default_for(c))) {
-                Some((_, Some(tz))) => keep(&mut problems, TimeZoneName::parse(tz)),
-                Some((c, None)) => keep(
-                    &mut problems,
-                    Err(InvalidField::new(
-                        "time_zone",
-                        format!(
-                            "required for destination {c}: give the customer's zone, e.g. Europe/Berlin"
-                        ),
-                    )),
-                ),
-                None => None,
-            },
+        // A postal code is checked against its country's format, so not without a country.
+        // `Err`: it was given and is wrong, which is its own problem and not also the zone's.
+        let postal_code = match (&country, non_empty(&self.destination_postal_code)) {
+            (Some(country), Some(raw)) => PostalCode::parse(country, raw)
+                .map(Some)
+                .map_err(|e| problems.push(e)),
+            _ => Ok(None),
+        };
+        let time_zone = match (non_empty(&self.time_zone), &country, &postal_code) {
+            (Some(tz), _, _) => keep(&mut problems, TimeZoneName::parse(tz)),
+            (None, Some(country), Ok(code)) => keep(
+                &mut problems,
+                ZoneTable::bundled().customer_zone(country, code.as_ref()),
+            ),
+            (None, _, _) => None,
         };
         let promise = match non_empty(&self.promise) {
             Some(text) => keep(
@@ -134,6 +139,7 @@ impl ShipmentInput {
                     time_zone,
                 },
                 destination_country: country,
+                destination_postal_code: postal_code.ok().flatten(),
                 order_reference,
                 promise,
             }),
@@ -178,6 +184,7 @@ pub struct ValidShipment {
     pub tracking_number: TrackingNumber,
     pub customer: Customer,
     pub destination_country: CountryCode,
+    pub destination_postal_code: Option<PostalCode>,
     pub order_reference: Option<String>,
     pub promise: Option<DeliveryWindow>,
 }
@@ -206,6 +213,7 @@ pub async fn register(
         tracking_number: valid.tracking_number,
         customer: valid.customer,
         destination_country: valid.destination_country,
+        destination_postal_code: valid.destination_postal_code,
         order_reference: valid.order_reference,
         promise: valid.promise,
     };

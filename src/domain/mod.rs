@@ -9,6 +9,7 @@ pub mod outbox;
 pub mod shipment;
 pub mod status;
 pub mod timeline;
+pub mod zones;
 
 pub use calendar::HolidayCalendar;
 pub use detect::{Detection, DetectionPolicy, Facts, Situation, Trigger, detect};
@@ -17,7 +18,8 @@ pub use event::{EventKey, EventTime, KeyedEvent, TrackingEvent};
 pub use outbox::{Channel, NewNotification, Notification, NotificationState};
 pub use shipment::{
     CarrierCode, CountryCode, Customer, EmailAddress, FetchCount, InvalidField, JourneyState,
-    Language, Locale, NewShipment, PickupPoint, Shipment, TimeZoneName, TrackingNumber,
+    Language, Locale, NewShipment, PickupPoint, PostalCode, Shipment, TimeZoneName, TrackingNumber,
 };
 pub use status::{Reason, Status};
 pub use timeline::Timeline;
+pub use zones::ZoneTable;

@@ -252,6 +252,171 @@ impl From<CountryCode> for String {
     }
 }
 
+/// A destination postal code, written the way its country writes it (`94105`, `V6B 1A1`,
+/// `00-950`, `SW1A 1AA`): trimmed, upper case, spaces and dashes where the country puts them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PostalCode(String);
+string_newtype!(PostalCode);
+
+impl PostalCode {
+    /// Check `raw` against the format of `country`'s postal codes where that format is simple,
+    /// else against the shape of any postal code (2 to 10 letters, digits, spaces or dashes),
+    /// and write it the country's way.
+    pub fn parse(country: &CountryCode, raw: &str) -> Result<Self, InvalidField> {
+        let trimmed = raw.trim();
+        let compact: String = trimmed
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let digits = |n: usize| compact.len() == n && compact.bytes().all(|b| b.is_ascii_digit());
+        let split = |at: usize, sep: &str| format!("{}{sep}{}", &compact[..at], &compact[at..]);
+        let (code, expected) = match country.as_str() {
+            "US" => (
+                if digits(5) {
+                    Some(compact.clone())
+                } else {
+                    digits(9).then(|| split(5, "-"))
+                },
+                "5 digits like 94105, or 9 like 94105-1234",
+            ),
+            "CA" => (
+                is_canadian(&compact).then(|| split(3, " ")),
+                "letter, digit, letter, digit, letter, digit like V6B 1A1",
+            ),
+            "AU" | "AT" | "BE" | "CH" | "DK" | "LU" => {
+                (digits(4).then(|| compact.clone()), "4 digits")
+            }
+            "DE" | "FR" | "IT" => (digits(5).then(|| compact.clone()), "5 digits"),
+            "ES" => {
+                let province = compact.get(..2).and_then(|p| p.parse::<u8>().ok());
+                let known = province.is_some_and(|p| (1..=52).contains(&p));
+                (
+                    (digits(5) && known).then(|| compact.clone()),
+                    "5 digits starting with a province, 01 to 52",
+                )
+            }
+            "CZ" | "SE" => (digits(5).then(|| split(3, " ")), "5 digits like 110 00"),
+            "PL" => (digits(5).then(|| split(2, "-")), "5 digits like 00-950"),
+            "PT" => (digits(7).then(|| split(4, "-")), "7 digits like 1100-148"),
+            "NL" => (
+                is_dutch(&compact).then(|| split(4, " ")),
+                "4 digits and 2 letters like 1012 JS",
+            ),
+            "GB" => (
+                is_british(&compact).then(|| split(compact.len() - 3, " ")),
+                "an outward and an inward code like SW1A 1AA",
+            ),
+            "IE" => (
+                is_eircode(&compact).then(|| split(3, " ")),
+                "an Eircode like D02 X285",
+            ),
+            _ => (
+                PostalCode::shaped(trimmed).map(|p| p.0),
+                "2 to 10 letters, digits, spaces or dashes",
+            ),
+        };
+        code.map(PostalCode).ok_or_else(|| {
+            InvalidField::new(
+                "destination_postal_code",
+                format!("`{trimmed}` is not a {country} postal code: expected {expected}"),
+            )
+        })
+    }
+
+    /// The code if it has the shape of any postal code: how a stored one is read back, so that
+    /// a code taken in under older rules still reads.
+    fn shaped(raw: &str) -> Option<PostalCode> {
+        let code = raw
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase();
+        let fits = (2..=10).contains(&code.len())
+            && code.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-');
+        fits.then_some(PostalCode(code))
+    }
+
+    /// Its letters and digits alone (`V6B1A1`, `941051234`), as the zone table reads it.
+    pub fn alphanumerics(&self) -> String {
+        self.0.chars().filter(char::is_ascii_alphanumeric).collect()
+    }
+}
+
+/// `A1A1A1`, with the letters Canada Post uses (never D, F, I, O, Q or U; W and Z not first).
+fn is_canadian(code: &str) -> bool {
+    let b = code.as_bytes();
+    let letter = |c: u8| c.is_ascii_uppercase() && !b"DFIOQU".contains(&c);
+    b.len() == 6
+        && letter(b[0])
+        && !b"WZ".contains(&b[0])
+        && b[1].is_ascii_digit()
+        && letter(b[2])
+        && b[3].is_ascii_digit()
+        && letter(b[4])
+        && b[5].is_ascii_digit()
+}
+
+/// `1234AB`: four digits, the first not 0, then two letters.
+fn is_dutch(code: &str) -> bool {
+    let b = code.as_bytes();
+    b.len() == 6
+        && (b'1'..=b'9').contains(&b[0])
+        && b[1..4].iter().all(u8::is_ascii_digit)
+        && b[4..].iter().all(u8::is_ascii_uppercase)
+}
+
+/// An outward code (`A9`, `A99`, `A9A`, `AA9`, `AA99`, `AA9A`) and an inward one (`9AA`).
+fn is_british(code: &str) -> bool {
+    if code == "GIR0AA" {
+        return true;
+    }
+    let b = code.as_bytes();
+    if !(5..=7).contains(&b.len()) {
+        return false;
+    }
+    let (outward, inward) = b.split_at(b.len() - 3);
+    let inward_ok = inward[0].is_ascii_digit() && inward[1..].iter().all(u8::is_ascii_uppercase);
+    let shape: String = outward
+        .iter()
+        .map(|c| if c.is_ascii_digit() { '9' } else { 'A' })
+        .collect();
+    let outward_ok = outward.iter().all(u8::is_ascii_alphanumeric)
+        && ["A9", "A99", "A9A", "AA9", "AA99", "AA9A"].contains(&shape.as_str());
+    inward_ok && outward_ok
+}
+
+/// An Eircode: a routing key (a letter and two digits, or Dublin's `D6W`) and four letters or
+/// digits.
+fn is_eircode(code: &str) -> bool {
+    let b = code.as_bytes();
+    b.len() == 7
+        && (b.starts_with(b"D6W")
+            || (b[0].is_ascii_uppercase() && b[1].is_ascii_digit() && b[2].is_ascii_digit()))
+        && b[3..].iter().all(u8::is_ascii_alphanumeric)
+}
+
+impl TryFrom<String> for PostalCode {
+    type Error = InvalidField;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        PostalCode::shaped(&value).ok_or_else(|| {
+            InvalidField::new(
+                "destination_postal_code",
+                format!("`{value}` is not a postal code"),
+            )
+        })
+    }
+}
+impl From<PostalCode> for String {
+    fn from(value: PostalCode) -> Self {
+        value.0
+    }
+}
+
 /// An IANA time zone name (`Europe/Berlin`) known to the bundled time-zone database.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -270,30 +435,13 @@ impl TimeZoneName {
         Ok(TimeZoneName(name.to_owned()))
     }
 
-    /// The zone most people in `country` live in (for shipments and scans that name none).
+    /// The zone a carrier scan in `country` that names no place is read in: the country's zone,
+    /// or for a country that spans several the one most scans happen in. A customer's zone is
+    /// never guessed from it: see [`ZoneTable::customer_zone`](super::zones::ZoneTable).
     pub fn default_for(country: &CountryCode) -> Option<&'static str> {
-        Some(match country.as_str() {
-            "AT" => "Europe/Vienna",
-            "BE" => "Europe/Brussels",
-            "CH" => "Europe/Zurich",
-            "CZ" => "Europe/Prague",
-            "DE" => "Europe/Berlin",
-            "DK" => "Europe/Copenhagen",
-            "ES" => "Europe/Madrid",
-            "FR" => "Europe/Paris",
-            "GB" => "Europe/London",
-            "IE" => "Europe/Dublin",
-            "IT" => "Europe/Rome",
-            "LU" => "Europe/Luxembourg",
-            "NL" => "Europe/Amsterdam",
-            "PL" => "Europe/Warsaw",
-            "PT" => "Europe/Lisbon",
-            "SE" => "Europe/Stockholm",
-            "US" => "America/New_York",
-            "CA" => "America/Toronto",
-            "AU" => "Australia/Sydney",
-            _ => return None,
-        })
+        super::zones::ZoneTable::bundled()
+            .main_zone(country)
+            .map(TimeZoneName::as_str)
     }
 
     pub fn time_zone(&self) -> jiff::tz::TimeZone {
@@ -375,6 +523,8 @@ pub struct NewShipment {
     pub tracking_number: TrackingNumber,
     pub customer: Customer,
     pub destination_country: CountryCode,
+    /// Where given: it places the customer in their zone, and later features rely on it.
+    pub destination_postal_code: Option<PostalCode>,
     pub order_reference: Option<String>,
     pub promise: Option<DeliveryWindow>,
 }
@@ -413,6 +563,7 @@ pub struct Shipment {
     pub tracking_number: TrackingNumber,
     pub customer: Customer,
     pub destination_country: CountryCode,
+    pub destination_postal_code: Option<PostalCode>,
     pub order_reference: Option<String>,
     pub promise: Option<DeliveryWindow>,
     pub created_at: Timestamp,
@@ -517,5 +668,60 @@ mod tests {
         );
         assert_eq!(CarrierCode::parse(" DHL ").unwrap().as_str(), "dhl");
         assert_eq!(CarrierCode::parse("dh l").unwrap_err().field, "carrier");
+    }
+
+    #[test]
+    fn postal_codes_are_written_the_countrys_way_or_refused_with_the_field() {
+        let parse = |country: &str, raw: &str| {
+            PostalCode::parse(&CountryCode::parse(country).unwrap(), raw)
+        };
+        for (country, raw, written) in [
+            ("US", " 94105 ", "94105"),
+            ("US", "941051234", "94105-1234"),
+            ("US", "94105 - 1234", "94105-1234"),
+            ("CA", "v6b1a1", "V6B 1A1"),
+            ("CA", "B3H  4R2", "B3H 4R2"),
+            ("AU", "6000", "6000"),
+            ("DE", "10115", "10115"),
+            ("GB", "sw1a1aa", "SW1A 1AA"),
+            ("GB", "M1 1AE", "M1 1AE"),
+            ("IE", "d02x285", "D02 X285"),
+            ("NL", "1012js", "1012 JS"),
+            ("PL", "00950", "00-950"),
+            ("PT", "1100148", "1100-148"),
+            ("SE", "11152", "111 52"),
+            ("JP", " 100-0001 ", "100-0001"),
+            ("BR", "01310  100", "01310 100"),
+        ] {
+            assert_eq!(
+                parse(country, raw).map(|code| code.to_string()),
+                Ok(written.to_owned()),
+                "{country} {raw:?}"
+            );
+        }
+        for (country, raw) in [
+            ("US", "9410"),
+            ("US", "94105-12"),
+            ("US", "ABCDE"),
+            ("CA", "V6B 1A"),
+            ("CA", "D6B 1A1"),
+            ("AU", "60000"),
+            ("DE", "1011"),
+            ("ES", "53001"),
+            ("GB", "SW1A"),
+            ("NL", "0123 AB"),
+            ("JP", "1"),
+            ("JP", "100/0001"),
+            ("JP", "12345678901"),
+        ] {
+            let refused = parse(country, raw).unwrap_err();
+            assert_eq!(refused.field, "destination_postal_code", "{country} {raw}");
+            assert!(refused.reason.contains(raw), "{refused}");
+        }
+        assert_eq!(
+            parse("US", "9410").unwrap_err().to_string(),
+            "destination_postal_code: `9410` is not a US postal code: expected 5 digits like \
+             94105, or 9 like 94105-1234"
+        );
     }
 }

@@ -635,6 +635,7 @@ impl Scheduler {
                 tracking_number: number.clone(),
                 customer: shipment.customer.clone(),
                 destination_country: shipment.destination_country.clone(),
+                destination_postal_code: shipment.destination_postal_code.clone(),
                 order_reference: shipment.order_reference.clone(),
                 promise: shipment.promise,
             };

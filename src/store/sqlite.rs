@@ -34,8 +34,8 @@ use crate::carriers::CarrierAccount;
 use crate::domain::{
     CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
     EstimateSource, EventKey, EventTime, Facts, FetchCount, JourneyState, KeyedEvent, Locale,
-    NewShipment, Notification, NotificationState, Reason, Shipment, Status, TimeZoneName,
-    TrackingEvent, TrackingNumber, Trigger,
+    NewShipment, Notification, NotificationState, PostalCode, Reason, Shipment, Status,
+    TimeZoneName, TrackingEvent, TrackingNumber, Trigger,
 };
 
 /// Connections in the pool: enough for the API, the scheduler and the dispatcher to read at the
@@ -340,9 +340,9 @@ impl Store for SqliteStore {
              (id, carrier_account_id, carrier, tracking_number, customer_email, customer_name, \
               locale, time_zone, destination_country, order_reference, promise_earliest, \
               promise_latest, created_at, public_token, muted, status, active, next_poll_at, \
-              poll_priority, updated_at) \
+              poll_priority, updated_at, destination_postal_code) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, ?15, 1, ?13, \
-              ?16, ?13) \
+              ?16, ?13, ?17) \
              RETURNING *",
         )
         .bind(Uuid::now_v7().to_string())
@@ -361,6 +361,7 @@ impl Store for SqliteStore {
         .bind(public_token())
         .bind(Status::Pending.as_str())
         .bind(DEFAULT_POLL_PRIORITY)
+        .bind(new.destination_postal_code.as_ref().map(PostalCode::as_str))
         .fetch_one(&mut *tx)
         .await;
         match result {
@@ -1208,6 +1209,7 @@ struct ShipmentRow {
     locale: String,
     time_zone: String,
     destination_country: String,
+    destination_postal_code: Option<String>,
     order_reference: Option<String>,
     promise_earliest: Option<String>,
     promise_latest: Option<String>,
@@ -1258,6 +1260,12 @@ impl ShipmentRow {
                 &self.destination_country,
                 CountryCode::parse,
             )?,
+            destination_postal_code: self
+                .destination_postal_code
+                .map(PostalCode::try_from)
+                .transpose()
+                // Like the address, the code stays out of the error: it is customer data.
+                .map_err(|_| c.err("destination_postal_code", "not a postal code"))?,
             order_reference: self.order_reference,
             promise: c.window(
                 "promise",

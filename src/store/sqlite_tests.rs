@@ -14,8 +14,8 @@ use crate::carriers::CarrierAccount;
 use crate::domain::{
     CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
     EstimateSource, EventTime, Facts, FetchCount, JourneyState, KeyedEvent, Locale,
-    NewNotification, NewShipment, NotificationState, Reason, Shipment, Status, TimeZoneName,
-    TrackingEvent, TrackingNumber, Trigger,
+    NewNotification, NewShipment, NotificationState, PostalCode, Reason, Shipment, Status,
+    TimeZoneName, TrackingEvent, TrackingNumber, Trigger,
 };
 use crate::store::{ClaimOrder, Completion, PollClaim, PollFailure, PollWrite, Store, StoreError};
 
@@ -64,6 +64,7 @@ fn new_shipment(account: Uuid, number: &str) -> anyhow::Result<NewShipment> {
             time_zone: TimeZoneName::parse("Europe/Warsaw")?,
         },
         destination_country: CountryCode::parse("PL")?,
+        destination_postal_code: Some(PostalCode::parse(&CountryCode::parse("PL")?, "00950")?),
         order_reference: Some("ORDER-17".into()),
         promise: Some(DeliveryWindow::between(date(2026, 3, 4), date(2026, 3, 6))?),
     })
@@ -224,6 +225,12 @@ async fn a_shipment_reads_back_field_by_field() -> TestResult {
     assert_eq!(read.customer.locale.as_str(), "pl");
     assert_eq!(read.customer.time_zone.as_str(), "Europe/Warsaw");
     assert_eq!(read.destination_country.as_str(), "PL");
+    assert_eq!(
+        read.destination_postal_code
+            .as_ref()
+            .map(PostalCode::as_str),
+        Some("00-950")
+    );
     assert_eq!(read.order_reference.as_deref(), Some("ORDER-17"));
     assert_eq!(read.promise, new.promise);
     assert_eq!(read.created_at, t0());

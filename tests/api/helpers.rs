@@ -769,6 +769,7 @@ pub fn sandbox_shipment(
         locale: locale.into(),
         time_zone: None,
         destination_country: country.into(),
+        destination_postal_code: None,
         order_reference: Some(format!("WM-{}", 1000 + seq)),
         promise: None,
     }

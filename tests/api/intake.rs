@@ -373,3 +373,186 @@ async fn a_shipment_without_a_carrier_is_recognised_from_its_number() -> anyhow:
     );
     Ok(())
 }
+
+/// A sandbox shipment to `country`, with `postal_code` and no time zone.
+fn to(seq: u32, country: &str, postal_code: Option<&str>) -> ShipmentInput {
+    let mut input = valid(seq);
+    input.locale = "en".into();
+    input.destination_country = country.into();
+    input.destination_postal_code = postal_code.map(Into::into);
+    input
+}
+
+#[tokio::test]
+async fn a_customer_in_a_country_of_several_zones_gets_the_zone_of_their_postal_code()
+-> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let cases = [
+        ("US", "94105", "94105", "America/Los_Angeles"), // San Francisco
+        ("US", "80202-1234", "80202-1234", "America/Denver"), // Denver
+        ("US", "96813", "96813", "Pacific/Honolulu"),    // Honolulu
+        ("US", "79901", "79901", "America/Denver"),      // El Paso, Texas
+        ("CA", "v6b 1a1", "V6B 1A1", "America/Vancouver"), // Vancouver
+        ("CA", "B3H4R2", "B3H 4R2", "America/Halifax"),  // Halifax
+        ("AU", "6000", "6000", "Australia/Perth"),       // Perth
+        ("AU", "2000", "2000", "Australia/Sydney"),      // Sydney
+    ];
+    for (seq, (country, given, written, zone)) in (400..).zip(cases) {
+        let registered = app.register(&to(seq, country, Some(given))).await?;
+        let stored = app.shipment(registered.id).await?;
+        assert_eq!(
+            stored.customer.time_zone.as_str(),
+            zone,
+            "{country} {given}"
+        );
+        assert_eq!(
+            stored.destination_postal_code.as_ref().map(|c| c.as_str()),
+            Some(written),
+            "{country} {given}"
+        );
+    }
+
+    // A zone the merchant gives wins over the postal code's.
+    let mut input = to(420, "US", Some("94105"));
+    input.time_zone = Some("America/New_York".into());
+    let registered = app.register(&input).await?;
+    assert_eq!(registered.customer.time_zone.as_str(), "America/New_York");
+
+    // A country of one zone needs no postal code.
+    let registered = app.register(&to(421, "DE", None)).await?;
+    assert_eq!(registered.customer.time_zone.as_str(), "Europe/Berlin");
+    assert_eq!(registered.destination_postal_code, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_shipment_to_a_country_of_several_zones_without_a_zone_waymark_can_find_is_refused()
+-> anyhow::Result<()> {
+    let app = &spawn_app().await?;
+    let refusal = |input: ShipmentInput| async move {
+        let result = intake::register(app.store(), &app.waymark.carriers, &input, app.now()).await;
+        let message = result.as_ref().err().map(ToString::to_string);
+        (refused_fields(result), message.unwrap_or_default())
+    };
+
+    // Without a postal code, a US customer used to get New York's clock wherever they lived.
+    let (fields, message) = refusal(to(500, "US", None)).await;
+    assert_eq!(fields, ["time_zone"]);
+    assert_eq!(
+        message,
+        "time_zone: destination US spans several time zones; give time_zone or a \
+         destination_postal_code Waymark can place"
+    );
+    // Page, Arizona's ZIP code reaches into the Navajo Nation, which keeps summer time.
+    let (fields, message) = refusal(to(501, "US", Some("86040"))).await;
+    assert_eq!(fields, ["time_zone"]);
+    assert!(message.contains("`86040`"), "{message}");
+    // A malformed postal code is refused for what it is, not also for the zone.
+    let (fields, message) = refusal(to(502, "US", Some("9410"))).await;
+    assert_eq!(fields, ["destination_postal_code"]);
+    assert!(
+        message.contains("`9410` is not a US postal code"),
+        "{message}"
+    );
+    let (fields, _) = refusal(to(503, "CA", Some("V6B 1A"))).await;
+    assert_eq!(fields, ["destination_postal_code"]);
+
+    for seq in 500..504 {
+        let number = Scenario::OnTime.example_number(seq);
+        assert!(app.store().shipments_by_number(&number).await?.is_empty());
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_csv_import_reads_the_destination_postal_code() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let csv = "\
+tracking_number,customer_email,locale,destination_country,destination_postal_code
+SBX-ONTIME-000601,olivia@example.com,en,US,94105
+SBX-ONTIME-000602,liam@example.com,en,US,
+SBX-ONTIME-000603,emma@example.ca,en,CA,v6b1a1
+SBX-ONTIME-000604,anna@example.pl,pl,PL,
+";
+    let report = intake::import_csv(
+        app.store(),
+        &app.waymark.carriers,
+        csv.as_bytes(),
+        app.now(),
+    )
+    .await?;
+    let imported: Vec<(&str, &str, Option<&str>)> = report
+        .imported
+        .iter()
+        .map(|s| {
+            (
+                s.tracking_number.as_str(),
+                s.customer.time_zone.as_str(),
+                s.destination_postal_code.as_ref().map(|c| c.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        imported,
+        [
+            ("SBX-ONTIME-000601", "America/Los_Angeles", Some("94105")),
+            ("SBX-ONTIME-000603", "America/Vancouver", Some("V6B 1A1")),
+            ("SBX-ONTIME-000604", "Europe/Warsaw", None),
+        ]
+    );
+    assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
+    let (line, why) = &report.refused[0];
+    assert_eq!(*line, 3);
+    assert!(why.starts_with("time_zone: destination US spans"), "{why}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn waymark_shipments_add_takes_a_postal_code() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = daemon_env(dir.path(), 25, 1.0);
+    let add = |number: &str, postal_code: Option<&str>| {
+        let mut args = vec![
+            "shipments",
+            "add",
+            "--carrier",
+            "sandbox",
+            "--tracking-number",
+            number,
+            "--email",
+            "olivia@example.com",
+            "--locale",
+            "en",
+            "--country",
+            "US",
+        ];
+        if let Some(code) = postal_code {
+            args.extend(["--postal-code", code]);
+        }
+        run_waymark(dir.path(), &env, &args)
+    };
+
+    let ok = add("SBX-ONTIME-000701", Some("94105"))?;
+    assert!(ok.status.success(), "{ok:?}");
+    let refused = add("SBX-ONTIME-000702", None)?;
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("time_zone: destination US spans several time zones"),
+        "{}",
+        refused.stderr
+    );
+
+    let store = waymark::store::connect(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
+    let stored = store
+        .shipments_by_number(&TrackingNumber::parse("SBX-ONTIME-000701")?)
+        .await?;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].customer.time_zone.as_str(), "America/Los_Angeles");
+    let none = store
+        .shipments_by_number(&TrackingNumber::parse("SBX-ONTIME-000702")?)
+        .await?;
+    assert!(none.is_empty());
+    Ok(())
+}

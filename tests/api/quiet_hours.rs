@@ -8,7 +8,7 @@ use waymark::carriers::sandbox::Scenario;
 use waymark::config::QuietHoursConfig;
 use waymark::domain::NotificationState;
 
-use crate::helpers::{by_shipment, sandbox_shipment, spawn_app_with};
+use crate::helpers::{by_shipment, sandbox_shipment, spawn_app, spawn_app_with};
 
 /// The next instant after `now` that the wall clock in `zone` shows `end`.
 fn next_wall_clock(now: Timestamp, zone: &TimeZone, end: Time) -> anyhow::Result<Timestamp> {
@@ -123,5 +123,73 @@ async fn an_email_due_in_the_customers_quiet_hours_waits_for_their_end() -> anyh
         date >= Timestamp::from_second(window_end.as_second())?,
         "dated {date}, the window ended {window_end}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_west_coast_customer_is_not_woken_on_new_yorks_clock() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    // Neither names a time zone: their ZIP codes place them.
+    let mut west = sandbox_shipment(
+        Scenario::OnTime,
+        3,
+        "olivia.chen@example.com",
+        "Olivia Chen",
+        "en",
+        "US",
+    );
+    west.destination_postal_code = Some("94105".into());
+    let west = app.register(&west).await?;
+    assert_eq!(west.customer.time_zone.as_str(), "America/Los_Angeles");
+    let mut east = sandbox_shipment(
+        Scenario::OnTime,
+        4,
+        "ava.miller@example.com",
+        "Ava Miller",
+        "en",
+        "US",
+    );
+    east.destination_postal_code = Some("10001".into());
+    let east = app.register(&east).await?;
+    assert_eq!(east.customer.time_zone.as_str(), "America/New_York");
+
+    // Poll, sending nothing, until both "shipped" emails wait in the outbox. (The driver's own
+    // loop would stop the clock at the first email waiting to be sent.)
+    let mut polls = 0;
+    while app.notifications(west.id).await?.is_empty()
+        || app.notifications(east.id).await?.is_empty()
+    {
+        polls += 1;
+        anyhow::ensure!(polls <= 1_000, "no shipped emails after {polls} polls");
+        app.scheduler.run_once().await?;
+        if let Some(next) = app.store().next_poll_at().await? {
+            app.waymark.clock.advance_to(next.max(app.now()));
+        }
+    }
+
+    // 06:00 in San Francisco is 09:00 in New York: night for one customer, morning for the other.
+    let pacific = TimeZone::get("America/Los_Angeles")?;
+    let six = next_wall_clock(app.now(), &pacific, Time::new(6, 0, 0, 0)?)?;
+    let eight = next_wall_clock(six, &pacific, Time::new(8, 0, 0, 0)?)?;
+    app.waymark.clock.advance_to(six);
+    let mut quiet = app.waymark.clone();
+    quiet.config.quiet_hours = QuietHoursConfig {
+        enabled: true,
+        start: "21:00".into(),
+        end: "08:00".into(),
+    };
+    let round = quiet.dispatcher()?.run_once().await?;
+    assert_eq!((round.deferred, round.sent), (1, 1), "{round:?}");
+
+    let held = app.notifications(west.id).await?.remove(0);
+    assert_eq!(held.state, NotificationState::Pending, "{held:?}");
+    assert_eq!(held.available_at, eight, "waits for 08:00 Pacific time");
+    let emails = app.smtp.emails()?;
+    let groups = by_shipment(&emails);
+    assert!(
+        !groups.contains_key(&west.id.to_string()),
+        "emailed at 06:00 in San Francisco"
+    );
+    assert_eq!(groups[&east.id.to_string()].len(), 1, "New York waited");
     Ok(())
 }
