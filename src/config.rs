@@ -95,6 +95,9 @@ pub struct HousekeepingConfig {
     pub keep_poll_errors_days: u32,
     /// ... and of each shipment only this many of the latest are kept.
     pub keep_poll_errors_per_shipment: u32,
+    /// The customer's personal data of a shipment whose journey ended this many days ago is
+    /// erased (anonymous delivery statistics stay).
+    pub erase_personal_data_after_days: u32,
 }
 
 impl Default for HousekeepingConfig {
@@ -107,6 +110,7 @@ impl Default for HousekeepingConfig {
             prune_schedule: "0 17 3 * * *".into(),
             keep_poll_errors_days: 30,
             keep_poll_errors_per_shipment: 20,
+            erase_personal_data_after_days: 90,
         }
     }
 }
@@ -464,6 +468,10 @@ impl Config {
             (
                 "housekeeping.keep_poll_errors_days",
                 self.housekeeping.keep_poll_errors_days,
+            ),
+            (
+                "housekeeping.erase_personal_data_after_days",
+                self.housekeeping.erase_personal_data_after_days,
             ),
         ] {
             if value == 0 {

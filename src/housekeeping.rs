@@ -4,7 +4,9 @@
 //!
 //! - `expire`: a shipment the carrier never finds, or that stops moving for good, ends as
 //!   `expired`: polling stops and the merchant is told (a log line and a notice to list).
-//! - `prune`: poll errors are kept for a while, not forever.
+//! - `prune`: poll errors are kept for a while, not forever, and a finished shipment's personal
+//!   data (the customer's address, name and postal code, carriers' words naming who took the
+//!   parcel) is erased after a while, keeping anonymous delivery statistics.
 
 use jiff::{SignedDuration, Timestamp};
 use std::str::FromStr;
@@ -25,12 +27,15 @@ const JOB_LEASE: Duration = Duration::from_secs(60);
 /// picked up within about this long after its lease runs out.
 const MAX_IDLE: Duration = Duration::from_secs(20);
 
+/// Shipments erased in one transaction.
+const ERASE_SLICE: u32 = 500;
+
 /// One of the periodic jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
     /// Give up on shipments the carrier never finds or that stopped moving.
     Expire,
-    /// Delete what is kept only for a while.
+    /// Delete what is kept only for a while: poll errors, and finished shipments' personal data.
     Prune,
 }
 
@@ -217,7 +222,22 @@ impl Housekeeping {
                         self.config.keep_poll_errors_per_shipment,
                     )
                     .await?;
-                Ok(format!("{pruned} poll errors deleted"))
+                let finished_before = now - days(self.config.erase_personal_data_after_days);
+                let mut erased = 0;
+                loop {
+                    // In slices, so the write lock is never held for long.
+                    let slice = self
+                        .store
+                        .erase_finished_shipments(finished_before, now, ERASE_SLICE)
+                        .await?;
+                    erased += slice;
+                    if slice < u64::from(ERASE_SLICE) {
+                        break;
+                    }
+                }
+                Ok(format!(
+                    "{pruned} poll errors deleted, {erased} shipments' personal data erased"
+                ))
             }
         }
     }

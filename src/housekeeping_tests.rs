@@ -231,7 +231,10 @@ async fn old_and_surplus_poll_errors_are_pruned() {
         .advance_to("2026-03-03T03:17:00Z".parse().unwrap());
     let ran = jobs.run_due().await.unwrap();
     assert!(
-        ran.contains(&(Job::Prune, "70 poll errors deleted".into())),
+        ran.contains(&(
+            Job::Prune,
+            "70 poll errors deleted, 0 shipments' personal data erased".into()
+        )),
         "{ran:?}"
     );
     let left: Vec<(String, i64)> =
@@ -269,4 +272,125 @@ fn the_configuration_refuses_a_bad_schedule_at_start() {
     let said = error.to_string();
     assert!(said.contains("housekeeping.expire_schedule"), "{said}");
     assert!(said.contains("housekeeping.expire_silent_after_days"), "{said}");
+}
+
+/// Whether any of `needles` is in the database's files (the file and its write-ahead log).
+fn on_disk(dir: &std::path::Path, needles: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for name in ["waymark.db", "waymark.db-wal"] {
+        let Ok(bytes) = std::fs::read(dir.join(name)) else {
+            continue;
+        };
+        for needle in needles {
+            if bytes
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+            {
+                found.push(format!("{needle} in {name}"));
+            }
+        }
+    }
+    found
+}
+
+/// Ninety days after its journey ended, a shipment's personal data is erased, in the database's
+/// files too; its delivery statistics stay and its tracking link stops working.
+#[tokio::test]
+async fn a_finished_shipments_personal_data_is_erased_on_disk_and_its_statistics_stay() {
+    let setup = setup().await;
+    let input = ShipmentInput {
+        carrier: "sandbox".into(),
+        tracking_number: "SBX-ONTIME-000042".into(),
+        customer_email: "henrietta.quarrington@example.org".into(),
+        customer_name: Some("Henrietta Quarrington".into()),
+        locale: "en".into(),
+        destination_country: "DE".into(),
+        destination_postal_code: Some("10115".into()),
+        order_reference: Some("ORDER-QUARRINGTON-7".into()),
+        ..ShipmentInput::default()
+    };
+    let shipment = register(
+        setup.store.as_ref(),
+        &setup.carriers,
+        &input,
+        t0() - days(10),
+    )
+    .await
+    .unwrap();
+    // Polled once: the whole journey, delivered and signed for; its email sent.
+    let scheduler = crate::scheduler::Scheduler::new(
+        setup.store.clone(),
+        setup.carriers.clone(),
+        setup.clock.clone(),
+        Arc::new(crate::domain::HolidayCalendar::bundled()),
+        crate::config::SchedulerConfig::default(),
+    );
+    assert_eq!(scheduler.run_once().await.unwrap().polled, 1);
+    let until = t0() + SignedDuration::from_mins(5);
+    for item in setup
+        .store
+        .claim_notifications("d", t0(), until, 10)
+        .await
+        .unwrap()
+    {
+        let id = item.notification.id;
+        setup
+            .store
+            .start_notification_attempt(id, "d", t0(), until)
+            .await
+            .unwrap();
+        let sent = crate::store::Completion::Sent {
+            message_id: format!("<{id}@shop.test>"),
+            provider_response: "250 2.0.0 queued for <henrietta.quarrington@example.org>"
+                .into(),
+        };
+        setup
+            .store
+            .complete_notification(id, "d", t0(), &sent)
+            .await
+            .unwrap();
+    }
+    let delivered = setup.store.shipment(shipment.id).await.unwrap().unwrap();
+    assert_eq!(delivered.journey.status, Status::Delivered);
+    let scans = setup.store.timeline(shipment.id).await.unwrap().len();
+    let personal = [
+        "henrietta.quarrington@example.org",
+        "Henrietta Quarrington",
+        "M. SCHNEIDER",
+        "ORDER-QUARRINGTON-7",
+    ];
+    assert!(!on_disk(setup._dir.path(), &personal).is_empty(), "stored first");
+
+    let jobs = housekeeping(&setup);
+    jobs.run_due().await.unwrap();
+    // Eighty-nine days on, the nightly prune leaves it; ninety-one days on, it is erased.
+    setup.clock.advance_to("2026-05-31T03:17:00Z".parse().unwrap());
+    let ran = jobs.run_due().await.unwrap();
+    assert!(ran.iter().any(|(_, said)| said.ends_with("0 shipments' personal data erased")), "{ran:?}");
+    setup.clock.advance_to("2026-06-02T03:17:00Z".parse().unwrap());
+    let ran = jobs.run_due().await.unwrap();
+    assert!(
+        ran.iter()
+            .any(|(_, said)| said.ends_with("1 shipments' personal data erased")),
+        "{ran:?}"
+    );
+
+    assert_eq!(on_disk(setup._dir.path(), &personal), Vec::<String>::new());
+    let erased = setup.store.shipment(shipment.id).await.unwrap().unwrap();
+    assert_eq!(erased.customer.email, None);
+    assert_eq!(erased.customer.name, None);
+    assert_eq!(erased.order_reference, None);
+    assert!(erased.erased_at.is_some());
+    // The statistics: carrier, journey, scans and their times.
+    assert_eq!(erased.journey, delivered.journey);
+    assert_eq!(setup.store.timeline(shipment.id).await.unwrap().len(), scans);
+    // The customer's links lead nowhere now.
+    assert_eq!(
+        setup
+            .store
+            .shipment_by_token(&delivered.public_token)
+            .await
+            .unwrap(),
+        None
+    );
 }

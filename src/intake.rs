@@ -133,7 +133,7 @@ impl ShipmentInput {
                 carrier,
                 tracking_number,
                 customer: Customer {
-                    email,
+                    email: Some(email),
                     name,
                     locale,
                     time_zone,

@@ -508,7 +508,8 @@ pub struct PickupPoint {
 /// The person the parcel is for, and how to reach them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
-    pub email: EmailAddress,
+    /// Where messages go; `None` once the customer's personal data was erased.
+    pub email: Option<EmailAddress>,
     pub name: Option<String>,
     pub locale: Locale,
     /// Where the customer lives; quiet hours and dates are shown in this zone.
@@ -578,6 +579,9 @@ pub struct Shipment {
     pub last_error: Option<String>,
     /// How often the shipment was fetched in the carrier's latest day (per-shipment caps).
     pub fetched: Option<FetchCount>,
+    /// When the customer's personal data (address, name, postal code, what carriers said about
+    /// who took the parcel) was erased: what is left is anonymous delivery statistics.
+    pub erased_at: Option<Timestamp>,
 }
 
 /// How many times a shipment was fetched from its carrier in one of the carrier's days (the

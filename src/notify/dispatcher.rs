@@ -46,7 +46,7 @@ fn without_customer(completion: Completion, item: &OutboxItem) -> Completion {
     let customer = &item.shipment.customer;
     let known = [
         item.notification.recipient.as_str(),
-        customer.email.as_str(),
+        customer.email.as_ref().map_or("", crate::domain::EmailAddress::as_str),
         customer.name.as_deref().unwrap_or_default(),
     ];
     let scrub = |text: String| crate::redact::scrub(&text, known);

@@ -531,15 +531,18 @@ impl Scheduler {
                 d.facts.change_delivery_url = change_delivery_url.clone();
                 d
             })
-            .map(|d| NewNotification {
-                id: Uuid::now_v7(),
-                trigger: d.trigger,
-                dedupe_key: d.dedupe_key,
-                channel: Channel::Email,
-                recipient: shipment.customer.email.as_str().to_owned(),
-                locale: shipment.customer.locale.clone(),
-                reason: d.reason,
-                facts: d.facts,
+            // Nobody to write to (the customer's data was erased): nothing is queued.
+            .filter_map(|d| {
+                Some(NewNotification {
+                    id: Uuid::now_v7(),
+                    trigger: d.trigger,
+                    dedupe_key: d.dedupe_key,
+                    channel: Channel::Email,
+                    recipient: shipment.customer.email.as_ref()?.as_str().to_owned(),
+                    locale: shipment.customer.locale.clone(),
+                    reason: d.reason,
+                    facts: d.facts,
+                })
             })
             .collect();
         let (fetched, day) = self.count_fetch(profile, shipment, now);
@@ -794,7 +797,7 @@ impl Scheduler {
 fn customer_words(shipment: &Shipment) -> [&str; 2] {
     let customer = &shipment.customer;
     [
-        customer.email.as_str(),
+        customer.email.as_ref().map_or("", crate::domain::EmailAddress::as_str),
         customer.name.as_deref().unwrap_or_default(),
     ]
 }

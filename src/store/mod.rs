@@ -327,6 +327,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ExpiredShipment>, StoreError>;
     /// The notices for the merchant created since `since`, oldest first.
     async fn merchant_notices(&self, since: Timestamp) -> Result<Vec<MerchantNotice>, StoreError>;
+    /// Erase the personal data of up to `limit` shipments whose journey ended before
+    /// `finished_before` (see [`Store::erase_shipment`]); returns how many were erased.
+    async fn erase_finished_shipments(
+        &self,
+        finished_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+    /// Erase one shipment's personal data: the customer's address, name and postal code, the
+    /// order reference, the carriers' words about the parcel (they name who took it), its
+    /// poll errors, and its messages' recipients and details; its links stop working and it is
+    /// no longer polled or written to. What is left (carrier, times, statuses, estimates) is
+    /// anonymous. On disk too: nothing of it stays behind in free pages or the log. False when
+    /// there is no such shipment.
+    async fn erase_shipment(&self, id: Uuid, now: Timestamp) -> Result<bool, StoreError>;
     /// Delete poll errors recorded before `before`, and all but the `keep_per_shipment` latest
     /// of each shipment; returns how many went.
     async fn prune_poll_errors(

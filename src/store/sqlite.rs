@@ -168,6 +168,8 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // Erased personal data must not linger in freed pages of the file.
+            .pragma("secure_delete", "on")
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
@@ -349,7 +351,7 @@ impl Store for SqliteStore {
         .bind(new.carrier_account_id.to_string())
         .bind(new.carrier.as_str())
         .bind(new.tracking_number.as_str())
-        .bind(new.customer.email.as_str())
+        .bind(new.customer.email.as_ref().map_or("", EmailAddress::as_str))
         .bind(new.customer.name.as_deref())
         .bind(new.customer.locale.as_str())
         .bind(new.customer.time_zone.as_str())
@@ -429,7 +431,10 @@ impl Store for SqliteStore {
 
     async fn shipment_by_token(&self, token: &str) -> Result<Option<Shipment>, StoreError> {
         let mut found = self
-            .shipments_where("SELECT * FROM shipments WHERE public_token = ?1", token)
+            .shipments_where(
+                "SELECT * FROM shipments WHERE public_token = ?1 AND erased_at IS NULL",
+                token,
+            )
             .await?;
         Ok(found.pop())
     }
@@ -1070,6 +1075,19 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         self.prune_errors(before, keep_per_shipment).await
     }
+
+    async fn erase_finished_shipments(
+        &self,
+        finished_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.erase_finished(finished_before, now, limit).await
+    }
+
+    async fn erase_shipment(&self, id: Uuid, now: Timestamp) -> Result<bool, StoreError> {
+        self.erase_one(id, now).await
+    }
 }
 
 /// Milliseconds since the epoch, the column format of every time.
@@ -1228,6 +1246,7 @@ struct ShipmentRow {
     last_error: Option<String>,
     fetch_day: Option<String>,
     fetches_on_day: i64,
+    erased_at: Option<i64>,
 }
 
 impl ShipmentRow {
@@ -1238,9 +1257,15 @@ impl ShipmentRow {
     fn into_shipment(self) -> Result<Shipment, StoreError> {
         let c = Cols::new("shipments", &self.id);
         let customer = Customer {
-            // The address itself stays out of the error: it is customer data.
-            email: EmailAddress::parse(&self.customer_email)
-                .map_err(|_| c.err("customer_email", "not a valid address"))?,
+            // The address itself stays out of the error: it is customer data. An erased
+            // customer's is empty.
+            email: match self.customer_email.as_str() {
+                "" if self.erased_at.is_some() => None,
+                address => Some(
+                    EmailAddress::parse(address)
+                        .map_err(|_| c.err("customer_email", "not a valid address"))?,
+                ),
+            },
             name: self.customer_name,
             locale: c.parse("locale", &self.locale, Locale::parse)?,
             time_zone: c.parse("time_zone", &self.time_zone, TimeZoneName::parse)?,
@@ -1295,6 +1320,7 @@ impl ShipmentRow {
                 }),
                 None => None,
             },
+            erased_at: c.opt_time("erased_at", self.erased_at)?,
         })
     }
 }

@@ -58,7 +58,7 @@ fn new_shipment(account: Uuid, number: &str) -> anyhow::Result<NewShipment> {
         carrier: CarrierCode::parse("sandbox")?,
         tracking_number: TrackingNumber::parse(number)?,
         customer: Customer {
-            email: EmailAddress::parse("anna@example.com")?,
+            email: Some(EmailAddress::parse("anna@example.com")?),
             name: Some("Anna Nowak".into()),
             locale: Locale::parse("pl")?,
             time_zone: TimeZoneName::parse("Europe/Warsaw")?,

@@ -188,7 +188,7 @@ async fn a_daemon_killed_mid_send_resumes_and_every_email_arrives_exactly_once()
             .iter()
             .map(|e| e.trigger())
             .collect();
-        assert_eq!(got, expected, "{}", shipment.customer.email);
+        assert_eq!(got, expected, "{}", shipment.id);
         let messages = store.notifications(shipment.id).await?;
         assert_eq!(triggers(&messages), expected);
         assert!(

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use uuid::Uuid;
 
-use super::{BEGIN_WRITE, SqliteStore, corrupt, millis};
+use super::{BEGIN_WRITE, SqliteStore, corrupt, json_list, millis};
 use crate::store::{ExpiredShipment, MerchantNotice, StoreError};
 
 impl SqliteStore {
@@ -158,6 +158,82 @@ impl SqliteStore {
                 })
             })
             .collect()
+    }
+
+    /// The finished, not yet erased shipments to erase now.
+    pub(super) async fn erase_finished(
+        &self,
+        finished_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM shipments \
+             WHERE next_poll_at IS NULL AND erased_at IS NULL AND updated_at < ?1 \
+             ORDER BY updated_at LIMIT ?2",
+        )
+        .bind(millis(finished_before))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        self.erase(&ids, now).await
+    }
+
+    pub(super) async fn erase_one(&self, id: Uuid, now: Timestamp) -> Result<bool, StoreError> {
+        Ok(self.erase(&[id.to_string()], now).await? == 1)
+    }
+
+    /// Erase the personal data of the shipments `ids`, in one transaction, then flush the old
+    /// pages out of the write-ahead log (secure_delete already zeroes freed pages in the file).
+    async fn erase(&self, ids: &[String], now: Timestamp) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = json_list(ids);
+        let now = millis(now);
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let erased = sqlx::query(
+            "UPDATE shipments SET customer_email = '', customer_name = NULL, \
+             destination_postal_code = NULL, order_reference = NULL, \
+             public_token = 'erased:' || id, last_error = NULL, last_error_at = NULL, \
+             active = 0, next_poll_at = NULL, lease_owner = NULL, lease_expires_at = NULL, \
+             erased_at = ?2, updated_at = ?2 \
+             WHERE erased_at IS NULL AND id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(&ids)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE notifications SET recipient = '', provider_response = NULL, \
+             last_error = NULL, \
+             facts = CASE WHEN json_type(facts, '$.event') = 'object' \
+                          THEN json_set(json_remove(facts, '$.signed_by'), '$.event.text', '') \
+                          ELSE json_remove(facts, '$.signed_by') END, \
+             state = CASE WHEN state IN ('pending', 'sending') THEN 'suppressed' ELSE state END, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = ?2 \
+             WHERE shipment_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(&ids)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE events SET raw_text = '' WHERE shipment_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM poll_errors WHERE shipment_id IN (SELECT value FROM json_each(?1))")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(erased)
     }
 
     pub(super) async fn prune_errors(
