@@ -25,6 +25,7 @@ const UNPLACED: &str = "unplaced";
 struct CountryEntry {
     zone: Option<String>,
     main: Option<String>,
+    usual: Option<String>,
     #[serde(default)]
     postal: BTreeMap<String, Vec<String>>,
 }
@@ -43,6 +44,9 @@ enum Zones {
     One(TimeZoneName),
     Several {
         main: Option<TimeZoneName>,
+        /// Where nearly everyone lives (a country whose few islands keep another clock): the
+        /// zone of a customer whose postal code does not say otherwise.
+        usual: Option<TimeZoneName>,
         /// Empty when the country's postal codes cannot tell its zones apart.
         postal: Vec<PostalPrefix>,
     },
@@ -86,6 +90,7 @@ impl ZoneTable {
                 CountryEntry {
                     zone: Some(one),
                     main: None,
+                    usual: None,
                     postal,
                 } if postal.is_empty() => Zones::One(zone(&one)?),
                 CountryEntry { zone: Some(_), .. } => {
@@ -96,9 +101,11 @@ impl ZoneTable {
                 CountryEntry {
                     zone: None,
                     main,
+                    usual,
                     postal,
                 } => {
-                    let main = main.as_deref().map(zone).transpose()?;
+                    let usual = usual.as_deref().map(zone).transpose()?;
+                    let main = main.as_deref().map(zone).transpose()?.or(usual.clone());
                     let mut prefixes = Vec::new();
                     for (name, items) in &postal {
                         let placed = match name.as_str() {
@@ -124,6 +131,7 @@ impl ZoneTable {
                     }
                     Zones::Several {
                         main,
+                        usual,
                         postal: prefixes,
                     }
                 }
@@ -161,6 +169,13 @@ impl ZoneTable {
                 "required for destination {country}: give the customer's zone, e.g. Europe/Berlin"
             )),
             Some(Zones::One(zone)) => Ok(zone.clone()),
+            Some(Zones::Several {
+                usual: Some(usual),
+                postal,
+                ..
+            }) => Ok(postal_code
+                .and_then(|code| place(postal, code))
+                .unwrap_or_else(|| usual.clone())),
             Some(Zones::Several { postal, .. }) if postal.is_empty() => refuse(format!(
                 "destination {country} spans several time zones, and Waymark cannot tell them \
                  apart by postal code; give time_zone"
@@ -172,13 +187,7 @@ impl ZoneTable {
                          destination_postal_code Waymark can place"
                     ));
                 };
-                let key = code.alphanumerics();
-                let placed = postal
-                    .iter()
-                    .filter(|prefix| prefix.matches(&key))
-                    .max_by_key(|prefix| prefix.from.len())
-                    .and_then(|prefix| prefix.zone.clone());
-                match placed {
+                match place(postal, code) {
                     Some(zone) => Ok(zone),
                     None => refuse(format!(
                         "destination {country} spans several time zones, and Waymark cannot \
@@ -188,6 +197,16 @@ impl ZoneTable {
             }
         }
     }
+}
+
+/// The zone the longest matching prefix gives a postal code, if any.
+fn place(postal: &[PostalPrefix], code: &PostalCode) -> Option<TimeZoneName> {
+    let key = code.alphanumerics();
+    postal
+        .iter()
+        .filter(|prefix| prefix.matches(&key))
+        .max_by_key(|prefix| prefix.from.len())
+        .and_then(|prefix| prefix.zone.clone())
 }
 
 /// `941` as (`941`, `941`), `900-961` as (`900`, `961`); letters and digits only, both ends of
@@ -357,12 +376,15 @@ mod tests {
     }
 
     #[test]
-    fn without_a_postal_code_only_a_one_zone_country_has_a_zone() {
+    fn without_a_postal_code_a_country_needs_one_zone_or_a_usual_one() {
         let table = ZoneTable::bundled();
         let zone = |country: &str| table.customer_zone(&CountryCode::parse(country).unwrap(), None);
         assert_eq!(zone("DE").unwrap().as_str(), "Europe/Berlin");
         assert_eq!(zone("GB").unwrap().as_str(), "Europe/London");
-        for several in ["US", "CA", "AU", "ES", "PT"] {
+        // Only islands keep another clock: the mainland's, unless the postal code says so.
+        assert_eq!(zone("ES").unwrap().as_str(), "Europe/Madrid");
+        assert_eq!(zone("PT").unwrap().as_str(), "Europe/Lisbon");
+        for several in ["US", "CA", "AU"] {
             let refused = zone(several).unwrap_err();
             assert_eq!(refused.field, "time_zone");
             assert_eq!(
