@@ -460,7 +460,7 @@ async fn run_dhl(args: &Args) -> anyhow::Result<Vec<(String, Kind)>> {
             id: uuid::Uuid::now_v7(),
             carrier: CarrierCode::parse("dhl")?,
             name: "default".into(),
-            credentials: serde_json::json!({"api_key": "stand-in"}),
+            credentials: serde_json::json!({"api_key": "stand-in"}).into(),
             base_url: Some(server.uri()),
             daily_quota: Some(1_000_000),
             requests_per_second: Some(10_000.0),

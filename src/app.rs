@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use uuid::Uuid;
 
-use crate::carriers::{CarrierAccount, CarrierRegistry};
+use crate::carriers::{CarrierAccount, CarrierRegistry, Credentials};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::{CarrierCode, HolidayCalendar};
@@ -111,7 +111,7 @@ impl Waymark {
                     id: Uuid::now_v7(),
                     carrier: code,
                     name: DEFAULT_ACCOUNT.into(),
-                    credentials: serde_json::json!({}),
+                    credentials: Credentials::default(),
                     base_url: None,
                     daily_quota: None,
                     requests_per_second: None,
@@ -128,25 +128,13 @@ impl Waymark {
                 .carriers
                 .known(carrier)
                 .with_context(|| format!("carrier_accounts.{carrier}"))?;
-            let credentials: serde_json::Map<String, serde_json::Value> = configured
-                .credentials
-                .iter()
-                .map(|(key, value)| {
-                    // Environment variables arrive typed (`123` is a number); adapters read text.
-                    let text = match value {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    (key.clone(), serde_json::Value::String(text))
-                })
-                .collect();
             let account = self
                 .store
                 .save_carrier_account(&CarrierAccount {
                     id: Uuid::now_v7(),
                     carrier: code,
                     name: configured.name.clone(),
-                    credentials: serde_json::Value::Object(credentials),
+                    credentials: configured.credentials.clone(),
                     base_url: configured.base_url.clone(),
                     daily_quota: configured.daily_quota,
                     requests_per_second: configured.requests_per_second,

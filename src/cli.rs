@@ -2,14 +2,17 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{Waymark, shutdown_signal};
 use crate::carriers::TrackRequest;
 use crate::config::Config;
 use crate::domain::TrackingNumber;
-use crate::intake::{self, DEFAULT_ACCOUNT, ShipmentInput};
+use crate::intake::{self, DEFAULT_ACCOUNT, ImportObserver, ImportReport, ShipmentInput};
 
 /// Waymark: tells your customers where their parcel is before they have to ask.
 #[derive(Debug, Parser)]
@@ -195,12 +198,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             requests_per_second,
         }) => {
             let carrier = waymark.carriers.known(&carrier)?;
-            let mut secrets = serde_json::Map::new();
+            let mut secrets = crate::carriers::Credentials::default();
             for pair in credentials {
                 let (key, value) = pair
                     .split_once('=')
                     .with_context(|| format!("credential `{pair}`: expected KEY=VALUE"))?;
-                secrets.insert(key.trim().to_owned(), value.into());
+                secrets.insert(key.trim(), value);
             }
             if let Some(url) = &base_url {
                 reqwest::Url::parse(url).with_context(|| format!("base_url `{url}`"))?;
@@ -211,7 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     id: uuid::Uuid::now_v7(),
                     carrier,
                     name,
-                    credentials: serde_json::Value::Object(secrets),
+                    credentials: secrets,
                     base_url,
                     daily_quota,
                     requests_per_second,
@@ -225,11 +228,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Accounts(AccountsCommand::List) => {
             for account in waymark.store.carrier_accounts().await? {
-                let keys: Vec<&str> = account
-                    .credentials
-                    .as_object()
-                    .map(|o| o.keys().map(String::as_str).collect())
-                    .unwrap_or_default();
+                let keys: Vec<&str> = account.credentials.names().collect();
                 println!(
                     "{:<12} {:<16} credentials: [{}]{}{}",
                     account.carrier.as_str(),
@@ -249,21 +248,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Shipments(ShipmentsCommand::Import { file }) => {
-            let reader = std::fs::File::open(&file)
-                .with_context(|| format!("opening {}", file.display()))?;
-            let report = intake::import_csv(
-                waymark.store.as_ref(),
-                &waymark.carriers,
-                reader,
-                waymark.clock.now(),
-            )
-            .await?;
-            println!("imported {} shipments", report.imported.len());
-            for (line, why) in &report.refused {
-                eprintln!("{}:{line}: {why}", file.display());
-            }
-            if !report.refused.is_empty() {
-                bail!("{} rows refused", report.refused.len());
+            let report = import_file(&waymark, &file, std::io::stderr()).await?;
+            println!("imported {} shipments", report.imported);
+            if report.refused > 0 {
+                bail!("{} rows refused", report.refused);
             }
             Ok(())
         }
@@ -377,4 +365,96 @@ async fn show(waymark: &Waymark, number: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Import a CSV file of shipments as `waymark shipments import` does: read as a stream, with a
+/// progress bar on stderr when it is a terminal (bytes of the file read, rows a second), and
+/// each refused row written to `refusals` as `FILE:LINE: why`, in file order, as its batch is
+/// stored.
+pub async fn import_file(
+    waymark: &Waymark,
+    file: &Path,
+    refusals: impl Write,
+) -> anyhow::Result<ImportReport> {
+    let reader =
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let size = reader
+        .metadata()
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
+    // Hidden when stderr is not a terminal, so logs and scripts get only the lines.
+    let bar = ProgressBar::new(size).with_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} {wide_bar} {binary_bytes}/{binary_total_bytes} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut progress = ImportProgress {
+        bar: bar.clone(),
+        started: Instant::now(),
+        file: file.display().to_string(),
+        out: refusals,
+        lines: String::new(),
+        failed: None,
+        stored: 0,
+    };
+    // csv's reader buffers what it reads, so the file is read in large chunks as it goes.
+    let result = intake::import_csv_with(
+        waymark.store.as_ref(),
+        &waymark.carriers,
+        bar.wrap_read(reader),
+        waymark.clock.now(),
+        &mut progress,
+    )
+    .await;
+    bar.finish();
+    let report = result.with_context(|| {
+        format!(
+            "import of {} stopped; the {} shipments imported before stay",
+            file.display(),
+            progress.stored
+        )
+    })?;
+    if let Some(error) = progress.failed {
+        return Err(error).context("writing the refused rows");
+    }
+    Ok(report)
+}
+
+/// Shows an import's progress and writes its refused rows, a batch's at a time so the bar is
+/// redrawn once per batch rather than once per row.
+struct ImportProgress<W> {
+    bar: ProgressBar,
+    started: Instant,
+    file: String,
+    out: W,
+    /// The refused rows of the batch being read, one line each.
+    lines: String,
+    /// The first failure to write a refused row; the import goes on and reports it at the end.
+    failed: Option<std::io::Error>,
+    /// Shipments imported so far.
+    stored: u64,
+}
+
+impl<W: Write> ImportObserver for ImportProgress<W> {
+    fn refused(&mut self, line: u64, why: &str) {
+        self.lines.push_str(&format!("{}:{line}: {why}\n", self.file));
+    }
+
+    fn stored(&mut self, report: &ImportReport) {
+        if !self.lines.is_empty() {
+            let written = self.bar.suspend(|| self.out.write_all(self.lines.as_bytes()));
+            if let Err(error) = written {
+                self.failed.get_or_insert(error);
+            }
+            self.lines.clear();
+        }
+        self.stored = report.imported;
+        let rows = report.imported + report.refused;
+        let per_second = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        self.bar.set_message(format!(
+            "{rows} rows ({} imported, {} refused), {per_second:.0} rows/s",
+            report.imported, report.refused
+        ));
+    }
 }

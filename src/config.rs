@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::secret::{Credentials, Secret};
+
 /// Everything Waymark can be told at start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -48,9 +50,9 @@ pub struct AccountConfig {
     #[serde(default)]
     pub requests_per_second: Option<f64>,
     /// Everything else is a credential the carrier's adapter reads (`api_key`, `client_id`,
-    /// `client_secret`, ...).
-    #[serde(flatten)]
-    pub credentials: BTreeMap<String, serde_json::Value>,
+    /// `client_secret`, ...). Secrets are read, never written: see [`crate::secret`].
+    #[serde(flatten, skip_serializing)]
+    pub credentials: Credentials,
 }
 
 fn default_account_name() -> String {
@@ -198,7 +200,9 @@ pub struct SmtpConfig {
     /// `none`, `starttls` or `tls`.
     pub tls: SmtpTls,
     pub username: Option<String>,
-    pub password: Option<String>,
+    /// Secrets are read, never written: see [`crate::secret`].
+    #[serde(skip_serializing)]
+    pub password: Option<Secret>,
     /// Connections kept open to the relay.
     pub pool_size: u32,
     pub timeout_seconds: u64,
@@ -449,11 +453,17 @@ impl Config {
                 &self.housekeeping.prune_schedule,
             ),
         ] {
-            if let Err(e) = schedule.parse::<cron::Schedule>() {
-                problems.push(format!(
+            match schedule.parse::<cron::Schedule>() {
+                Err(e) => problems.push(format!(
                     "{key} `{schedule}`: not a cron schedule (six fields, seconds first, like \
                      `0 */10 * * * *`): {e}"
-                ));
+                )),
+                // A year gone by or a 30 February parses, but its job would silently never run
+                // (personal data never erased, shipments never expired).
+                Ok(parsed) if parsed.upcoming(chrono::Utc).next().is_none() => {
+                    problems.push(format!("{key} `{schedule}`: never comes again"))
+                }
+                Ok(_) => {}
             }
         }
         for (key, value) in [
@@ -567,6 +577,47 @@ mod tests {
         assert!(err.contains("http.listen `everywhere`"), "{err}");
         let err = Config::from_toml_str("merchant_name = [").unwrap_err();
         assert!(matches!(err, ConfigError::Load(_)), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_read_but_never_shown_in_debug_output() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "waymark.toml",
+                "[email.smtp]\nusername = \"waymark\"\npassword = \"smtp-pass-4711\"\n\
+                 [carrier_accounts.dhl]\napi_key = \"dhl-key-4711\"\n",
+            )?;
+            // Environment variables arrive typed: an unquoted number is still the secret's text.
+            jail.set_env("WAYMARK_CARRIER_ACCOUNTS__AUSPOST__PASSWORD", "90210");
+            let config = Config::load(Path::new("waymark.toml")).expect("valid");
+            let password = config.email.smtp.password.as_ref().map(Secret::expose);
+            assert_eq!(password, Some("smtp-pass-4711"));
+            let dhl = &config.carrier_accounts["dhl"];
+            assert_eq!(dhl.credentials.expose("api_key"), Some("dhl-key-4711"));
+            let auspost = &config.carrier_accounts["auspost"].credentials;
+            assert_eq!(auspost.expose("password"), Some("90210"));
+            let shown = format!("{config:?} {config:#?}");
+            for secret in ["smtp-pass-4711", "dhl-key-4711", "90210"] {
+                assert!(!shown.contains(secret), "`{secret}` shown in {shown}");
+            }
+            assert!(
+                shown.contains("api_key") && shown.contains("[redacted]"),
+                "{shown}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_schedule_that_never_comes_is_refused() {
+        for schedule in ["0 0 0 30 2 *", "0 0 3 * * * 1999"] {
+            let text = format!("[housekeeping]\nprune_schedule = \"{schedule}\"\n");
+            let err = Config::from_toml_str(&text).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("housekeeping.prune_schedule `{schedule}`: never comes")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

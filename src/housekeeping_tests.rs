@@ -35,7 +35,7 @@ async fn setup() -> Setup {
             id: Uuid::now_v7(),
             carrier: crate::domain::CarrierCode::parse("sandbox").unwrap(),
             name: "default".into(),
-            credentials: serde_json::json!({}),
+            credentials: Default::default(),
             base_url: None,
             daily_quota: None,
             requests_per_second: None,

@@ -20,4 +20,5 @@ pub mod notify;
 pub mod printout;
 pub mod redact;
 pub mod scheduler;
+pub mod secret;
 pub mod store;

@@ -401,7 +401,8 @@ async fn refused_credentials_are_an_auth_error() {
 async fn missing_credentials_are_an_auth_error_before_any_call() {
     let server = MockServer::start().await;
     let mut account = account(&server.uri());
-    account.credentials = serde_json::json!({"api_key": "ap-key", "password": "ap-password"});
+    account.credentials =
+        serde_json::json!({"api_key": "ap-key", "password": "ap-password"}).into();
     match carrier()
         .track(&account, &[request("7XX1000634011427")])
         .await

@@ -311,8 +311,7 @@ impl Carrier for CanadaPost {
         let password = credential(account, "password")?;
         let language = account
             .credentials
-            .get("language")
-            .and_then(|v| v.as_str())
+            .expose("language")
             .filter(|v| !v.trim().is_empty())
             .unwrap_or(DEFAULT_LANGUAGE);
         let base = transport::base_url(account, PRODUCTION_BASE);

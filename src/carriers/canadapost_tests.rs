@@ -541,7 +541,7 @@ async fn a_refused_api_key_is_an_authentication_failure() {
     server.verify().await;
 
     let mut no_key = account(Some(server.uri()));
-    no_key.credentials = serde_json::json!({"username": USERNAME});
+    no_key.credentials = serde_json::json!({"username": USERNAME}).into();
     match canada_post().track(&no_key, &[request(PIN)]).await {
         Err(CarrierError::Auth(said)) => assert!(said.contains("password"), "{said}"),
         other => panic!("expected an auth failure, got {other:?}"),

@@ -475,7 +475,7 @@ async fn a_refused_key_is_an_auth_failure_and_a_missing_one_is_never_sent() {
     }
 
     let mut keyless = account(&server.uri());
-    keyless.credentials = json!({});
+    keyless.credentials = json!({}).into();
     match adapter().track(&keyless, &[request("7777777770")]).await {
         Err(CarrierError::Auth(message)) => assert!(message.contains("api_key"), "{message}"),
         other => panic!("expected an auth failure, got {other:?}"),

@@ -98,8 +98,7 @@ impl<'a> Login<'a> {
             password: credential(account, "password")?,
             language: account
                 .credentials
-                .get("message_language")
-                .and_then(|v| v.as_str())
+                .expose("message_language")
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or(DEFAULT_LANGUAGE),
         })
@@ -265,7 +264,7 @@ impl Dpd {
             })
             .unwrap_or(DEFAULT_TOKEN_LIFETIME.as_secs());
         Ok(TokenAnswer {
-            access_token: token.to_owned(),
+            access_token: token.into(),
             expires_in: Some(lifetime),
         })
     }

@@ -618,7 +618,7 @@ async fn a_refused_login_is_an_authentication_failure() {
     assert!(requests_to(&server, TRACKING_PATH).await.is_empty());
 
     let mut no_password = account(Some(server.uri()));
-    no_password.credentials = serde_json::json!({"delis_id": "KD12345"});
+    no_password.credentials = serde_json::json!({"delis_id": "KD12345"}).into();
     match dpd().track(&no_password, &[request(FIXTURE_NUMBER)]).await {
         Err(CarrierError::Auth(said)) => assert!(said.contains("password"), "{said}"),
         other => panic!("expected an auth failure, got {other:?}"),

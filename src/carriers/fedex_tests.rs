@@ -622,7 +622,7 @@ async fn forbidden_and_missing_credentials_are_auth_errors() {
         other => panic!("expected an auth error, got {other:?}"),
     }
     let mut no_key = account(&server);
-    no_key.credentials = serde_json::json!({"client_secret": "secret-key"});
+    no_key.credentials = serde_json::json!({"client_secret": "secret-key"}).into();
     match fedex().track(&no_key, &requests(&["123456789012"])).await {
         Err(CarrierError::Auth(said)) => assert!(said.contains("client_id"), "{said}"),
         other => panic!("expected an auth error, got {other:?}"),

@@ -352,8 +352,7 @@ fn base_url(account: &CarrierAccount) -> String {
 fn token_url(account: &CarrierAccount) -> String {
     match account
         .credentials
-        .get("token_url")
-        .and_then(Value::as_str)
+        .expose("token_url")
         .map(str::trim)
         .filter(|u| !u.is_empty())
     {

@@ -549,7 +549,7 @@ async fn the_token_endpoint_can_be_replaced_per_account() {
         .mount(&server)
         .await;
     let mut account = account(&server.uri());
-    account.credentials["token_url"] = json!("/oauth2/v2/token");
+    account.credentials.insert("token_url", "/oauth2/v2/token");
     let results = gls()
         .track(&account, &requests(&["36301917596"]))
         .await
@@ -557,7 +557,7 @@ async fn the_token_endpoint_can_be_replaced_per_account() {
     assert!(results[0].outcome.is_ok());
 
     let mut without = account.clone();
-    without.credentials = json!({ "client_secret": "gls-secret" });
+    without.credentials = json!({ "client_secret": "gls-secret" }).into();
     match gls().track(&without, &requests(&["36301917596"])).await {
         Err(CarrierError::Auth(said)) => assert!(said.contains("client_id"), "{said}"),
         other => panic!("expected Auth, got {other:?}"),

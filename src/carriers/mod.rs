@@ -34,6 +34,7 @@ use uuid::Uuid;
 pub use crate::domain::PickupPoint;
 use crate::domain::timeline::is_final;
 use crate::domain::{CarrierCode, DeliveryWindow, Reason, Status, TrackingEvent, TrackingNumber};
+pub use crate::secret::Credentials;
 pub use profile::{CarrierProfile, ProfileError};
 
 /// A merchant's account at a carrier: the credentials Waymark polls with.
@@ -43,9 +44,10 @@ pub struct CarrierAccount {
     pub carrier: CarrierCode,
     /// The merchant's name for the account ("DHL main").
     pub name: String,
-    /// Adapter-specific secrets (API key, OAuth client id and secret). Never logged.
-    #[serde(skip_serializing)]
-    pub credentials: serde_json::Value,
+    /// Adapter-specific secrets (API key, OAuth client id and secret), by name: `Debug` shows
+    /// the names only, and they are never serialised.
+    #[serde(skip_serializing, default)]
+    pub credentials: Credentials,
     /// Overrides the carrier's API base URL (sandbox and test environments).
     pub base_url: Option<String>,
     /// Overrides the carrier's default daily call quota for this account.
@@ -249,6 +251,28 @@ impl std::fmt::Debug for CarrierRegistry {
 mod tests {
     use super::test_support::{fast_transport, number, published};
     use super::*;
+
+    #[test]
+    fn an_account_shows_its_credential_names_but_never_their_values() {
+        let account = super::test_support::account(
+            "ups",
+            serde_json::json!({"client_id": "waymark-app-4711", "client_secret": "s3cr3t-4711"}),
+            None,
+        );
+        let shown = format!("{account:?} {account:#?}");
+        assert!(
+            shown.contains("client_id") && shown.contains("client_secret"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("waymark-app-4711") && !shown.contains("s3cr3t-4711"),
+            "{shown}"
+        );
+        assert_eq!(
+            transport::credential(&account, "client_secret"),
+            Ok("s3cr3t-4711")
+        );
+    }
 
     #[test]
     fn a_one_parcel_answer_is_read_for_the_one_number_asked_about() {

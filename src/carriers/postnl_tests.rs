@@ -481,7 +481,7 @@ async fn a_refused_or_missing_key_is_an_auth_failure() {
         other => panic!("expected an auth failure, got {other:?}"),
     }
     let mut keyless = account(&server.uri());
-    keyless.credentials = json!({ "api_key": "" });
+    keyless.credentials = json!({ "api_key": "" }).into();
     assert!(matches!(
         adapter().track(&keyless, &[request("3SDEVC288882229")]).await,
         Err(CarrierError::Auth(message)) if message.contains("api_key")

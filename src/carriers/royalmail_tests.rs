@@ -338,7 +338,7 @@ async fn refused_credentials_are_an_auth_error_without_retrying() {
 async fn missing_credentials_are_an_auth_error_before_any_call() {
     let server = MockServer::start().await;
     let mut account = account(&server.uri());
-    account.credentials = serde_json::json!({"client_id": "rm-id"});
+    account.credentials = serde_json::json!({"client_id": "rm-id"}).into();
     match carrier().track(&account, &[request("FQ087430672GB")]).await {
         Err(CarrierError::Auth(said)) => assert!(said.contains("client_secret"), "{said}"),
         other => panic!("{other:?}"),

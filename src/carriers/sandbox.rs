@@ -1598,7 +1598,7 @@ mod tests {
             id: uuid::Uuid::now_v7(),
             carrier: crate::domain::CarrierCode::parse("sandbox").expect("a code"),
             name: "Sandbox".into(),
-            credentials: serde_json::Value::Null,
+            credentials: Default::default(),
             base_url: None,
             daily_quota: None,
             requests_per_second: None,

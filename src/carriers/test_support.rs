@@ -42,7 +42,7 @@ pub(crate) fn account(
         id: uuid::Uuid::now_v7(),
         carrier: CarrierCode::parse(carrier).expect("a carrier code"),
         name: format!("{carrier} test"),
-        credentials,
+        credentials: credentials.into(),
         base_url: base_url.map(str::to_owned),
         daily_quota: None,
         requests_per_second: None,

@@ -15,6 +15,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{CarrierAccount, CarrierError, ParcelError};
+use crate::secret::Secret;
 
 /// Most characters of a carrier's answer kept in an error.
 const EXCERPT_CHARS: usize = 500;
@@ -320,7 +321,8 @@ fn describe(e: &reqwest::Error) -> String {
 /// The standard OAuth2 token answer.
 #[derive(Debug, Deserialize)]
 pub struct TokenAnswer {
-    pub access_token: String,
+    /// A secret as good as the credentials it was issued for, while it lasts.
+    pub access_token: Secret,
     /// Seconds; some carriers send it as a string.
     #[serde(default, deserialize_with = "seconds")]
     pub expires_in: Option<u64>,
@@ -342,7 +344,7 @@ fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Err
 
 #[derive(Debug, Clone)]
 struct CachedToken {
-    token: String,
+    token: Secret,
     expires_at: Timestamp,
 }
 
@@ -366,7 +368,7 @@ impl TokenCache {
         let now = Timestamp::now();
         if let Some(cached) = self.lock().get(&account) {
             if cached.expires_at > now {
-                return Ok(cached.token.clone());
+                return Ok(cached.token.expose().to_owned());
             }
         }
         let answer = fetch().await?;
@@ -382,7 +384,7 @@ impl TokenCache {
                 expires_at,
             },
         );
-        Ok(answer.access_token)
+        Ok(answer.access_token.expose().to_owned())
     }
 
     /// Forget the account's token (the carrier refused it), so the next call fetches a new one.
@@ -448,8 +450,7 @@ pub fn base_url(account: &CarrierAccount, production_default: &str) -> String {
 pub fn credential<'a>(account: &'a CarrierAccount, key: &str) -> Result<&'a str, CarrierError> {
     account
         .credentials
-        .get(key)
-        .and_then(|v| v.as_str())
+        .expose(key)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
             CarrierError::Auth(format!(
@@ -462,6 +463,23 @@ pub fn credential<'a>(account: &'a CarrierAccount, key: &str) -> Result<&'a str,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_access_token_is_reused_but_never_shown_in_debug_output() {
+        let answer: TokenAnswer =
+            serde_json::from_str(r#"{"access_token": "eyJ-token-4711", "expires_in": 3599}"#)
+                .expect("a token answer");
+        assert!(!format!("{answer:?}").contains("eyJ-token-4711"));
+        let cache = TokenCache::default();
+        let account = Uuid::now_v7();
+        let token = cache.token(account, || async { Ok(answer) }).await;
+        assert_eq!(token.as_deref(), Ok("eyJ-token-4711"));
+        let again = cache
+            .token(account, || async { panic!("the cached token is reused") })
+            .await;
+        assert_eq!(again.as_deref(), Ok("eyJ-token-4711"));
+        assert!(!format!("{cache:?}").contains("eyJ-token-4711"));
+    }
 
     #[tokio::test]
     async fn a_soap_fault_is_not_asked_again_but_an_outage_is() {
@@ -631,7 +649,7 @@ mod tests {
         let fetch = || async {
             let n = fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(TokenAnswer {
-                access_token: format!("token-{n}"),
+                access_token: format!("token-{n}").into(),
                 expires_in: Some(3600),
             })
         };

@@ -629,7 +629,7 @@ async fn refused_or_missing_credentials_are_auth_errors() {
         other => panic!("expected an auth error, got {other:?}"),
     }
     let mut no_secret = account(&server);
-    no_secret.credentials = serde_json::json!({"client_id": "waymark-app"});
+    no_secret.credentials = serde_json::json!({"client_id": "waymark-app"}).into();
     match ups().track(&no_secret, &batch).await {
         Err(CarrierError::Auth(said)) => assert!(said.contains("client_secret"), "{said}"),
         other => panic!("expected an auth error, got {other:?}"),

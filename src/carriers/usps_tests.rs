@@ -684,7 +684,7 @@ async fn refused_or_missing_credentials_are_auth_errors() {
         other => panic!("expected Auth, got {other:?}"),
     }
     let mut without = account(&server.uri());
-    without.credentials = json!({ "client_id": "consumer-key" });
+    without.credentials = json!({ "client_id": "consumer-key" }).into();
     match usps
         .track(&without, &requests(&["9400100000000000000001"]))
         .await

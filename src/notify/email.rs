@@ -72,7 +72,8 @@ impl SmtpSender {
         .timeout(Some(Duration::from_secs(config.timeout_seconds.max(1))))
         .pool_config(PoolConfig::new().max_size(config.pool_size.max(1)));
         if let (Some(user), Some(password)) = (&config.username, &config.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
         }
         Ok(SmtpSender {
             transport: builder.build(),

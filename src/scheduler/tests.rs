@@ -34,7 +34,7 @@ async fn account(setup: &Setup, name: &str, daily_quota: Option<u32>) -> Carrier
         id: Uuid::now_v7(),
         carrier: crate::domain::CarrierCode::parse("sandbox").unwrap(),
         name: name.into(),
-        credentials: serde_json::json!({}),
+        credentials: Default::default(),
         base_url: None,
         daily_quota,
         requests_per_second: None,

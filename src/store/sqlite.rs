@@ -30,6 +30,7 @@ use super::{
 };
 
 mod housekeeping;
+mod import;
 use crate::carriers::CarrierAccount;
 use crate::domain::{
     CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
@@ -38,10 +39,11 @@ use crate::domain::{
     TimeZoneName, TrackingEvent, TrackingNumber, Trigger,
 };
 
-/// Connections in the pool: enough for the API, the scheduler and the dispatcher to read at the
-/// same time; writes queue behind SQLite's single write lock anyway.
-const POOL_SIZE: u32 = 5;
-/// How long a statement waits for another connection's write lock before giving up.
+/// Connections for reads: enough for the API, every poller and every dispatcher worker to read at
+/// the same time (they are cheap; a worker waiting for a connection is not).
+const READERS: u32 = 16;
+/// How long a statement waits for the write lock (another process's, or the writer connection)
+/// before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Starts a transaction that holds the write lock from its first statement on.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
@@ -71,13 +73,38 @@ macro_rules! due_first_select {
     };
 }
 
+/// The due shipments of one priority, oldest `next_poll_at` first: a range of the
+/// `shipments_due_by_priority` index.
+macro_rules! due_of_priority {
+    ($priority:literal) => {
+        concat!(
+            "SELECT * FROM (SELECT id, poll_priority, next_poll_at FROM shipments \
+             WHERE poll_priority = ",
+            $priority,
+            " AND ",
+            due_filter!(),
+            " ORDER BY next_poll_at LIMIT ?3)"
+        )
+    };
+}
+
 /// The ids of the due shipments a claim takes, closest to delivery first (`?3` is the limit).
+/// Priorities are few (0 to 3), so each is read as its own index range, in order and no
+/// further than the limit, rather than the whole due set sorted: with a million due shipments
+/// that sort alone took hundreds of milliseconds. SQLite returns a UNION ALL's parts one after
+/// the other, so the ranges come most urgent first and the outer LIMIT needs no sort.
 macro_rules! nearest_delivery_first_select {
     () => {
         concat!(
-            "SELECT id FROM shipments WHERE ",
-            due_filter!(),
-            " ORDER BY poll_priority, next_poll_at LIMIT ?3"
+            "SELECT id FROM (",
+            due_of_priority!("0"),
+            " UNION ALL ",
+            due_of_priority!("1"),
+            " UNION ALL ",
+            due_of_priority!("2"),
+            " UNION ALL ",
+            due_of_priority!("3"),
+            ") LIMIT ?3"
         )
     };
 }
@@ -154,10 +181,35 @@ const CLAIM_NOTIFICATIONS_SQL: &str = "UPDATE notifications \
       ORDER BY n.available_at LIMIT ?4) \
     RETURNING *";
 
+/// When the dispatcher has work next: the first pending message at the head of its shipment's
+/// queue, by `available_at`, or the first lease of a message on the wire to run out. Each half
+/// walks an index in order and stops at its first match.
+const NEXT_NOTIFICATION_SQL: &str = "SELECT MIN(at) FROM ( \
+    SELECT * FROM ( \
+      SELECT n.available_at AS at FROM notifications n \
+      WHERE n.state IN ('pending', 'sending') AND n.state = 'pending' \
+        AND NOT EXISTS ( \
+          SELECT 1 FROM notifications e \
+          WHERE e.shipment_id = n.shipment_id AND e.seq < n.seq \
+            AND e.state IN ('pending', 'sending')) \
+      ORDER BY n.available_at LIMIT 1) \
+    UNION ALL \
+    SELECT * FROM ( \
+      SELECT lease_expires_at AS at FROM notifications WHERE state = 'sending' \
+      ORDER BY lease_expires_at LIMIT 1))";
+
 /// Shipments, timelines and the outbox in one SQLite file.
+///
+/// SQLite lets one connection write at a time; writers on several connections would queue in
+/// its busy handler (sleeping a millisecond or two at a time). So every write goes through one
+/// connection, `writer`, waited for in order, and reads use the others side by side (WAL lets
+/// them read while the writer writes).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Connections for reads.
     pool: SqlitePool,
+    /// The one connection every write goes through.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -173,17 +225,24 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        // The writer first: it creates the file and switches it to WAL before readers open it.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            // Waiting for the writer is waiting in line, not a failure.
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options.clone())
+            .await?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(POOL_SIZE)
+            .max_connections(READERS)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer })
     }
 
-    /// The connection pool, for tests that look underneath the trait.
+    /// The writing connection, for tests that look (and write) underneath the trait.
     #[cfg(test)]
     pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.writer
     }
 
     async fn shipments_where(
@@ -201,7 +260,7 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
+        sqlx::migrate!("migrations/sqlite").run(&self.writer).await?;
         Ok(())
     }
 
@@ -222,7 +281,7 @@ impl Store for SqliteStore {
         )
         .bind(key)
         .bind(value)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(stored)
     }
@@ -237,13 +296,13 @@ impl Store for SqliteStore {
         .bind(account.id.to_string())
         .bind(account.carrier.as_str())
         .bind(&account.name)
-        .bind(account.credentials.to_string())
+        .bind(account.credentials.expose_json().to_string())
         .bind(account.base_url.as_deref())
         .bind(account.daily_quota.map(i64::from))
         .bind(account.requests_per_second)
         // The trait gives no clock here; an account's creation time is informational only.
         .bind(millis(Timestamp::now()))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match result {
             Ok(_) => Ok(()),
@@ -285,12 +344,12 @@ impl Store for SqliteStore {
         .bind(account.id.to_string())
         .bind(account.carrier.as_str())
         .bind(&account.name)
-        .bind(account.credentials.to_string())
+        .bind(account.credentials.expose_json().to_string())
         .bind(account.base_url.as_deref())
         .bind(account.daily_quota.map(i64::from))
         .bind(account.requests_per_second)
         .bind(millis(Timestamp::now()))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.carrier_account_by_name(&account.carrier, &account.name)
             .await?
@@ -336,7 +395,7 @@ impl Store for SqliteStore {
         new: &NewShipment,
         now: Timestamp,
     ) -> Result<Shipment, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let result = sqlx::query(
             "INSERT INTO shipments \
              (id, carrier_account_id, carrier, tracking_number, customer_email, customer_name, \
@@ -395,16 +454,18 @@ impl Store for SqliteStore {
             Err(sqlx::Error::Database(e))
                 if e.is_unique_violation() && e.message().contains("tracking_number") =>
             {
-                Err(StoreError::Duplicate {
-                    field: "tracking_number",
-                    detail: format!(
-                        "`{}` is already registered on this carrier account",
-                        new.tracking_number
-                    ),
-                })
+                Err(import::taken_number(&new.tracking_number))
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn insert_shipments(
+        &self,
+        batch: &[NewShipment],
+        now: Timestamp,
+    ) -> Result<Vec<Result<Uuid, StoreError>>, StoreError> {
+        self.insert_batch(batch, now).await
     }
 
     async fn shipment(&self, id: Uuid) -> Result<Option<Shipment>, StoreError> {
@@ -443,7 +504,7 @@ impl Store for SqliteStore {
         let result = sqlx::query("UPDATE shipments SET muted = ?2 WHERE id = ?1")
             .bind(id.to_string())
             .bind(muted)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected() > 0)
     }
@@ -505,18 +566,6 @@ impl Store for SqliteStore {
         Ok(unleased.into_iter().chain(lease_end).min())
     }
 
-    async fn count_due(&self, carrier_account_id: Uuid, now: Timestamp) -> Result<u64, StoreError> {
-        let count = sqlx::query_scalar::<_, i64>(concat!(
-            "SELECT COUNT(*) FROM shipments WHERE ",
-            due_filter!()
-        ))
-        .bind(carrier_account_id.to_string())
-        .bind(millis(now))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
-    }
-
     async fn claim_due_shipments(
         &self,
         claim: &PollClaim<'_>,
@@ -534,7 +583,7 @@ impl Store for SqliteStore {
             .bind(i64::from(claim.limit))
             .bind(claim.owner)
             .bind(millis(claim.lease_until))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
         let mut rows = rows
             .iter()
@@ -575,7 +624,7 @@ impl Store for SqliteStore {
         .bind(day)
         .bind(i64::from(calls))
         .bind(quota.map(i64::from))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -599,7 +648,7 @@ impl Store for SqliteStore {
         .bind(millis(now))
         .bind(millis(until))
         .bind(spread.as_millis().max(0) as i64)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected())
     }
@@ -623,7 +672,7 @@ impl Store for SqliteStore {
         .bind(owner)
         .bind(millis(lease_until))
         .bind(millis(now))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?;
         held.iter()
             .map(|id| {
@@ -651,7 +700,7 @@ impl Store for SqliteStore {
         .bind(owner)
         .bind(millis(next_poll_at))
         .bind(spread.as_millis().max(0) as i64)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -660,7 +709,7 @@ impl Store for SqliteStore {
         let now = millis(write.now);
         let shipment_id = write.shipment_id.to_string();
         let journey = &write.journey;
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
 
         let updated = sqlx::query(
             "UPDATE shipments SET status = ?3, reason = ?4, estimate_earliest = ?5, \
@@ -783,7 +832,7 @@ impl Store for SqliteStore {
     async fn record_poll_failure(&self, failure: &PollFailure) -> Result<bool, StoreError> {
         let now = millis(failure.now);
         let shipment_id = failure.shipment_id.to_string();
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let updated = sqlx::query(
             "UPDATE shipments SET poll_failures = poll_failures + ?3, last_error = ?4, \
              last_error_at = ?5, last_polled_at = ?5, next_poll_at = ?6, lease_owner = NULL, \
@@ -835,7 +884,7 @@ impl Store for SqliteStore {
             .bind(millis(lease_until))
             .bind(millis(now))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
         let mut notifications = rows
             .iter()
@@ -849,7 +898,7 @@ impl Store for SqliteStore {
         let shipment_rows =
             sqlx::query("SELECT * FROM shipments WHERE id IN (SELECT value FROM json_each(?1))")
                 .bind(json_list(notifications.iter().map(|n| n.shipment_id)))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.writer)
                 .await?;
         let mut shipments = HashMap::with_capacity(shipment_rows.len());
         for row in &shipment_rows {
@@ -883,17 +932,8 @@ impl Store for SqliteStore {
         // Only the head of each shipment's queue counts: a message waiting behind an earlier one
         // cannot be claimed at its own `available_at`, and counting it would wake the dispatcher
         // over and over for nothing (for hours, when the earlier one is deferred to the morning).
-        let at = sqlx::query_scalar::<_, Option<i64>>(
-            "SELECT MIN(CASE WHEN n.state = 'pending' THEN n.available_at \
-                        ELSE n.lease_expires_at END) \
-             FROM notifications n \
-             WHERE n.state IN ('pending', 'sending') \
-               AND NOT EXISTS ( \
-                 SELECT 1 FROM notifications e \
-                 WHERE e.shipment_id = n.shipment_id AND e.seq < n.seq \
-                   AND e.state IN ('pending', 'sending'))",
-        )
-        .fetch_one(&self.pool)
+        let at = sqlx::query_scalar::<_, Option<i64>>(NEXT_NOTIFICATION_SQL)
+            .fetch_one(&self.pool)
         .await?;
         Cols::new("notifications", "(earliest)").opt_time("available_at", at)
     }
@@ -913,7 +953,7 @@ impl Store for SqliteStore {
         .bind(id.to_string())
         .bind(owner)
         .bind(millis(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -934,7 +974,7 @@ impl Store for SqliteStore {
         .bind(owner)
         .bind(millis(lease_until))
         .bind(millis(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         Ok(attempts.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
     }
@@ -990,7 +1030,7 @@ impl Store for SqliteStore {
             ))
             .bind(why),
         };
-        let result = query.execute(&self.pool).await?;
+        let result = query.execute(&self.writer).await?;
         Ok(result.rows_affected() == 1)
     }
 

@@ -332,7 +332,7 @@ async fn a_shipment_without_a_carrier_is_recognised_from_its_number() -> anyhow:
             id: uuid::Uuid::now_v7(),
             carrier: CarrierCode::parse("ups")?,
             name: "default".into(),
-            credentials: serde_json::json!({"client_id": "id", "client_secret": "secret"}),
+            credentials: serde_json::json!({"client_id": "id", "client_secret": "secret"}).into(),
             base_url: None,
             daily_quota: None,
             requests_per_second: None,

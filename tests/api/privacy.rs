@@ -176,7 +176,7 @@ async fn no_customer_is_named_in_the_log_or_in_any_stored_error() -> anyhow::Res
             id: uuid::Uuid::now_v7(),
             carrier: CarrierCode::parse("dhl")?,
             name: "default".into(),
-            credentials: serde_json::json!({"api_key": "merchant-key"}),
+            credentials: serde_json::json!({"api_key": "merchant-key"}).into(),
             base_url: Some(dhl.uri()),
             daily_quota: None,
             // DHL's one call per five seconds would make the test wait in real time.
