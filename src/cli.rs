@@ -438,12 +438,15 @@ struct ImportProgress<W> {
 
 impl<W: Write> ImportObserver for ImportProgress<W> {
     fn refused(&mut self, line: u64, why: &str) {
-        self.lines.push_str(&format!("{}:{line}: {why}\n", self.file));
+        self.lines
+            .push_str(&format!("{}:{line}: {why}\n", self.file));
     }
 
     fn stored(&mut self, report: &ImportReport) {
         if !self.lines.is_empty() {
-            let written = self.bar.suspend(|| self.out.write_all(self.lines.as_bytes()));
+            let written = self
+                .bar
+                .suspend(|| self.out.write_all(self.lines.as_bytes()));
             if let Err(error) = written {
                 self.failed.get_or_insert(error);
             }

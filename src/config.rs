@@ -614,7 +614,9 @@ mod tests {
             let text = format!("[housekeeping]\nprune_schedule = \"{schedule}\"\n");
             let err = Config::from_toml_str(&text).unwrap_err().to_string();
             assert!(
-                err.contains(&format!("housekeeping.prune_schedule `{schedule}`: never comes")),
+                err.contains(&format!(
+                    "housekeeping.prune_schedule `{schedule}`: never comes"
+                )),
                 "{err}"
             );
         }

@@ -111,7 +111,10 @@ impl Housekeeping {
             }
             let pause = self
                 .next_due()
-                .map(|at| self.clock.real_duration(at.duration_since(self.clock.now())))
+                .map(|at| {
+                    self.clock
+                        .real_duration(at.duration_since(self.clock.now()))
+                })
                 .unwrap_or(MAX_IDLE)
                 .clamp(Duration::from_millis(20), MAX_IDLE);
             tokio::select! {

@@ -116,7 +116,10 @@ async fn shipments_never_found_or_gone_quiet_expire_and_the_merchant_is_told() {
     ] {
         let shipment = setup.store.shipment(id).await.unwrap().unwrap();
         assert_eq!(
-            (shipment.journey.status == Status::Expired, !shipment.journey.active),
+            (
+                shipment.journey.status == Status::Expired,
+                !shipment.journey.active
+            ),
             (expired, expired),
             "{}",
             shipment.tracking_number
@@ -128,7 +131,10 @@ async fn shipments_never_found_or_gone_quiet_expire_and_the_merchant_is_told() {
         .map(|n| (n.shipment_id, n.kind.as_str()))
         .collect();
     told.sort();
-    let mut expected = vec![(never_found, "shipment_expired"), (quiet, "shipment_expired")];
+    let mut expected = vec![
+        (never_found, "shipment_expired"),
+        (quiet, "shipment_expired"),
+    ];
     expected.sort();
     assert_eq!(told, expected);
     assert!(notices.iter().any(|n| n.detail.contains("never found")));
@@ -136,7 +142,10 @@ async fn shipments_never_found_or_gone_quiet_expire_and_the_merchant_is_told() {
     // Expired shipments are not polled again, and the next run finds nothing more.
     setup.clock.advance_to(t0() + SignedDuration::from_mins(20));
     let again = jobs.run_due().await.unwrap();
-    assert!(again.contains(&(Job::Expire, "0 shipments expired".into())), "{again:?}");
+    assert!(
+        again.contains(&(Job::Expire, "0 shipments expired".into())),
+        "{again:?}"
+    );
 }
 
 /// Two replicas look at the same moment: the job runs once.
@@ -171,14 +180,18 @@ async fn a_job_a_dead_worker_held_is_taken_over_within_a_minute() {
     assert!(
         setup
             .store
-            .claim_job("expire", "dead", due, due + SignedDuration::from_secs(60), due)
+            .claim_job(
+                "expire",
+                "dead",
+                due,
+                due + SignedDuration::from_secs(60),
+                due
+            )
             .await
             .unwrap()
     );
     assert!(survivor.run_due().await.unwrap().is_empty(), "still held");
-    setup
-        .clock
-        .advance_to(due + SignedDuration::from_secs(61));
+    setup.clock.advance_to(due + SignedDuration::from_secs(61));
     let ran = survivor.run_due().await.unwrap();
     assert!(
         ran.contains(&(Job::Expire, "1 shipments expired".into())),
@@ -271,7 +284,10 @@ fn the_configuration_refuses_a_bad_schedule_at_start() {
     .expect_err("refused");
     let said = error.to_string();
     assert!(said.contains("housekeeping.expire_schedule"), "{said}");
-    assert!(said.contains("housekeeping.expire_silent_after_days"), "{said}");
+    assert!(
+        said.contains("housekeeping.expire_silent_after_days"),
+        "{said}"
+    );
 }
 
 /// Whether any of `needles` is in the database's files (the file and its write-ahead log).
@@ -341,8 +357,7 @@ async fn a_finished_shipments_personal_data_is_erased_on_disk_and_its_statistics
             .unwrap();
         let sent = crate::store::Completion::Sent {
             message_id: format!("<{id}@shop.test>"),
-            provider_response: "250 2.0.0 queued for <henrietta.quarrington@example.org>"
-                .into(),
+            provider_response: "250 2.0.0 queued for <henrietta.quarrington@example.org>".into(),
         };
         setup
             .store
@@ -359,15 +374,26 @@ async fn a_finished_shipments_personal_data_is_erased_on_disk_and_its_statistics
         "M. SCHNEIDER",
         "ORDER-QUARRINGTON-7",
     ];
-    assert!(!on_disk(setup._dir.path(), &personal).is_empty(), "stored first");
+    assert!(
+        !on_disk(setup._dir.path(), &personal).is_empty(),
+        "stored first"
+    );
 
     let jobs = housekeeping(&setup);
     jobs.run_due().await.unwrap();
     // Eighty-nine days on, the nightly prune leaves it; ninety-one days on, it is erased.
-    setup.clock.advance_to("2026-05-31T03:17:00Z".parse().unwrap());
+    setup
+        .clock
+        .advance_to("2026-05-31T03:17:00Z".parse().unwrap());
     let ran = jobs.run_due().await.unwrap();
-    assert!(ran.iter().any(|(_, said)| said.ends_with("0 shipments' personal data erased")), "{ran:?}");
-    setup.clock.advance_to("2026-06-02T03:17:00Z".parse().unwrap());
+    assert!(
+        ran.iter()
+            .any(|(_, said)| said.ends_with("0 shipments' personal data erased")),
+        "{ran:?}"
+    );
+    setup
+        .clock
+        .advance_to("2026-06-02T03:17:00Z".parse().unwrap());
     let ran = jobs.run_due().await.unwrap();
     assert!(
         ran.iter()
@@ -383,7 +409,10 @@ async fn a_finished_shipments_personal_data_is_erased_on_disk_and_its_statistics
     assert!(erased.erased_at.is_some());
     // The statistics: carrier, journey, scans and their times.
     assert_eq!(erased.journey, delivered.journey);
-    assert_eq!(setup.store.timeline(shipment.id).await.unwrap().len(), scans);
+    assert_eq!(
+        setup.store.timeline(shipment.id).await.unwrap().len(),
+        scans
+    );
     // The customer's links lead nowhere now.
     assert_eq!(
         setup

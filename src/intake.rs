@@ -3,12 +3,13 @@
 
 use jiff::Timestamp;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::io::Read;
 
 use crate::carriers::CarrierRegistry;
 use crate::domain::{
-    CountryCode, Customer, DeliveryWindow, EmailAddress, InvalidField, Locale, NewShipment,
-    PostalCode, Shipment, TimeZoneName, TrackingNumber, ZoneTable,
+    CarrierCode, CountryCode, Customer, DeliveryWindow, EmailAddress, InvalidField, Locale,
+    NewShipment, PostalCode, Shipment, TimeZoneName, TrackingNumber, ZoneTable,
 };
 use crate::store::{Store, StoreError};
 
@@ -189,6 +190,40 @@ pub struct ValidShipment {
     pub promise: Option<DeliveryWindow>,
 }
 
+impl ValidShipment {
+    /// The shipment to store on the account with id `carrier_account_id`.
+    fn on_account(self, carrier_account_id: uuid::Uuid) -> NewShipment {
+        NewShipment {
+            carrier_account_id,
+            carrier: self.carrier,
+            tracking_number: self.tracking_number,
+            customer: self.customer,
+            destination_country: self.destination_country,
+            destination_postal_code: self.destination_postal_code,
+            order_reference: self.order_reference,
+            promise: self.promise,
+        }
+    }
+
+    /// The refusal when the account it names does not exist.
+    fn unknown_account(&self) -> IntakeError {
+        IntakeError::Invalid(vec![InvalidField::new(
+            "account",
+            format!("no {} account named `{}`", self.carrier, self.account),
+        )])
+    }
+}
+
+/// A store's refusal of one shipment as the merchant is told it; `Err` for a store failure.
+fn refusal(error: StoreError) -> Result<IntakeError, StoreError> {
+    match error {
+        StoreError::Duplicate { field, detail } => {
+            Ok(IntakeError::Invalid(vec![InvalidField::new(field, detail)]))
+        }
+        other => Err(other),
+    }
+}
+
 /// Validate and store one shipment.
 pub async fn register(
     store: &dyn Store,
@@ -197,68 +232,189 @@ pub async fn register(
     now: Timestamp,
 ) -> Result<Shipment, IntakeError> {
     let valid = input.validate(carriers).map_err(IntakeError::Invalid)?;
-    let account = store
+    let Some(account) = store
         .carrier_account_by_name(&valid.carrier, &valid.account)
         .await
         .map_err(IntakeError::Store)?
-        .ok_or_else(|| {
-            IntakeError::Invalid(vec![InvalidField::new(
-                "account",
-                format!("no {} account named `{}`", valid.carrier, valid.account),
-            )])
-        })?;
-    let new = NewShipment {
-        carrier_account_id: account.id,
-        carrier: valid.carrier,
-        tracking_number: valid.tracking_number,
-        customer: valid.customer,
-        destination_country: valid.destination_country,
-        destination_postal_code: valid.destination_postal_code,
-        order_reference: valid.order_reference,
-        promise: valid.promise,
+    else {
+        return Err(valid.unknown_account());
     };
-    store.insert_shipment(&new, now).await.map_err(|e| match e {
-        StoreError::Duplicate { field, detail } => {
-            IntakeError::Invalid(vec![InvalidField::new(field, detail)])
-        }
-        other => IntakeError::Store(other),
-    })
+    let new = valid.on_account(account.id);
+    store
+        .insert_shipment(&new, now)
+        .await
+        .map_err(|e| refusal(e).unwrap_or_else(IntakeError::Store))
 }
 
-/// The outcome of a CSV import: what went in, and each refused line with its reason.
-#[derive(Debug, Default)]
+/// Rows a CSV import stores per write transaction: enough that the commit's cost is spread thin,
+/// few enough that a running daemon's own writes wait only a moment behind one.
+pub const IMPORT_BATCH: usize = 2_000;
+
+/// Refused rows an [`ImportReport`] keeps word for word; later ones are only counted (an
+/// [`ImportObserver`] is told every one), so a file of bad rows does not fill memory.
+pub const KEPT_REFUSALS: usize = 1_000;
+
+/// Distinct (carrier, account) names an import remembers the account of. Real files name a
+/// few; a file naming more only costs more lookups, never more memory.
+const REMEMBERED_ACCOUNTS: usize = 1_000;
+
+/// The outcome of a CSV import: how many rows went in and which were refused.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ImportReport {
-    pub imported: Vec<Shipment>,
-    /// (line number in the file, why it was refused)
-    pub refused: Vec<(u64, String)>,
+    /// Rows stored.
+    pub imported: u64,
+    /// Rows refused, every one counted.
+    pub refused: u64,
+    /// The first [`KEPT_REFUSALS`] refused rows, in file order: (line number in the file, why).
+    pub refusals: Vec<(u64, String)>,
+}
+
+/// What a CSV import tells its caller while it runs.
+pub trait ImportObserver {
+    /// A row was refused. Refusals come in file order, each once, every one of them.
+    fn refused(&mut self, line: u64, why: &str);
+    /// A batch was stored; `report` counts every row read so far.
+    fn stored(&mut self, report: &ImportReport);
+}
+
+/// An observer that is told nothing: the report is all the caller wants.
+impl ImportObserver for () {
+    fn refused(&mut self, _line: u64, _why: &str) {}
+    fn stored(&mut self, _report: &ImportReport) {}
 }
 
 /// Import shipments from CSV with a header row naming `ShipmentInput`'s fields. Good rows go
-/// in; bad rows are reported by line and refused; a store failure stops the import.
+/// in; bad rows are reported by line and refused; a store failure stops the import (the batches
+/// stored before it stay).
 pub async fn import_csv(
     store: &dyn Store,
     carriers: &CarrierRegistry,
     input: impl Read,
     now: Timestamp,
 ) -> Result<ImportReport, StoreError> {
-    let mut report = ImportReport::default();
+    import_csv_with(store, carriers, input, now, &mut ()).await
+}
+
+/// [`import_csv`], telling `observer` of every refused row and every stored batch as it goes.
+///
+/// The file is read as a stream and stored [`IMPORT_BATCH`] rows per transaction, so memory
+/// stays flat however long the file is. Each row is checked exactly as [`register`] checks one
+/// shipment; a number already on the account, or on an earlier row of the file, is refused for
+/// that row alone.
+pub async fn import_csv_with(
+    store: &dyn Store,
+    carriers: &CarrierRegistry,
+    input: impl Read,
+    now: Timestamp,
+    observer: &mut impl ImportObserver,
+) -> Result<ImportReport, StoreError> {
+    let mut import = Import {
+        store,
+        observer,
+        now,
+        report: ImportReport::default(),
+        accounts: HashMap::new(),
+        remembered: 0,
+        batch: Vec::with_capacity(IMPORT_BATCH),
+        batch_lines: Vec::with_capacity(IMPORT_BATCH),
+        pending: Vec::new(),
+    };
     for (line, row) in csv_rows(input) {
-        let refused = match row {
-            Err(why) => Some(why),
-            Ok(shipment) => match register(store, carriers, &shipment, now).await {
-                Ok(stored) => {
-                    report.imported.push(stored);
-                    None
-                }
-                Err(IntakeError::Store(e)) => return Err(e),
-                Err(refused) => Some(refused.to_string()),
-            },
+        let valid = match row {
+            Err(why) => Err(why),
+            Ok(input) => input
+                .validate(carriers)
+                .map_err(|problems| IntakeError::Invalid(problems).to_string()),
         };
-        if let Some(why) = refused {
-            report.refused.push((line, why));
+        match valid {
+            Err(why) => import.pending.push((line, why)),
+            Ok(valid) => match import.account(&valid).await? {
+                Some(account) => {
+                    import.batch.push(valid.on_account(account));
+                    import.batch_lines.push(line);
+                }
+                None => import
+                    .pending
+                    .push((line, valid.unknown_account().to_string())),
+            },
+        }
+        // Refusals wait for their batch so the caller hears of rows in file order; they count
+        // towards its size, so a file of nothing but bad rows is no exception to flat memory.
+        if import.batch.len() + import.pending.len() >= IMPORT_BATCH {
+            import.flush().await?;
         }
     }
-    Ok(report)
+    import.flush().await?;
+    Ok(import.report)
+}
+
+/// A CSV import under way: the rows read but not yet stored, and what it has learnt.
+struct Import<'a, O> {
+    store: &'a dyn Store,
+    observer: &'a mut O,
+    now: Timestamp,
+    report: ImportReport,
+    /// The id of each (carrier, account name) asked about, `None` for one that does not exist.
+    accounts: HashMap<CarrierCode, HashMap<String, Option<uuid::Uuid>>>,
+    remembered: usize,
+    batch: Vec<NewShipment>,
+    /// The line in the file of each shipment in `batch`.
+    batch_lines: Vec<u64>,
+    /// Rows refused since the last batch was stored: (line, why).
+    pending: Vec<(u64, String)>,
+}
+
+impl<O: ImportObserver> Import<'_, O> {
+    /// The id of the account `valid` names, looked up once per import.
+    async fn account(&mut self, valid: &ValidShipment) -> Result<Option<uuid::Uuid>, StoreError> {
+        if let Some(known) = self
+            .accounts
+            .get(&valid.carrier)
+            .and_then(|names| names.get(&valid.account))
+        {
+            return Ok(*known);
+        }
+        let id = self
+            .store
+            .carrier_account_by_name(&valid.carrier, &valid.account)
+            .await?
+            .map(|account| account.id);
+        if self.remembered >= REMEMBERED_ACCOUNTS {
+            self.accounts.clear();
+            self.remembered = 0;
+        }
+        self.accounts
+            .entry(valid.carrier.clone())
+            .or_default()
+            .insert(valid.account.clone(), id);
+        self.remembered += 1;
+        Ok(id)
+    }
+
+    /// Store the batch, then tell the observer of its refused rows in file order.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.batch.is_empty() {
+            let results = self.store.insert_shipments(&self.batch, self.now).await?;
+            for (line, result) in self.batch_lines.iter().zip(results) {
+                match result {
+                    Ok(_) => self.report.imported += 1,
+                    Err(error) => self.pending.push((*line, refusal(error)?.to_string())),
+                }
+            }
+            self.batch.clear();
+            self.batch_lines.clear();
+        }
+        self.pending.sort_by_key(|(line, _)| *line);
+        for (line, why) in self.pending.drain(..) {
+            self.observer.refused(line, &why);
+            self.report.refused += 1;
+            if self.report.refusals.len() < KEPT_REFUSALS {
+                self.report.refusals.push((line, why));
+            }
+        }
+        self.observer.stored(&self.report);
+        Ok(())
+    }
 }
 
 /// The rows of a CSV import as [`import_csv`] reads them, before any is validated: each data

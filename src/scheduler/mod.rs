@@ -797,7 +797,10 @@ impl Scheduler {
 fn customer_words(shipment: &Shipment) -> [&str; 2] {
     let customer = &shipment.customer;
     [
-        customer.email.as_ref().map_or("", crate::domain::EmailAddress::as_str),
+        customer
+            .email
+            .as_ref()
+            .map_or("", crate::domain::EmailAddress::as_str),
         customer.name.as_deref().unwrap_or_default(),
     ]
 }

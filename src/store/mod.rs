@@ -162,6 +162,16 @@ pub trait Store: Send + Sync + 'static {
         new: &NewShipment,
         now: Timestamp,
     ) -> Result<Shipment, StoreError>;
+    /// Register shipments together, each as [`Store::insert_shipment`] would, all in one
+    /// transaction. Returns each one's id or why it was refused, in `batch`'s order: a tracking
+    /// number the account already has (or that an earlier shipment of the batch has) is a
+    /// `Duplicate` naming `tracking_number` for that shipment alone, and the others still go
+    /// in. Any other failure is the whole call's, and then none of the batch is stored.
+    async fn insert_shipments(
+        &self,
+        batch: &[NewShipment],
+        now: Timestamp,
+    ) -> Result<Vec<Result<Uuid, StoreError>>, StoreError>;
     async fn shipment(&self, id: Uuid) -> Result<Option<Shipment>, StoreError>;
     async fn shipments_by_number(
         &self,
@@ -188,8 +198,6 @@ pub trait Store: Send + Sync + 'static {
     /// When the next shipment becomes claimable: the earliest `next_poll_at` of an unleased
     /// active shipment, or the earliest expiry of a lease.
     async fn next_poll_at(&self) -> Result<Option<Timestamp>, StoreError>;
-    /// How many shipments of the account are due and not leased.
-    async fn count_due(&self, carrier_account_id: Uuid, now: Timestamp) -> Result<u64, StoreError>;
     /// Lease due shipments (due and unleased, or with an expired lease) in one statement.
     async fn claim_due_shipments(&self, claim: &PollClaim<'_>)
     -> Result<Vec<Shipment>, StoreError>;

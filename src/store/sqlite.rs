@@ -260,7 +260,9 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/sqlite").run(&self.writer).await?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -934,7 +936,7 @@ impl Store for SqliteStore {
         // over and over for nothing (for hours, when the earlier one is deferred to the morning).
         let at = sqlx::query_scalar::<_, Option<i64>>(NEXT_NOTIFICATION_SQL)
             .fetch_one(&self.pool)
-        .await?;
+            .await?;
         Cols::new("notifications", "(earliest)").opt_time("available_at", at)
     }
 

@@ -1266,6 +1266,13 @@ async fn query_plan(store: &SqliteStore, sql: &str) -> anyhow::Result<Vec<String
         .collect()
 }
 
+/// Whether a query plan's line reads a whole table or sorts rows, instead of walking an index
+/// in order. Scanning a subquery's co-routine reads only what its own index range gave.
+fn reads_a_table_or_sorts(line: &str) -> bool {
+    line.contains("TEMP B-TREE")
+        || (line.starts_with("SCAN ") && !line.contains("USING") && !line.contains("(subquery-"))
+}
+
 #[tokio::test]
 async fn the_due_query_uses_the_partial_index() -> TestResult {
     let (_dir, store) = open().await?;
@@ -1297,22 +1304,24 @@ async fn the_due_query_uses_the_partial_index() -> TestResult {
         for (order, index) in [
             (
                 ClaimOrder::DueFirst,
-                "USING INDEX shipments_due (carrier_account_id=? AND next_poll_at<?)",
+                "USING INDEX shipments_due (carrier_account_id=? AND next_poll_at",
             ),
             (
                 ClaimOrder::NearestDeliveryFirst,
                 "USING INDEX shipments_due_by_priority \
-                 (carrier_account_id=? AND poll_priority=? AND next_poll_at<?)",
+                 (carrier_account_id=? AND poll_priority=? AND next_poll_at",
             ),
         ] {
             let plan = query_plan(&store, due_select(order)).await?;
             let ranges = plan.iter().filter(|line| line.contains(index)).count();
             let expected = if order == ClaimOrder::DueFirst { 1 } else { 4 };
-            assert_eq!(ranges, expected, "{order:?} (analyzed: {analyzed}): {plan:?}");
+            assert_eq!(
+                ranges, expected,
+                "{order:?} (analyzed: {analyzed}): {plan:?}"
+            );
             // Neither reads the whole table nor sorts what it read: the index gives the order.
             assert!(
-                !plan.iter().any(|line| line.contains("TEMP B-TREE")
-                    || (line.starts_with("SCAN ") && !line.contains("USING"))),
+                !plan.iter().any(|line| reads_a_table_or_sorts(line)),
                 "{order:?} (analyzed: {analyzed}): {plan:?}"
             );
         }
@@ -1328,7 +1337,7 @@ async fn the_due_query_uses_the_partial_index() -> TestResult {
         for index in [
             "USING INDEX notifications_due",
             "USING INDEX notifications_shipment (shipment_id=? AND seq<?)",
-            "USING INDEX notifications_sending",
+            "USING COVERING INDEX notifications_sending",
         ] {
             assert!(
                 plan.iter().any(|line| line.contains(index)),
@@ -1336,8 +1345,7 @@ async fn the_due_query_uses_the_partial_index() -> TestResult {
             );
         }
         assert!(
-            !plan.iter().any(|line| line.contains("TEMP B-TREE")
-                || (line.starts_with("SCAN ") && !line.contains("USING"))),
+            !plan.iter().any(|line| reads_a_table_or_sorts(line)),
             "{plan:?}"
         );
         let plan = query_plan(&store, super::CLAIM_NOTIFICATIONS_SQL).await?;

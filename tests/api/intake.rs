@@ -3,7 +3,9 @@
 
 use waymark::carriers::sandbox::Scenario;
 use waymark::domain::TrackingNumber;
-use waymark::intake::{self, IntakeError, ShipmentInput};
+use waymark::intake::{
+    self, IMPORT_BATCH, ImportObserver, ImportReport, IntakeError, KEPT_REFUSALS, ShipmentInput,
+};
 
 use crate::helpers::{daemon_env, run_waymark, sandbox_shipment, spawn_app};
 
@@ -98,7 +100,10 @@ async fn register_refuses_each_bad_field_by_name_and_stores_nothing() -> anyhow:
         .shipments_by_number(&first.tracking_number)
         .await?;
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].customer.email.as_ref().map(|e| e.as_str()), Some("anna.nowak@example.pl"));
+    assert_eq!(
+        stored[0].customer.email.as_ref().map(|e| e.as_str()),
+        Some("anna.nowak@example.pl")
+    );
     Ok(())
 }
 
@@ -219,7 +224,10 @@ async fn the_command_line_refuses_bad_shipments_naming_the_field() -> anyhow::Re
     let kept = &store
         .shipments_by_number(&TrackingNumber::parse("SBX-ONTIME-000001")?)
         .await?[0];
-    assert_eq!(kept.customer.email.as_ref().map(|e| e.as_str()), Some("anna@example.pl"));
+    assert_eq!(
+        kept.customer.email.as_ref().map(|e| e.as_str()),
+        Some("anna@example.pl")
+    );
     Ok(())
 }
 
@@ -261,17 +269,180 @@ async fn a_csv_import_takes_the_good_rows_and_names_each_bad_line() -> anyhow::R
         app.now(),
     )
     .await?;
-    let imported: Vec<&str> = report
-        .imported
-        .iter()
-        .map(|s| s.tracking_number.as_str())
-        .collect();
-    assert_eq!(imported, ["SBX-ONTIME-000101", "SBX-ONTIME-000106"]);
-    assert_eq!(report.refused.len(), REFUSED.len(), "{:?}", report.refused);
-    for ((line, why), (expected_line, field)) in report.refused.iter().zip(REFUSED) {
+    assert_eq!(report.imported, 2, "{report:?}");
+    for (number, stored) in [
+        ("SBX-ONTIME-000101", 1),
+        ("SBX-ONTIME-000102", 0),
+        ("SBX-ONTIME-000106", 1),
+    ] {
+        let found = app
+            .store()
+            .shipments_by_number(&TrackingNumber::parse(number)?)
+            .await?;
+        assert_eq!(found.len(), stored, "{number}");
+    }
+    assert_eq!(report.refused, REFUSED.len() as u64, "{report:?}");
+    assert_eq!(report.refusals.len(), REFUSED.len(), "{report:?}");
+    for ((line, why), (expected_line, field)) in report.refusals.iter().zip(REFUSED) {
         assert_eq!(*line, expected_line, "{why}");
         assert!(why.starts_with(&format!("{field}: ")), "line {line}: {why}");
     }
+    Ok(())
+}
+
+/// What an import told its observer, as it went.
+#[derive(Default)]
+struct Heard {
+    refused: Vec<(u64, String)>,
+    /// The counts after each stored batch: (imported, refused).
+    batches: Vec<(u64, u64)>,
+}
+
+impl ImportObserver for Heard {
+    fn refused(&mut self, line: u64, why: &str) {
+        self.refused.push((line, why.to_owned()));
+    }
+    fn stored(&mut self, report: &ImportReport) {
+        self.batches.push((report.imported, report.refused));
+    }
+}
+
+#[tokio::test]
+async fn a_csv_import_of_several_batches_names_each_bad_line_in_order() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let rows = IMPORT_BATCH * 2 + 500;
+    // Line n of the file (the header is line 1) is row n - 2; the bad rows sit at the start,
+    // on both sides of the first batch's end, and in the last, short batch.
+    let number = |row: usize| Scenario::OnTime.example_number(row as u32).to_string();
+    let boundary = IMPORT_BATCH + 2;
+    let spoiled: [(usize, &str, String); 6] = [
+        (
+            3,
+            "customer_email",
+            format!("sandbox,{},anna.example.pl,pl,PL,", number(1)),
+        ),
+        (
+            boundary - 1,
+            "account",
+            format!("sandbox,{},a@example.pl,pl,PL,nosuch", number(9_001)),
+        ),
+        // The number of line 2, from the batch before.
+        (
+            boundary,
+            "tracking_number",
+            format!("sandbox,{},b@example.pl,pl,PL,", number(0)),
+        ),
+        (
+            boundary + 1,
+            "locale",
+            format!("sandbox,{},c@example.pl,fr,PL,", number(9_002)),
+        ),
+        // Twice the same new number in one batch: the second copy is refused.
+        (
+            rows - 10,
+            "tracking_number",
+            format!("sandbox,{},d@example.pl,pl,PL,", number(rows - 20)),
+        ),
+        (
+            rows,
+            "carrier",
+            format!("nosuch,{},e@example.pl,pl,PL,", number(9_003)),
+        ),
+    ];
+    let mut csv =
+        String::from("carrier,tracking_number,customer_email,locale,destination_country,account\n");
+    for line in 2..rows + 2 {
+        match spoiled.iter().find(|(bad, _, _)| *bad == line) {
+            Some((_, _, row)) => csv.push_str(row),
+            None => csv.push_str(&format!(
+                "sandbox,{},customer{line}@example.pl,pl,PL,",
+                number(line - 2)
+            )),
+        }
+        csv.push('\n');
+    }
+
+    let mut heard = Heard::default();
+    let report = intake::import_csv_with(
+        app.store(),
+        &app.waymark.carriers,
+        csv.as_bytes(),
+        app.now(),
+        &mut heard,
+    )
+    .await?;
+
+    let expected: Vec<(u64, &str)> = spoiled
+        .iter()
+        .map(|(line, field, _)| (*line as u64, *field))
+        .collect();
+    let reported: Vec<(u64, &str)> = report
+        .refusals
+        .iter()
+        .map(|(line, why)| (*line, why.split(':').next().unwrap_or_default()))
+        .collect();
+    assert_eq!(reported, expected, "{:?}", report.refusals);
+    assert_eq!(
+        heard.refused, report.refusals,
+        "the observer hears every refusal, in order"
+    );
+    assert_eq!(report.refused, spoiled.len() as u64);
+    assert_eq!(report.imported, (rows - spoiled.len()) as u64);
+    assert_eq!(
+        app.store().backlog().await?.active_shipments,
+        report.imported
+    );
+    // Stored a batch at a time, and the last word is the report's.
+    assert!(heard.batches.len() >= 3, "{:?}", heard.batches);
+    assert_eq!(
+        heard.batches.last(),
+        Some(&(report.imported, report.refused))
+    );
+    // The copy refused at the batch boundary left the first one as it was.
+    let first = app
+        .store()
+        .shipments_by_number(&TrackingNumber::parse(&number(0))?)
+        .await?;
+    let emails: Vec<&str> = first
+        .iter()
+        .filter_map(|s| s.customer.email.as_ref().map(|e| e.as_str()))
+        .collect();
+    assert_eq!(emails, ["customer2@example.pl"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_csv_import_counts_every_refusal_but_keeps_only_the_first_ones() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let bad = KEPT_REFUSALS + 25;
+    let mut csv = String::from("tracking_number,customer_email,locale,destination_country\n");
+    for row in 0..bad {
+        csv.push_str(&format!("SBX-ONTIME-{row:06},not-an-address,pl,PL\n"));
+    }
+    csv.push_str("SBX-ONTIME-999999,anna@example.pl,pl,PL\n");
+
+    let mut heard = Heard::default();
+    let report = intake::import_csv_with(
+        app.store(),
+        &app.waymark.carriers,
+        csv.as_bytes(),
+        app.now(),
+        &mut heard,
+    )
+    .await?;
+    assert_eq!(report.imported, 1);
+    assert_eq!(report.refused, bad as u64);
+    assert_eq!(report.refusals.len(), KEPT_REFUSALS);
+    assert_eq!(report.refusals[..], heard.refused[..KEPT_REFUSALS]);
+    assert_eq!(
+        heard.refused.len(),
+        bad,
+        "the observer still hears of every one"
+    );
+    assert_eq!(
+        heard.refused.last().map(|(line, _)| *line),
+        Some(bad as u64 + 1)
+    );
     Ok(())
 }
 
@@ -302,6 +473,12 @@ async fn waymark_shipments_import_reports_bad_lines_and_imports_the_rest() -> an
         "{}",
         output.stderr
     );
+    // No progress bar when stderr is not a terminal: plain lines a script can read.
+    assert!(
+        !output.stderr.contains(['\x1b', '\r']),
+        "control characters in {:?}",
+        output.stderr
+    );
 
     let store = waymark::store::connect(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
     for (number, email) in [
@@ -315,7 +492,10 @@ async fn waymark_shipments_import_reports_bad_lines_and_imports_the_rest() -> an
         let found = store
             .shipments_by_number(&TrackingNumber::parse(number)?)
             .await?;
-        let emails: Vec<&str> = found.iter().filter_map(|s| s.customer.email.as_ref().map(|e| e.as_str())).collect();
+        let emails: Vec<&str> = found
+            .iter()
+            .filter_map(|s| s.customer.email.as_ref().map(|e| e.as_str()))
+            .collect();
         assert_eq!(emails, email.into_iter().collect::<Vec<_>>(), "{number}");
     }
     Ok(())
@@ -481,27 +661,29 @@ SBX-ONTIME-000604,anna@example.pl,pl,PL,
         app.now(),
     )
     .await?;
-    let imported: Vec<(&str, &str, Option<&str>)> = report
-        .imported
-        .iter()
-        .map(|s| {
-            (
-                s.tracking_number.as_str(),
-                s.customer.time_zone.as_str(),
-                s.destination_postal_code.as_ref().map(|c| c.as_str()),
-            )
-        })
-        .collect();
-    assert_eq!(
-        imported,
-        [
-            ("SBX-ONTIME-000601", "America/Los_Angeles", Some("94105")),
-            ("SBX-ONTIME-000603", "America/Vancouver", Some("V6B 1A1")),
-            ("SBX-ONTIME-000604", "Europe/Warsaw", None),
-        ]
-    );
-    assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
-    let (line, why) = &report.refused[0];
+    assert_eq!(report.imported, 3, "{report:?}");
+    for (number, zone, postal_code) in [
+        ("SBX-ONTIME-000601", "America/Los_Angeles", Some("94105")),
+        ("SBX-ONTIME-000603", "America/Vancouver", Some("V6B 1A1")),
+        ("SBX-ONTIME-000604", "Europe/Warsaw", None),
+    ] {
+        let found = app
+            .store()
+            .shipments_by_number(&TrackingNumber::parse(number)?)
+            .await?;
+        let stored: Vec<(&str, Option<&str>)> = found
+            .iter()
+            .map(|s| {
+                (
+                    s.customer.time_zone.as_str(),
+                    s.destination_postal_code.as_ref().map(|c| c.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(stored, [(zone, postal_code)], "{number}");
+    }
+    assert_eq!(report.refused, 1, "{report:?}");
+    let (line, why) = &report.refusals[0];
     assert_eq!(*line, 3);
     assert!(why.starts_with("time_zone: destination US spans"), "{why}");
     Ok(())

@@ -19,7 +19,7 @@ impl SqliteStore {
         sqlx::query("INSERT INTO jobs (name, next_run_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
             .bind(name)
             .bind(millis(first_run_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let taken = sqlx::query(
             "UPDATE jobs SET lease_owner = ?2, lease_expires_at = ?4, last_started_at = ?3 \
@@ -30,7 +30,7 @@ impl SqliteStore {
         .bind(owner)
         .bind(millis(now))
         .bind(millis(lease_until))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(taken.rows_affected() == 1)
     }
@@ -50,7 +50,7 @@ impl SqliteStore {
         .bind(owner)
         .bind(millis(now))
         .bind(millis(lease_until))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(kept.rows_affected() == 1)
     }
@@ -72,7 +72,7 @@ impl SqliteStore {
         .bind(millis(now))
         .bind(outcome)
         .bind(millis(next_run_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -83,7 +83,7 @@ impl SqliteStore {
         never_found_before: Timestamp,
         silent_before: Timestamp,
     ) -> Result<Vec<ExpiredShipment>, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         // A parcel with no scan yet is "never found" once it is older than the first limit; any
         // parcel is given up once its last sign of life is older than the second.
         let rows: Vec<(String, String)> = sqlx::query_as(
@@ -174,7 +174,7 @@ impl SqliteStore {
         )
         .bind(millis(finished_before))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?;
         self.erase(&ids, now).await
     }
@@ -191,7 +191,7 @@ impl SqliteStore {
         }
         let ids = json_list(ids);
         let now = millis(now);
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let erased = sqlx::query(
             "UPDATE shipments SET customer_email = '', customer_name = NULL, \
              destination_postal_code = NULL, order_reference = NULL, \
@@ -225,13 +225,15 @@ impl SqliteStore {
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM poll_errors WHERE shipment_id IN (SELECT value FROM json_each(?1))")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM poll_errors WHERE shipment_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(erased)
     }
@@ -251,7 +253,7 @@ impl SqliteStore {
         )
         .bind(millis(before))
         .bind(i64::from(keep_per_shipment))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(pruned.rows_affected())
     }

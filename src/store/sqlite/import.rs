@@ -1,0 +1,155 @@
+//! Registering many shipments at once, for a CSV import: one write transaction for a whole batch
+//! instead of one per shipment, several shipments per statement, and a tracking number that is
+//! already taken refused for its own row only.
+
+use jiff::Timestamp;
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use uuid::Uuid;
+
+use super::{BEGIN_WRITE, DEFAULT_POLL_PRIORITY, SqliteStore, millis, public_token};
+use crate::domain::{
+    DeliveryWindow, EmailAddress, NewShipment, PostalCode, Status, TrackingNumber,
+};
+use crate::store::StoreError;
+
+/// Shipments per INSERT statement. Every statement is a round trip to sqlx's worker thread and
+/// a step of SQLite's virtual machine, so packing rows saves most of the per-row cost; at 14
+/// parameters a row, 100 rows stay far below SQLite's limit of 32 766 parameters.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// The columns a registration sets, in the order each row's values are written. The last six
+/// are the same for every row of a batch: `?1` is now, `?2` the first status, `?3` the
+/// priority; a new shipment is unmuted and active.
+const SHIPMENT_COLUMNS: &str = "id, carrier_account_id, carrier, tracking_number, \
+    customer_email, customer_name, locale, time_zone, destination_country, order_reference, \
+    promise_earliest, promise_latest, public_token, destination_postal_code, \
+    created_at, updated_at, next_poll_at, status, poll_priority, muted, active";
+/// Parameters of one shipment row, before the shared tail `?1, ?1, ?1, ?2, ?3, 0, 1`.
+const SHIPMENT_PARAMS: usize = 14;
+/// Parameters of one promise row (id, shipment, earliest, latest, reason); `?1` is now.
+const PROMISE_PARAMS: usize = 5;
+
+/// The refusal of a tracking number the account already has, as a single registration words
+/// it.
+pub(super) fn taken_number(number: &TrackingNumber) -> StoreError {
+    StoreError::Duplicate {
+        field: "tracking_number",
+        detail: format!("`{number}` is already registered on this carrier account"),
+    }
+}
+
+/// `VALUES` rows of `params` numbered parameters each, starting after the `shared` ones, every
+/// row followed by `tail`.
+fn values(rows: usize, params: usize, shared: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(rows * (params * 6 + tail.len() + 4));
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for param in 0..params {
+            let sep = if param == 0 { "" } else { ", " };
+            let _ = write!(sql, "{sep}?{}", shared + row * params + param + 1);
+        }
+        sql.push_str(tail);
+        sql.push(')');
+    }
+    sql
+}
+
+/// The statement that registers `rows` shipments and returns the ids of those it stored: a row
+/// whose number the account already has (before, or earlier in the same statement) is skipped.
+fn insert_shipments_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO shipments ({SHIPMENT_COLUMNS}) VALUES {} \
+         ON CONFLICT (carrier_account_id, tracking_number) DO NOTHING RETURNING id",
+        values(rows, SHIPMENT_PARAMS, 3, ", ?1, ?1, ?1, ?2, ?3, 0, 1")
+    )
+}
+
+/// The statement that keeps `rows` merchants' promises as each shipment's first estimate.
+fn insert_promises_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO estimate_changes \
+         (id, shipment_id, current_earliest, current_latest, reason, source, recorded_at) \
+         VALUES {}",
+        values(rows, PROMISE_PARAMS, 1, ", 'promise', ?1")
+    )
+}
+
+impl SqliteStore {
+    pub(super) async fn insert_batch(
+        &self,
+        batch: &[NewShipment],
+        now: Timestamp,
+    ) -> Result<Vec<Result<Uuid, StoreError>>, StoreError> {
+        let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
+        let mut stored = HashSet::with_capacity(batch.len());
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        for (chunk, chunk_ids) in batch
+            .chunks(ROWS_PER_STATEMENT)
+            .zip(ids.chunks(ROWS_PER_STATEMENT))
+        {
+            let sql = insert_shipments_sql(chunk.len());
+            let mut query = sqlx::query_scalar::<_, String>(&sql)
+                .bind(millis(now))
+                .bind(Status::Pending.as_str())
+                .bind(DEFAULT_POLL_PRIORITY);
+            for (new, id) in chunk.iter().zip(chunk_ids) {
+                query = query
+                    .bind(id.to_string())
+                    .bind(new.carrier_account_id.to_string())
+                    .bind(new.carrier.as_str())
+                    .bind(new.tracking_number.as_str())
+                    .bind(new.customer.email.as_ref().map_or("", EmailAddress::as_str))
+                    .bind(new.customer.name.as_deref())
+                    .bind(new.customer.locale.as_str())
+                    .bind(new.customer.time_zone.as_str())
+                    .bind(new.destination_country.as_str())
+                    .bind(new.order_reference.as_deref())
+                    .bind(new.promise.map(|w| w.earliest.to_string()))
+                    .bind(new.promise.map(|w| w.latest.to_string()))
+                    .bind(public_token())
+                    .bind(new.destination_postal_code.as_ref().map(PostalCode::as_str));
+            }
+            for id in query.fetch_all(&mut *tx).await? {
+                stored.insert(id);
+            }
+        }
+        let ids: Vec<Option<Uuid>> = ids
+            .into_iter()
+            .map(|id| stored.contains(&id.to_string()).then_some(id))
+            .collect();
+
+        // The merchant's promise is the first estimate the customer had, as for a single
+        // registration.
+        let promised: Vec<(Uuid, DeliveryWindow)> = ids
+            .iter()
+            .zip(batch)
+            .filter_map(|(id, new)| Some(((*id)?, new.promise?)))
+            .collect();
+        for chunk in promised.chunks(ROWS_PER_STATEMENT) {
+            let sql = insert_promises_sql(chunk.len());
+            let mut query = sqlx::query(&sql).bind(millis(now));
+            for (id, promise) in chunk {
+                query = query
+                    .bind(Uuid::now_v7().to_string())
+                    .bind(id.to_string())
+                    .bind(promise.earliest.to_string())
+                    .bind(promise.latest.to_string())
+                    .bind(format!(
+                        "the merchant promised delivery {promise} at registration"
+                    ));
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(ids
+            .into_iter()
+            .zip(batch)
+            .map(|(id, new)| id.ok_or_else(|| taken_number(&new.tracking_number)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+#[path = "import_tests.rs"]
+mod tests;
