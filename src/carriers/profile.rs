@@ -216,6 +216,12 @@ pub struct CarrierProfile {
     pub detection: Detection,
     #[serde(default)]
     pub delivery_changes: Vec<DeliveryChange>,
+    /// The hosts whose links from the carrier's answers (DHL's `rerouteUrl`) may go into an
+    /// email: each entry allows itself and its subdomains (`dhl.de` allows `www.dhl.de`),
+    /// since a carrier controls every name under its domain. Without the key, the hosts of
+    /// `tracking_url` and the `delivery_changes` links; `link_hosts = []` allows none.
+    #[serde(default)]
+    pub link_hosts: Option<Vec<String>>,
     /// Carrier code → normalised status and reason.
     #[serde(default)]
     pub mapping: BTreeMap<String, Mapping>,
@@ -223,6 +229,13 @@ pub struct CarrierProfile {
     /// [`super::recognise`]).
     #[serde(default)]
     pub number_formats: Vec<super::recognise::NumberFormat>,
+}
+
+/// The host name of an `https` URL, lower-cased (the URL parser does that), if it has one.
+fn link_host(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.domain().filter(|_| parsed.scheme() == "https")?;
+    Some(host.trim_end_matches('.').to_owned())
 }
 
 /// Carrier codes missing from the mapping that were already logged: each is logged once per
@@ -311,6 +324,13 @@ impl CarrierProfile {
                 "tracking_url must contain {tracking_number}".into(),
             ));
         }
+        for host in profile.link_hosts.iter().flatten() {
+            if link_host(&format!("https://{host}/")).as_deref() != Some(host.as_str()) {
+                return Err(invalid(format!(
+                    "link_hosts `{host}` is not a host name in lower case, like `www.dhl.de`"
+                )));
+            }
+        }
         for change in &profile.delivery_changes {
             if !["another_day", "neighbour", "pickup_point", "safe_place"]
                 .contains(&change.kind.as_str())
@@ -378,10 +398,173 @@ impl CarrierProfile {
             .collect()
     }
 
+    /// The hosts links from the carrier's answers may point to (see
+    /// [`CarrierProfile::link_hosts`]).
+    pub fn allowed_link_hosts(&self) -> Vec<String> {
+        match &self.link_hosts {
+            Some(hosts) => hosts.clone(),
+            None => {
+                let own = std::iter::once(&self.tracking_url)
+                    .chain(self.delivery_changes.iter().map(|c| &c.url));
+                let mut hosts: Vec<String> = own.filter_map(|url| link_host(url)).collect();
+                hosts.sort();
+                hosts.dedup();
+                hosts
+            }
+        }
+    }
+
+    /// `url`, a link the carrier sent for the customer, when it may go into an email: `https`,
+    /// on an allowed host (or under one), on the standard port and with no user name or
+    /// password in front of the host (`https://www.dhl.de@evil.example/` is on
+    /// `evil.example`). Else why not, in words that do not repeat the link.
+    pub fn trusted_link(&self, url: &str) -> Result<String, &'static str> {
+        let parsed = reqwest::Url::parse(url.trim()).map_err(|_| "not a URL")?;
+        if parsed.scheme() != "https" {
+            return Err("not https");
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err("has a user name or password before the host");
+        }
+        if parsed.port().is_some() {
+            return Err("not on the standard port");
+        }
+        // `domain` is none for an IP address: no carrier links to one.
+        let Some(host) = parsed.domain() else {
+            return Err("not on a host name");
+        };
+        let host = host.trim_end_matches('.');
+        let allowed = self.allowed_link_hosts().iter().any(|entry| {
+            host == entry
+                || host
+                    .strip_suffix(entry.as_str())
+                    .is_some_and(|rest| rest.ends_with('.'))
+        });
+        if allowed {
+            Ok(parsed.to_string())
+        } else {
+            Err("not on a host the carrier's data file allows (link_hosts)")
+        }
+    }
+
     pub fn detection_policy(&self) -> DetectionPolicy {
         DetectionPolicy {
             stall_after_business_hours: self.detection.stall_after_business_hours,
             pickup_reminder_after_hours: self.detection.pickup_reminder_after_hours,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data file with these extra top-level lines.
+    fn profile(extra: &str) -> Result<CarrierProfile, ProfileError> {
+        let text = format!(
+            r#"code = "acme"
+name = "Acme Parcels"
+tracking_url = "https://track.acme.example/{{tracking_number}}"
+{extra}
+[limits]
+batch_size = 1
+requests_per_second = 1.0
+[cadence]
+before_handover = 720
+in_transit = 720
+near_estimate = 60
+out_for_delivery = 60
+waiting = 480
+not_found = 240
+max_backoff = 720
+jitter_percent = 10
+[detection]
+stall_after_business_hours = 48.0
+pickup_reminder_after_hours = 72
+[[delivery_changes]]
+kind = "another_day"
+url = "https://www.acme.example/change/{{tracking_number}}"
+[[delivery_changes]]
+kind = "neighbour"
+url = "https://www.acme.example/neighbour/{{tracking_number}}"
+"#
+        );
+        CarrierProfile::from_toml("acme.toml", &text)
+    }
+
+    #[test]
+    fn without_link_hosts_the_hosts_of_the_files_own_links_are_allowed() {
+        let acme = profile("").expect("valid");
+        assert_eq!(
+            acme.allowed_link_hosts(),
+            ["track.acme.example", "www.acme.example"]
+        );
+        assert!(acme.trusted_link("https://www.acme.example/x?p=1").is_ok());
+        assert!(
+            acme.trusted_link("https://sub.track.acme.example/x")
+                .is_ok()
+        );
+        // The listed host's parent is not allowed: it is not the carrier's page.
+        assert!(acme.trusted_link("https://acme.example/x").is_err());
+    }
+
+    #[test]
+    fn a_listed_host_allows_itself_and_its_subdomains_only_over_https() {
+        let acme = profile(r#"link_hosts = ["acme.example"]"#).expect("valid");
+        for allowed in [
+            "https://acme.example/change",
+            "https://www.acme.example/change?n=1",
+            "https://WWW.ACME.EXAMPLE./change",
+        ] {
+            assert!(acme.trusted_link(allowed).is_ok(), "{allowed}");
+        }
+        for (refused, why) in [
+            ("http://www.acme.example/change", "not https"),
+            ("https://acme.example.evil.example/change", "link_hosts"),
+            ("https://evilacme.example/change", "link_hosts"),
+            ("https://www.acme.example@evil.example/", "user name"),
+            ("https://user:pass@www.acme.example/", "user name"),
+            ("https://www.acme.example:8443/change", "port"),
+            ("https://192.0.2.1/change", "host name"),
+            ("www.acme.example/change", "not a URL"),
+        ] {
+            let said = acme.trusted_link(refused).expect_err(refused);
+            assert!(said.contains(why), "{refused}: {said}");
+            assert!(
+                !said.contains("acme"),
+                "the reason repeats the link: {said}"
+            );
+        }
+        let none = profile("link_hosts = []").expect("valid");
+        assert!(
+            none.trusted_link("https://www.acme.example/change")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_link_host_must_be_a_bare_host_name() {
+        for entry in [
+            "https://acme.example",
+            "acme.example/change",
+            "Acme.example",
+            "192.0.2.1",
+            "acme.example.",
+        ] {
+            let err = profile(&format!("link_hosts = [{entry:?}]"))
+                .expect_err(entry)
+                .to_string();
+            assert!(err.contains("link_hosts"), "{entry}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_bundled_dhl_file_allows_dhls_reroute_link() {
+        let dhl =
+            CarrierProfile::from_toml("carriers/dhl.toml", include_str!("../../carriers/dhl.toml"))
+                .expect("valid");
+        let reroute = "https://www.dhl.de/de/privatkunden.html?piececode=7777777770&verfuegen_selected_tab=FIRST";
+        assert_eq!(dhl.trusted_link(reroute).as_deref(), Ok(reroute));
+        assert!(dhl.trusted_link("https://dhl.de.evil.example/").is_err());
     }
 }

@@ -21,16 +21,33 @@ use crate::store::{Completion, OutboxItem, Store, StoreError};
 
 /// The ways the customer can change the delivery: the carrier's own link for this parcel when
 /// it gave one (it knows the parcel's options), else the carrier's deep links by kind.
+///
+/// The carrier's link is taken only when it is `https` on a host its data file allows: an
+/// answer from a compromised or impersonated API must not put a phishing page in an email
+/// that carries the shop's name.
 fn delivery_changes(
     notification: &crate::domain::Notification,
     profile: Option<&crate::carriers::CarrierProfile>,
     number: &crate::domain::TrackingNumber,
 ) -> Vec<DeliveryChangeLink> {
     if let Some(url) = &notification.facts.change_delivery_url {
-        return vec![DeliveryChangeLink {
-            kind: "carrier".into(),
-            url: url.clone(),
-        }];
+        let checked = match profile {
+            Some(profile) => profile.trusted_link(url),
+            None => Err("no data file for the carrier says which hosts to allow"),
+        };
+        match checked {
+            Ok(url) => {
+                return vec![DeliveryChangeLink {
+                    kind: "carrier".into(),
+                    url,
+                }];
+            }
+            // The link itself stays out of the log: it could carry anything.
+            Err(why) => {
+                warn!(notification = %notification.id, shipment = %notification.shipment_id, why,
+                    "the carrier's change-delivery link is not used; its deep links are offered instead")
+            }
+        }
     }
     profile
         .map(|p| p.delivery_change_links(number))
@@ -46,7 +63,10 @@ fn without_customer(completion: Completion, item: &OutboxItem) -> Completion {
     let customer = &item.shipment.customer;
     let known = [
         item.notification.recipient.as_str(),
-        customer.email.as_ref().map_or("", crate::domain::EmailAddress::as_str),
+        customer
+            .email
+            .as_ref()
+            .map_or("", crate::domain::EmailAddress::as_str),
         customer.name.as_deref().unwrap_or_default(),
     ];
     let scrub = |text: String| crate::redact::scrub(&text, known);

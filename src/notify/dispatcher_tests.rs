@@ -244,3 +244,67 @@ async fn a_message_that_never_finishes_sending_is_failed_after_max_attempts() {
     let error = message.last_error.unwrap_or_default();
     assert!(error.contains("3 attempts"), "{error}");
 }
+
+/// DHL's answer carries a `rerouteUrl`. Only a link DHL's data file vouches for (https, on a
+/// DHL host) goes into the email; any other, however much it looks like DHL's, is replaced by
+/// DHL's own deep links.
+#[tokio::test]
+async fn a_carrier_link_goes_into_an_email_only_on_a_host_its_data_file_allows() {
+    let setup = setup(1).await;
+    let mut notification = the_message(&setup).await;
+    let dhl = crate::carriers::dhl::Dhl::bundled(Default::default());
+    let profile = crate::carriers::Carrier::profile(&dhl);
+    let number = crate::domain::TrackingNumber::parse("7777777770").unwrap();
+    let deep_links: Vec<DeliveryChangeLink> = profile
+        .delivery_change_links(&number)
+        .into_iter()
+        .map(|(kind, url)| DeliveryChangeLink { kind, url })
+        .collect();
+    assert!(!deep_links.is_empty());
+    let genuine =
+        "https://www.dhl.de/de/privatkunden.html?piececode=7777777770&verfuegen_selected_tab=FIRST";
+    for (link, offered) in [
+        (genuine, true),
+        (
+            "https://nolp.dhl.de/nextt-online-public/set_identcodes.do?idc=7777777770",
+            true,
+        ),
+        (
+            "http://www.dhl.de/de/privatkunden.html?piececode=7777777770",
+            false,
+        ),
+        (
+            "https://dhl.de.evil.example/de/privatkunden.html?piececode=7777777770",
+            false,
+        ),
+        ("https://evil-dhl.de/de/privatkunden.html", false),
+        (
+            "https://www.dhl.de@evil.example/de/privatkunden.html",
+            false,
+        ),
+        ("https://www.dhl.de:8443/de/privatkunden.html", false),
+        ("https://203.0.113.7/de/privatkunden.html", false),
+        ("javascript:alert(1)", false),
+    ] {
+        notification.facts.change_delivery_url = Some(link.into());
+        let changes = delivery_changes(&notification, Some(profile), &number);
+        if offered {
+            assert_eq!(
+                changes,
+                vec![DeliveryChangeLink {
+                    kind: "carrier".into(),
+                    url: link.into(),
+                }],
+                "{link}"
+            );
+        } else {
+            assert_eq!(
+                changes, deep_links,
+                "{link} was not replaced by DHL's deep links"
+            );
+        }
+    }
+    // A carrier without a data file cannot vouch for any link.
+    notification.facts.change_delivery_url = Some(genuine.into());
+    assert!(delivery_changes(&notification, None, &number).is_empty());
+}
