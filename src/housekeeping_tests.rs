@@ -93,7 +93,7 @@ async fn shipments_never_found_or_gone_quiet_expire_and_the_merchant_is_told() {
         sqlx::query("UPDATE shipments SET last_event_at = ?2, status = 'in_transit' WHERE id = ?1")
             .bind(id.to_string())
             .bind(last_scan.as_millisecond())
-            .execute(setup.sqlite.pool())
+            .execute(setup.sqlite.writer())
             .await
             .unwrap();
     }
@@ -221,7 +221,7 @@ async fn old_and_surplus_poll_errors_are_pruned() {
         .bind(Uuid::now_v7().to_string())
         .bind(shipment.to_string())
         .bind(at.as_millisecond())
-        .execute(setup.sqlite.pool())
+        .execute(setup.sqlite.writer())
         .await
         .unwrap();
     };
@@ -252,7 +252,7 @@ async fn old_and_surplus_poll_errors_are_pruned() {
     );
     let left: Vec<(String, i64)> =
         sqlx::query_as("SELECT shipment_id, COUNT(*) FROM poll_errors GROUP BY shipment_id")
-            .fetch_all(setup.sqlite.pool())
+            .fetch_all(setup.sqlite.writer())
             .await
             .unwrap();
     let left: std::collections::HashMap<String, i64> = left.into_iter().collect();

@@ -241,7 +241,7 @@ impl SqliteStore {
 
     /// The writing connection, for tests that look (and write) underneath the trait.
     #[cfg(test)]
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn writer(&self) -> &SqlitePool {
         &self.writer
     }
 

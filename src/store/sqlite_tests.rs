@@ -179,7 +179,7 @@ async fn poll_with(
         .bind(shipment.id.to_string())
         .bind(&owner)
         .bind((now + SignedDuration::from_mins(5)).as_millisecond())
-        .execute(store.pool())
+        .execute(store.writer())
         .await?;
     let mut write = poll(shipment, &owner, now);
     write.notifications = notifications;
@@ -204,7 +204,7 @@ async fn states(
 async fn count(store: &SqliteStore, sql: &str, id: Uuid) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar::<_, i64>(sql)
         .bind(id.to_string())
-        .fetch_one(store.pool())
+        .fetch_one(store.writer())
         .await?)
 }
 
@@ -246,7 +246,7 @@ async fn a_shipment_reads_back_field_by_field() -> TestResult {
          WHERE id = ?1",
     )
     .bind(read.id.to_string())
-    .fetch_one(store.pool())
+    .fetch_one(store.writer())
     .await?;
     assert_eq!(
         row.try_get::<i64, _>("next_poll_at")?,
@@ -426,7 +426,7 @@ async fn a_claim_respects_leases_and_rescues_expired_ones() -> TestResult {
     let owners: Vec<String> = sqlx::query_scalar(
         "SELECT lease_owner FROM shipments WHERE lease_owner IS NOT NULL ORDER BY id",
     )
-    .fetch_all(store.pool())
+    .fetch_all(store.writer())
     .await?;
     assert_eq!(owners, vec!["b", "b"]);
 
@@ -457,7 +457,7 @@ async fn the_nearest_delivery_comes_first_when_asked() -> TestResult {
     sqlx::query("UPDATE shipments SET poll_priority = 0, next_poll_at = ?2 WHERE id = ?1")
         .bind(urgent.id.to_string())
         .bind(at(5).as_millisecond())
-        .execute(store.pool())
+        .execute(store.writer())
         .await?;
 
     let claimed = store
@@ -534,7 +534,7 @@ async fn a_poll_after_losing_the_lease_writes_nothing() -> TestResult {
     let owner: Option<String> =
         sqlx::query_scalar("SELECT lease_owner FROM shipments WHERE id = ?1")
             .bind(s.id.to_string())
-            .fetch_one(store.pool())
+            .fetch_one(store.writer())
             .await?;
     assert_eq!(
         owner.as_deref(),
@@ -1024,7 +1024,7 @@ async fn quota_reservation_stops_at_the_quota() -> TestResult {
         "SELECT day, calls FROM quota_usage WHERE carrier_account_id = ?1 ORDER BY day",
     )
     .bind(main.to_string())
-    .fetch_all(store.pool())
+    .fetch_all(store.writer())
     .await?;
     assert_eq!(
         used,
@@ -1088,7 +1088,7 @@ async fn a_failed_poll_is_recorded_and_counts_towards_back_off() -> TestResult {
         "SELECT kind, excerpt FROM poll_errors WHERE shipment_id = ?1 ORDER BY occurred_at",
     )
     .bind(s.id.to_string())
-    .fetch_all(store.pool())
+    .fetch_all(store.writer())
     .await?;
     assert_eq!(
         errors,
@@ -1204,7 +1204,7 @@ async fn shipments_held_back_together_come_due_spread_out_the_urgent_ones_first(
         40
     );
     let due: Vec<(String, i64)> = sqlx::query_as("SELECT id, next_poll_at FROM shipments")
-        .fetch_all(store.pool())
+        .fetch_all(store.writer())
         .await?;
     let distinct: HashSet<i64> = due.iter().map(|(_, at)| *at).collect();
     assert!(distinct.len() > 30, "spread out: {distinct:?}");
@@ -1260,7 +1260,7 @@ async fn query_plan(store: &SqliteStore, sql: &str) -> anyhow::Result<Vec<String
             .bind(t0().as_millisecond())
             .bind(10_i64);
     }
-    let rows = query.fetch_all(store.pool()).await?;
+    let rows = query.fetch_all(store.writer()).await?;
     rows.iter()
         .map(|row| Ok(row.try_get::<String, _>("detail")?))
         .collect()
@@ -1292,14 +1292,14 @@ async fn the_due_query_uses_the_partial_index() -> TestResult {
         if n % 4 == 0 {
             sqlx::query("UPDATE shipments SET active = 0, next_poll_at = NULL WHERE id = ?1")
                 .bind(s.id.to_string())
-                .execute(store.pool())
+                .execute(store.writer())
                 .await?;
         }
     }
 
     for analyzed in [false, true] {
         if analyzed {
-            sqlx::query("ANALYZE").execute(store.pool()).await?;
+            sqlx::query("ANALYZE").execute(store.writer()).await?;
         }
         for (order, index) in [
             (

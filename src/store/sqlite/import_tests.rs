@@ -68,7 +68,7 @@ async fn polling(
         "SELECT active, next_poll_at, poll_priority, lease_owner FROM shipments WHERE id = ?1",
     )
     .bind(id.to_string())
-    .fetch_one(store.pool())
+    .fetch_one(store.writer())
     .await?)
 }
 
