@@ -4,15 +4,19 @@
 use async_trait::async_trait;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::TlsParameters;
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{EmailConfig, EmailTransport, SmtpConfig, SmtpTls};
 use crate::notify::render::RenderedEmail;
+
+// Waymark's own SMTP session pool, with TCP_NODELAY on its sockets: see the module's comment.
+#[path = "smtp.rs"]
+mod smtp;
 
 /// Why an email was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,14 +32,17 @@ pub enum SendError {
 /// Something that delivers a finished email and says what the provider answered.
 #[async_trait]
 pub trait EmailSender: Send + Sync {
+    /// Delivers `message` to its envelope's recipients; the provider's answer on success.
     async fn send(&self, message: Message) -> Result<String, SendError>;
 }
 
 /// An email transport that cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum EmailSetupError {
+    /// The SMTP relay's TLS settings are unusable.
     #[error("email.smtp: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
+    /// The folder for emails as files cannot be created.
     #[error("email.file_dir `{dir}`: {source}")]
     FileDir {
         dir: String,
@@ -52,31 +59,45 @@ pub fn sender_from_config(config: &EmailConfig) -> Result<Arc<dyn EmailSender>, 
     })
 }
 
-/// Sends through an SMTP relay over a connection pool.
+/// Sends through an SMTP relay over a pool of sessions whose sockets have `TCP_NODELAY` set
+/// (see the `smtp` module for why Waymark pools its own): at most `pool_size` sessions wait
+/// idle between sends, and one unused for a minute is closed; `timeout_seconds` bounds
+/// connecting, opening a session (greeting, EHLO, STARTTLS or TLS, AUTH), checking an idle one
+/// before reuse and `QUIT`.
 pub struct SmtpSender {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: smtp::SmtpPool,
 }
 
 impl SmtpSender {
+    /// A sender for the relay `config` names: TLS as configured (verified against the relay's
+    /// host name), AUTH when both a username and a password are set, EHLO with this machine's
+    /// host name. Connects only when the first email is sent.
     pub fn new(config: &SmtpConfig) -> Result<Self, EmailSetupError> {
-        let mut builder = match config.tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
-            SmtpTls::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-                    .tls(Tls::Required(TlsParameters::new(config.host.clone())?))
+        let security = match config.tls {
+            SmtpTls::None => smtp::Security::None,
+            SmtpTls::Starttls => smtp::Security::Starttls(TlsParameters::new(config.host.clone())?),
+            SmtpTls::Tls => smtp::Security::Implicit(TlsParameters::new(config.host.clone())?),
+        };
+        let credentials = match (&config.username, &config.password) {
+            (Some(user), Some(password)) => {
+                Some(Credentials::new(user.clone(), password.expose().to_owned()))
             }
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-                .tls(Tls::Wrapper(TlsParameters::new(config.host.clone())?)),
-        }
-        .port(config.port)
-        .timeout(Some(Duration::from_secs(config.timeout_seconds.max(1))))
-        .pool_config(PoolConfig::new().max_size(config.pool_size.max(1)));
-        if let (Some(user), Some(password)) = (&config.username, &config.password) {
-            builder =
-                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
-        }
+            _ => None,
+        };
+        let settings = smtp::SessionSettings {
+            host: config.host.clone(),
+            port: config.port,
+            security,
+            credentials,
+            hello_name: ClientId::default(),
+            timeout: Duration::from_secs(config.timeout_seconds.max(1)),
+        };
         Ok(SmtpSender {
-            transport: builder.build(),
+            pool: smtp::SmtpPool::new(
+                settings,
+                config.pool_size.max(1) as usize,
+                smtp::IDLE_TIMEOUT,
+            ),
         })
     }
 }
@@ -84,15 +105,15 @@ impl SmtpSender {
 #[async_trait]
 impl EmailSender for SmtpSender {
     async fn send(&self, message: Message) -> Result<String, SendError> {
-        match self.transport.send(message).await {
-            Ok(response) => Ok(format!(
-                "{} {}",
-                response.code(),
-                response.message().collect::<Vec<_>>().join(" ")
-            )),
-            Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-            Err(e) => Err(SendError::Transient(e.to_string())),
-        }
+        let response = self
+            .pool
+            .send(message.envelope(), &message.formatted())
+            .await?;
+        Ok(format!(
+            "{} {}",
+            response.code(),
+            response.message().collect::<Vec<_>>().join(" ")
+        ))
     }
 }
 
@@ -102,6 +123,7 @@ pub struct FileSender {
 }
 
 impl FileSender {
+    /// Writes into `dir`, which is created if missing.
     pub fn new(dir: &std::path::Path) -> Result<Self, EmailSetupError> {
         std::fs::create_dir_all(dir).map_err(|source| EmailSetupError::FileDir {
             dir: dir.display().to_string(),
@@ -127,18 +149,23 @@ impl EmailSender for FileSender {
 /// The addressing and threading of one email.
 #[derive(Debug, Clone)]
 pub struct Envelope {
+    /// The shop, as the sender.
     pub from: Mailbox,
+    /// Where the customer's replies go, when not to `from`.
     pub reply_to: Option<Mailbox>,
+    /// The customer.
     pub to: Mailbox,
     /// `<id@domain>` of this email.
     pub message_id: String,
     /// `Message-ID`s of the shipment's earlier emails, oldest first.
     pub thread: Vec<String>,
+    /// The `Date` header.
     pub date: SystemTime,
     /// One-click unsubscribe URL (RFC 8058).
     pub unsubscribe_url: String,
     /// Machine-readable tags for the merchant's mail tooling.
     pub trigger: String,
+    /// The shipment the email is about (`X-Waymark-Shipment`).
     pub shipment_id: String,
 }
 
