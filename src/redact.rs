@@ -41,23 +41,58 @@ pub fn scrub<'a>(text: &str, known: impl IntoIterator<Item = &'a str>) -> String
 }
 
 /// `text` with `value` replaced wherever it is not part of a longer word.
+///
+/// This runs for every message sent and every message queued, so it compares characters in
+/// place rather than compiling a pattern for each value (which cost more than the rest of a
+/// poll together).
 fn replace_words(text: &str, value: &str) -> String {
-    let pattern = Regex::new(&format!("(?i){}", regex::escape(value))).expect("an escaped value");
     let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for found in pattern.find_iter(text) {
-        let before = text[..found.start()].chars().next_back();
-        let after = text[found.end()..].chars().next();
+    let mut from = 0;
+    while let Some((start, end)) = find_ignoring_case(text, value, from) {
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
         if is_word(before) || is_word(after) {
+            // The next match may start inside this one: step one character on.
+            from = start + text[start..].chars().next().map_or(1, char::len_utf8);
             continue;
         }
-        out.push_str(&text[last..found.start()]);
+        out.push_str(&text[last..start]);
         out.push_str(CUSTOMER);
-        last = found.end();
+        last = end;
+        from = end;
     }
     out.push_str(&text[last..]);
     out
+}
+
+/// The first place at or after byte `from` where `text` holds `value` in any case: its start
+/// and end in bytes.
+fn find_ignoring_case(text: &str, value: &str, from: usize) -> Option<(usize, usize)> {
+    let first = value.chars().next()?;
+    text[from..]
+        .char_indices()
+        .filter(|&(_, c)| same_letter(c, first))
+        .find_map(|(offset, _)| {
+            let start = from + offset;
+            let mut rest = text[start..].char_indices();
+            let mut end = start;
+            for wanted in value.chars() {
+                let (at, c) = rest.next()?;
+                if !same_letter(c, wanted) {
+                    return None;
+                }
+                end = start + at + c.len_utf8();
+            }
+            Some((start, end))
+        })
+}
+
+/// Whether two characters are the same letter in any case (`ſ` and `s` included, which only
+/// their upper cases show).
+fn same_letter(a: char, b: char) -> bool {
+    a == b || a.to_lowercase().eq(b.to_lowercase()) || a.to_uppercase().eq(b.to_uppercase())
 }
 
 #[cfg(test)]
@@ -101,6 +136,16 @@ mod tests {
         assert_eq!(
             scrub("Łukasz Żak signed", ["łukasz żak"]),
             "<customer> signed"
+        );
+        assert_eq!(
+            scrub("an die Straße 5, MÜLLER; müllerin", ["Müller", "STRASSE"]),
+            "an die Straße 5, <customer>; müllerin"
+        );
+        // A word inside a longer one is skipped, and the next one right after it still found.
+        assert_eq!(scrub("AnnaAnna Anna", ["anna"]), "AnnaAnna <customer>");
+        assert_eq!(
+            scrub("Hanſ and Hans", ["HANS"]),
+            "<customer> and <customer>"
         );
     }
 
