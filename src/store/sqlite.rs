@@ -31,12 +31,13 @@ use super::{
 
 mod housekeeping;
 mod import;
+mod poll_writes;
 use crate::carriers::CarrierAccount;
 use crate::domain::{
     CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
     EstimateSource, EventKey, EventTime, Facts, FetchCount, JourneyState, KeyedEvent, Locale,
-    NewShipment, Notification, NotificationState, PostalCode, Reason, Shipment, Status,
-    TimeZoneName, TrackingEvent, TrackingNumber, Trigger,
+    NewShipment, Notification, NotificationState, PostalCode, Shipment, Status, TimeZoneName,
+    TrackingEvent, TrackingNumber, Trigger,
 };
 
 /// Connections for reads: enough for the API, every poller and every dispatcher worker to read at
@@ -47,6 +48,11 @@ const READERS: u32 = 16;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Starts a transaction that holds the write lock from its first statement on.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// The writer's page cache (SQLite's `cache_size`, negative for KiB): 64 MiB. Every write
+/// touches the indexes of the tables it writes at places that are random for some (a public
+/// token, a tracking number), and with a million shipments SQLite's default 2 MiB cache held
+/// so little of them that most writes read their pages back from the file.
+const WRITER_CACHE: &str = "-65536";
 /// Length of a shipment's public token: 32 alphanumerics are about 190 bits.
 const TOKEN_LEN: usize = 32;
 /// Where a freshly registered shipment stands in the queue when the quota is short.
@@ -210,6 +216,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The one connection every write goes through.
     writer: SqlitePool,
+    /// Poll results waiting to be written, a group per transaction.
+    poll_writes: poll_writes::PollWriter,
 }
 
 impl SqliteStore {
@@ -226,17 +234,26 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         // The writer first: it creates the file and switches it to WAL before readers open it.
+        // A connection to a local file does not go stale: checking it before every use (sqlx's
+        // default, a round trip to its thread) would only add one to every statement.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             // Waiting for the writer is waiting in line, not a failure.
             .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", WRITER_CACHE))
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool, writer })
+        let poll_writes = poll_writes::PollWriter::start(writer.clone());
+        Ok(SqliteStore {
+            pool,
+            writer,
+            poll_writes,
+        })
     }
 
     /// The writing connection, for tests that look (and write) underneath the trait.
@@ -708,167 +725,15 @@ impl Store for SqliteStore {
     }
 
     async fn record_poll(&self, write: &PollWrite) -> Result<bool, StoreError> {
-        let now = millis(write.now);
-        let shipment_id = write.shipment_id.to_string();
-        let journey = &write.journey;
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-
-        let updated = sqlx::query(
-            "UPDATE shipments SET status = ?3, reason = ?4, estimate_earliest = ?5, \
-             estimate_latest = ?6, last_event_at = ?7, active = ?8, next_poll_at = ?9, \
-             poll_priority = ?10, poll_failures = 0, last_error = NULL, last_error_at = NULL, \
-             last_polled_at = ?11, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?11, \
-             fetch_day = ?12, fetches_on_day = ?13 \
-             WHERE id = ?1 AND lease_owner = ?2",
-        )
-        .bind(&shipment_id)
-        .bind(&write.owner)
-        .bind(journey.status.as_str())
-        .bind(journey.reason.map(Reason::as_str))
-        .bind(journey.carrier_estimate.map(|w| w.earliest.to_string()))
-        .bind(journey.carrier_estimate.map(|w| w.latest.to_string()))
-        .bind(journey.last_event_at.map(millis))
-        // The schema ties `active` to having a next poll; the poll time decides.
-        .bind(write.next_poll_at.is_some())
-        .bind(write.next_poll_at.map(millis))
-        .bind(i64::from(write.poll_priority))
-        .bind(now)
-        .bind(&write.fetched.day)
-        .bind(i64::from(write.fetched.count))
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-
-        for keyed in &write.new_events {
-            let event = &keyed.event;
-            sqlx::query(
-                "INSERT INTO events \
-                 (shipment_id, event_key, occurred_at, utc_offset_seconds, status, reason, \
-                  raw_code, raw_text, location, recorded_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                 ON CONFLICT (shipment_id, event_key) DO NOTHING",
-            )
-            .bind(&shipment_id)
-            .bind(keyed.key.as_str())
-            .bind(millis(event.time.at))
-            .bind(event.time.offset_seconds)
-            .bind(event.status.as_str())
-            .bind(event.reason.map(Reason::as_str))
-            .bind(&event.raw_code)
-            .bind(&event.raw_text)
-            .bind(event.location.as_deref())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        if let Some(change) = &write.estimate_change {
-            sqlx::query(
-                "INSERT INTO estimate_changes \
-                 (id, shipment_id, source, previous_earliest, previous_latest, current_earliest, \
-                  current_latest, reason, recorded_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .bind(Uuid::now_v7().to_string())
-            .bind(&shipment_id)
-            .bind(change.source.as_str())
-            .bind(change.previous.map(|w| w.earliest.to_string()))
-            .bind(change.previous.map(|w| w.latest.to_string()))
-            .bind(change.current.map(|w| w.earliest.to_string()))
-            .bind(change.current.map(|w| w.latest.to_string()))
-            .bind(&change.reason)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        if !write.supersede.is_empty() {
-            // Only pending rows: a `sending` row is in a dispatcher's hands and may be on the wire.
-            sqlx::query(
-                "UPDATE notifications SET state = 'superseded', updated_at = ?2 \
-                 WHERE shipment_id = ?1 AND state = 'pending' \
-                 AND trigger IN (SELECT value FROM json_each(?3))",
-            )
-            .bind(&shipment_id)
-            .bind(now)
-            .bind(json_list(write.supersede.iter().map(|t| t.as_str())))
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        for new in &write.notifications {
-            let facts = serde_json::to_string(&new.facts)
-                .map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
-            // The write lock is held, so MAX(seq) + 1 cannot race; a dedupe key already used for
-            // this shipment skips the row without consuming a seq.
-            sqlx::query(
-                "INSERT INTO notifications \
-                 (id, shipment_id, seq, trigger, dedupe_key, channel, recipient, locale, reason, \
-                  facts, state, attempts, available_at, created_at, updated_at) \
-                 VALUES (?1, ?2, \
-                  (SELECT COALESCE(MAX(seq), 0) + 1 FROM notifications WHERE shipment_id = ?2), \
-                  ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', 0, ?10, ?10, ?10) \
-                 ON CONFLICT (shipment_id, dedupe_key) DO NOTHING",
-            )
-            .bind(new.id.to_string())
-            .bind(&shipment_id)
-            .bind(new.trigger.as_str())
-            .bind(&new.dedupe_key)
-            .bind(new.channel.as_str())
-            .bind(&new.recipient)
-            .bind(new.locale.as_str())
-            .bind(&new.reason)
-            .bind(facts)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        tx.commit().await?;
-        Ok(true)
+        self.poll_writes
+            .write(poll_writes::PollResult::Polled(write.clone()))
+            .await
     }
 
     async fn record_poll_failure(&self, failure: &PollFailure) -> Result<bool, StoreError> {
-        let now = millis(failure.now);
-        let shipment_id = failure.shipment_id.to_string();
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let updated = sqlx::query(
-            "UPDATE shipments SET poll_failures = poll_failures + ?3, last_error = ?4, \
-             last_error_at = ?5, last_polled_at = ?5, next_poll_at = ?6, lease_owner = NULL, \
-             lease_expires_at = NULL, updated_at = ?5, fetch_day = ?7, fetches_on_day = ?8 \
-             WHERE id = ?1 AND lease_owner = ?2",
-        )
-        .bind(&shipment_id)
-        .bind(&failure.owner)
-        .bind(i64::from(failure.count_failure))
-        .bind(&failure.detail)
-        .bind(now)
-        .bind(millis(failure.next_poll_at))
-        .bind(&failure.fetched.day)
-        .bind(i64::from(failure.fetched.count))
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO poll_errors (id, shipment_id, kind, detail, excerpt, occurred_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(&shipment_id)
-        .bind(failure.kind)
-        .bind(&failure.detail)
-        .bind(failure.excerpt.as_deref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        self.poll_writes
+            .write(poll_writes::PollResult::Failed(failure.clone()))
+            .await
     }
 
     async fn claim_notifications(

@@ -548,6 +548,71 @@ async fn a_poll_after_losing_the_lease_writes_nothing() -> TestResult {
     Ok(())
 }
 
+/// Polls that finish together are written in one group, each on its own terms: a lost lease
+/// writes nothing of that poll, a result that cannot be stored fails alone, the rest go in.
+#[tokio::test]
+async fn polls_written_together_keep_each_ones_outcome() -> TestResult {
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let mut shipments = Vec::new();
+    for n in 0..40 {
+        shipments.push(shipment(&store, main, &format!("GROUP{n:04}")).await?);
+    }
+    let claimed = store
+        .claim_due_shipments(&PollClaim {
+            carrier_account_id: main,
+            owner: "w",
+            now: at(1),
+            lease_until: at(6),
+            limit: 100,
+            order: ClaimOrder::DueFirst,
+        })
+        .await?;
+    assert_eq!(claimed.len(), 40);
+
+    let mut writes = Vec::new();
+    for s in &shipments {
+        let mut write = poll(s, "w", at(2));
+        write.new_events = vec![scan(0, "PU", Status::InTransit)];
+        write.notifications = vec![message(Trigger::Shipped, "shipped")?];
+        writes.push(write);
+    }
+    // Shipment 3's poll no longer holds the lease; shipment 7's message reuses shipment 6's id,
+    // which the outbox cannot take twice.
+    writes[3].owner = "someone else".into();
+    writes[7].notifications[0].id = writes[6].notifications[0].id;
+
+    let results = futures::future::join_all(writes.iter().map(|w| store.record_poll(w))).await;
+    for (n, result) in results.iter().enumerate() {
+        match n {
+            3 => assert!(matches!(result, Ok(false)), "{n}: {result:?}"),
+            7 => assert!(result.is_err(), "{n}: {result:?}"),
+            _ => assert!(matches!(result, Ok(true)), "{n}: {result:?}"),
+        }
+    }
+    for (n, s) in shipments.iter().enumerate() {
+        let stored = store.shipment(s.id).await?.context("shipment")?;
+        let written = n != 3 && n != 7;
+        assert_eq!(
+            stored.journey.status == Status::InTransit,
+            written,
+            "{n}: {:?}",
+            stored.journey
+        );
+        assert_eq!(
+            store.timeline(s.id).await?.len(),
+            usize::from(written),
+            "{n}"
+        );
+        assert_eq!(
+            store.notifications(s.id).await?.len(),
+            usize::from(written),
+            "{n}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_scan_is_stored_once_across_two_polls() -> TestResult {
     let (_dir, store) = open().await?;
