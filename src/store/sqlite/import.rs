@@ -4,7 +4,6 @@
 
 use jiff::Timestamp;
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use uuid::Uuid;
 
 use super::{BEGIN_WRITE, DEFAULT_POLL_PRIORITY, SqliteStore, millis, public_token};
@@ -18,17 +17,17 @@ use crate::store::StoreError;
 /// parameters a row, 100 rows stay far below SQLite's limit of 32 766 parameters.
 const ROWS_PER_STATEMENT: usize = 100;
 
-/// The columns a registration sets, in the order each row's values are written. The last six
-/// are the same for every row of a batch: `?1` is now, `?2` the first status, `?3` the
-/// priority; a new shipment is unmuted and active.
+/// The columns a registration sets, in the order each row's values are written; a new shipment
+/// is unmuted and active (the literal `0, 1` ending each row).
 const SHIPMENT_COLUMNS: &str = "id, carrier_account_id, carrier, tracking_number, \
     customer_email, customer_name, locale, time_zone, destination_country, order_reference, \
     promise_earliest, promise_latest, public_token, destination_postal_code, \
     created_at, updated_at, next_poll_at, status, poll_priority, muted, active";
-/// Parameters of one shipment row, before the shared tail `?1, ?1, ?1, ?2, ?3, 0, 1`.
-const SHIPMENT_PARAMS: usize = 14;
-/// Parameters of one promise row (id, shipment, earliest, latest, reason); `?1` is now.
-const PROMISE_PARAMS: usize = 5;
+/// Parameters of one shipment row, before its literal `0, 1`.
+const SHIPMENT_PARAMS: usize = 19;
+/// Parameters of one promise row (id, shipment, earliest, latest, reason, now), before its
+/// literal source.
+const PROMISE_PARAMS: usize = 6;
 
 /// The refusal of a tracking number the account already has, as a single registration words
 /// it.
@@ -39,20 +38,15 @@ pub(super) fn taken_number(number: &TrackingNumber) -> StoreError {
     }
 }
 
-/// `VALUES` rows of `params` numbered parameters each, starting after the `shared` ones, every
-/// row followed by `tail`.
-fn values(rows: usize, params: usize, shared: usize, tail: &str) -> String {
-    let mut sql = String::with_capacity(rows * (params * 6 + tail.len() + 4));
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for param in 0..params {
-            let sep = if param == 0 { "" } else { ", " };
-            let _ = write!(sql, "{sep}?{}", shared + row * params + param + 1);
-        }
-        sql.push_str(tail);
-        sql.push(')');
-    }
-    sql
+/// `VALUES` rows of `params` anonymous parameters each, every row ending in `tail`.
+///
+/// The parameters are anonymous (`?`) on purpose, even for values every row shares: sqlx asks
+/// SQLite for every bound parameter's name, which SQLite finds by walking the list of numbered
+/// and named ones. With a hundred rows of `?NNN` that walk made binding quadratic and the
+/// largest part of an import; anonymous parameters are not in that list.
+fn values(rows: usize, params: usize, tail: &str) -> String {
+    let row = format!("({}{tail})", vec!["?"; params].join(", "));
+    vec![row; rows].join(", ")
 }
 
 /// The statement that registers `rows` shipments and returns the ids of those it stored: a row
@@ -61,7 +55,7 @@ fn insert_shipments_sql(rows: usize) -> String {
     format!(
         "INSERT INTO shipments ({SHIPMENT_COLUMNS}) VALUES {} \
          ON CONFLICT (carrier_account_id, tracking_number) DO NOTHING RETURNING id",
-        values(rows, SHIPMENT_PARAMS, 3, ", ?1, ?1, ?1, ?2, ?3, 0, 1")
+        values(rows, SHIPMENT_PARAMS, ", 0, 1")
     )
 }
 
@@ -69,9 +63,9 @@ fn insert_shipments_sql(rows: usize) -> String {
 fn insert_promises_sql(rows: usize) -> String {
     format!(
         "INSERT INTO estimate_changes \
-         (id, shipment_id, current_earliest, current_latest, reason, source, recorded_at) \
+         (id, shipment_id, current_earliest, current_latest, reason, recorded_at, source) \
          VALUES {}",
-        values(rows, PROMISE_PARAMS, 1, ", 'promise', ?1")
+        values(rows, PROMISE_PARAMS, ", 'promise'")
     )
 }
 
@@ -89,10 +83,7 @@ impl SqliteStore {
             .zip(ids.chunks(ROWS_PER_STATEMENT))
         {
             let sql = insert_shipments_sql(chunk.len());
-            let mut query = sqlx::query_scalar::<_, String>(&sql)
-                .bind(millis(now))
-                .bind(Status::Pending.as_str())
-                .bind(DEFAULT_POLL_PRIORITY);
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
             for (new, id) in chunk.iter().zip(chunk_ids) {
                 query = query
                     .bind(id.to_string())
@@ -108,7 +99,12 @@ impl SqliteStore {
                     .bind(new.promise.map(|w| w.earliest.to_string()))
                     .bind(new.promise.map(|w| w.latest.to_string()))
                     .bind(public_token())
-                    .bind(new.destination_postal_code.as_ref().map(PostalCode::as_str));
+                    .bind(new.destination_postal_code.as_ref().map(PostalCode::as_str))
+                    .bind(millis(now))
+                    .bind(millis(now))
+                    .bind(millis(now))
+                    .bind(Status::Pending.as_str())
+                    .bind(DEFAULT_POLL_PRIORITY);
             }
             for id in query.fetch_all(&mut *tx).await? {
                 stored.insert(id);
@@ -128,7 +124,7 @@ impl SqliteStore {
             .collect();
         for chunk in promised.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_promises_sql(chunk.len());
-            let mut query = sqlx::query(&sql).bind(millis(now));
+            let mut query = sqlx::query(&sql);
             for (id, promise) in chunk {
                 query = query
                     .bind(Uuid::now_v7().to_string())
@@ -137,7 +133,8 @@ impl SqliteStore {
                     .bind(promise.latest.to_string())
                     .bind(format!(
                         "the merchant promised delivery {promise} at registration"
-                    ));
+                    ))
+                    .bind(millis(now));
             }
             query.execute(&mut *tx).await?;
         }
