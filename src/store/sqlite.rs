@@ -29,6 +29,7 @@ use super::{
     PollFailure, PollWrite, Store, StoreError,
 };
 
+mod checkpoint;
 mod housekeeping;
 mod import;
 mod poll_writes;
@@ -53,6 +54,8 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// token, a tracking number), and with a million shipments SQLite's default 2 MiB cache held
 /// so little of them that most writes read their pages back from the file.
 const WRITER_CACHE: &str = "-65536";
+/// The size in bytes the write-ahead log file is cut back to when SQLite starts it over: 64 MiB.
+const WAL_SIZE_LIMIT: &str = "67108864";
 /// Length of a shipment's public token: 32 alphanumerics are about 190 bits.
 const TOKEN_LEN: usize = 32;
 /// Where a freshly registered shipment stands in the queue when the quota is short.
@@ -218,6 +221,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Poll results waiting to be written, a group per transaction.
     poll_writes: poll_writes::PollWriter,
+    /// Copies the write-ahead log back into the file while the store is open.
+    _checkpoints: std::sync::Arc<checkpoint::Checkpointer>,
 }
 
 impl SqliteStore {
@@ -241,7 +246,15 @@ impl SqliteStore {
             .test_before_acquire(false)
             // Waiting for the writer is waiting in line, not a failure.
             .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options.clone().pragma("cache_size", WRITER_CACHE))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", WRITER_CACHE)
+                    // The checkpointing task does it, off the writer's path.
+                    .pragma("wal_autocheckpoint", "0")
+                    // A log that grew during a burst of writes is cut back when it restarts.
+                    .pragma("journal_size_limit", WAL_SIZE_LIMIT),
+            )
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(READERS)
@@ -249,10 +262,12 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         let poll_writes = poll_writes::PollWriter::start(writer.clone());
+        let checkpoints = std::sync::Arc::new(checkpoint::Checkpointer::start(pool.clone()));
         Ok(SqliteStore {
             pool,
             writer,
             poll_writes,
+            _checkpoints: checkpoints,
         })
     }
 

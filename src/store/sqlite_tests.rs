@@ -1427,3 +1427,33 @@ async fn the_due_query_uses_the_partial_index() -> TestResult {
     }
     Ok(())
 }
+
+/// The writer never checkpoints (so no commit pays for copying the log back); the store's own
+/// task does, shortly after: a new shipment reaches the database file itself within moments.
+#[tokio::test]
+async fn the_write_ahead_log_is_copied_back_without_the_writer() -> TestResult {
+    let (dir, store) = open().await?;
+    let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+        .fetch_one(store.writer())
+        .await?;
+    assert_eq!(
+        autocheckpoint, 0,
+        "the writer leaves checkpoints to the task"
+    );
+    let main = account(&store, "main").await?;
+    shipment(&store, main, "CHECKPOINT0001").await?;
+    let file = dir.path().join("waymark.db");
+    let in_file = || -> anyhow::Result<bool> {
+        let bytes = std::fs::read(&file)?;
+        Ok(bytes.windows(14).any(|w| w == b"CHECKPOINT0001"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !in_file()? {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the shipment never left the write-ahead log"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
