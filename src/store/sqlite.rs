@@ -37,7 +37,7 @@ use crate::carriers::CarrierAccount;
 use crate::domain::{
     CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
     EstimateSource, EventKey, EventTime, Facts, FetchCount, JourneyState, KeyedEvent, Locale,
-    NewShipment, Notification, NotificationState, PostalCode, Shipment, Status, TimeZoneName,
+    NewShipment, Notification, NotificationState, PostalCode, Shipment, TimeZoneName,
     TrackingEvent, TrackingNumber, Trigger,
 };
 
@@ -429,69 +429,19 @@ impl Store for SqliteStore {
         new: &NewShipment,
         now: Timestamp,
     ) -> Result<Shipment, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let result = sqlx::query(
-            "INSERT INTO shipments \
-             (id, carrier_account_id, carrier, tracking_number, customer_email, customer_name, \
-              locale, time_zone, destination_country, order_reference, promise_earliest, \
-              promise_latest, created_at, public_token, muted, status, active, next_poll_at, \
-              poll_priority, updated_at, destination_postal_code) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, ?15, 1, ?13, \
-              ?16, ?13, ?17) \
-             RETURNING *",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(new.carrier_account_id.to_string())
-        .bind(new.carrier.as_str())
-        .bind(new.tracking_number.as_str())
-        .bind(new.customer.email.as_ref().map_or("", EmailAddress::as_str))
-        .bind(new.customer.name.as_deref())
-        .bind(new.customer.locale.as_str())
-        .bind(new.customer.time_zone.as_str())
-        .bind(new.destination_country.as_str())
-        .bind(new.order_reference.as_deref())
-        .bind(new.promise.map(|w| w.earliest.to_string()))
-        .bind(new.promise.map(|w| w.latest.to_string()))
-        .bind(millis(now))
-        .bind(public_token())
-        .bind(Status::Pending.as_str())
-        .bind(DEFAULT_POLL_PRIORITY)
-        .bind(new.destination_postal_code.as_ref().map(PostalCode::as_str))
-        .fetch_one(&mut *tx)
-        .await;
-        match result {
-            Ok(row) => {
-                let shipment = ShipmentRow::decode(&row)?.into_shipment()?;
-                // The merchant's promise is the first estimate the customer had; keep it in the
-                // estimate history beside the carrier's.
-                if let Some(promise) = new.promise {
-                    sqlx::query(
-                        "INSERT INTO estimate_changes \
-                         (id, shipment_id, source, current_earliest, current_latest, reason, \
-                          recorded_at) \
-                         VALUES (?1, ?2, 'promise', ?3, ?4, ?5, ?6)",
-                    )
-                    .bind(Uuid::now_v7().to_string())
-                    .bind(shipment.id.to_string())
-                    .bind(promise.earliest.to_string())
-                    .bind(promise.latest.to_string())
-                    .bind(format!(
-                        "the merchant promised delivery {promise} at registration"
-                    ))
-                    .bind(millis(now))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(shipment)
-            }
-            Err(sqlx::Error::Database(e))
-                if e.is_unique_violation() && e.message().contains("tracking_number") =>
-            {
-                Err(import::taken_number(&new.tracking_number))
-            }
-            Err(e) => Err(e.into()),
-        }
+        // One registration is a batch of one: the same row, promise and refusal as an import's.
+        let id = match self
+            .insert_batch(std::slice::from_ref(new), now)
+            .await?
+            .pop()
+        {
+            Some(stored) => stored?,
+            None => unreachable!("a batch has one result per shipment"),
+        };
+        self.shipment(id).await?.ok_or_else(|| StoreError::Corrupt {
+            table: "shipments",
+            detail: format!("shipment {id} is gone right after it was registered"),
+        })
     }
 
     async fn insert_shipments(
