@@ -6,6 +6,8 @@
 //! refer to shipments and notifications by id instead.
 
 use regex::Regex;
+
+use crate::domain::{Customer, EmailAddress};
 use std::sync::LazyLock;
 
 /// What stands where a customer's address, name or phone number was.
@@ -38,6 +40,15 @@ pub fn scrub<'a>(text: &str, known: impl IntoIterator<Item = &'a str>) -> String
     }
     let scrubbed = ADDRESS.replace_all(&scrubbed, CUSTOMER);
     PHONE.replace_all(&scrubbed, CUSTOMER).into_owned()
+}
+
+/// What names `customer` in someone else's words: their address and their name (either may be
+/// empty, after erasure or when the merchant gave none), for [`scrub`]'s `known`.
+pub fn customer_words(customer: &Customer) -> [&str; 2] {
+    [
+        customer.email.as_ref().map_or("", EmailAddress::as_str),
+        customer.name.as_deref().unwrap_or_default(),
+    ]
 }
 
 /// `text` with `value` replaced wherever it is not part of a longer word.

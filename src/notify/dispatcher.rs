@@ -60,15 +60,8 @@ fn delivery_changes(
 /// `completion` with the customer scrubbed out of what the provider said: it is logged and
 /// stored, and mail servers name the address they refuse or accept.
 fn without_customer(completion: Completion, item: &OutboxItem) -> Completion {
-    let customer = &item.shipment.customer;
-    let known = [
-        item.notification.recipient.as_str(),
-        customer
-            .email
-            .as_ref()
-            .map_or("", crate::domain::EmailAddress::as_str),
-        customer.name.as_deref().unwrap_or_default(),
-    ];
+    let [email, name] = crate::redact::customer_words(&item.shipment.customer);
+    let known = [item.notification.recipient.as_str(), email, name];
     let scrub = |text: String| crate::redact::scrub(&text, known);
     match completion {
         Completion::Sent {

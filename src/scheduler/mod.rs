@@ -795,14 +795,7 @@ impl Scheduler {
 
 /// What names the shipment's customer, for scrubbing out of what is logged and stored.
 fn customer_words(shipment: &Shipment) -> [&str; 2] {
-    let customer = &shipment.customer;
-    [
-        customer
-            .email
-            .as_ref()
-            .map_or("", crate::domain::EmailAddress::as_str),
-        customer.name.as_deref().unwrap_or_default(),
-    ]
+    crate::redact::customer_words(&shipment.customer)
 }
 
 #[cfg(test)]
