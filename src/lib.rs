@@ -22,3 +22,4 @@ pub mod redact;
 pub mod scheduler;
 pub mod secret;
 pub mod store;
+pub mod vault;
