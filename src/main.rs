@@ -17,6 +17,8 @@ async fn main() -> std::process::ExitCode {
             EnvFilter::try_from_env("WAYMARK_LOG").unwrap_or_else(|_| EnvFilter::new(default_log)),
         )
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal; plain lines for a file, a pipe or a journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match waymark::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
