@@ -84,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         intake::register(
             waymark.store.as_ref(),
             &waymark.carriers,
+            waymark::domain::MerchantId::DEFAULT,
             &input,
             registered_at,
         )

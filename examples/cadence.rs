@@ -141,6 +141,7 @@ async fn play(
         intake::register(
             waymark.store.as_ref(),
             &waymark.carriers,
+            waymark::domain::MerchantId::DEFAULT,
             input,
             *registered_at,
         )
@@ -458,6 +459,7 @@ async fn run_dhl(args: &Args) -> anyhow::Result<Vec<(String, Kind)>> {
         .store
         .create_carrier_account(&CarrierAccount {
             id: uuid::Uuid::now_v7(),
+            merchant_id: waymark::domain::MerchantId::DEFAULT,
             carrier: CarrierCode::parse("dhl")?,
             name: "default".into(),
             credentials: serde_json::json!({"api_key": "stand-in"}).into(),

@@ -108,10 +108,20 @@ fn poll_with_message(shipment: Uuid, owner: &str, now: Timestamp) -> anyhow::Res
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = SqliteStore::connect(&args.database).await?;
+    // The key file `waymark shipments import` made beside the database.
+    let (vault, _) = waymark::vault::load(
+        &waymark::vault::VaultConfig::default(),
+        None,
+        &waymark::store::default_key_file(&args.database),
+    )?;
+    let store = SqliteStore::connect(&args.database, vault).await?;
     let carrier = CarrierCode::parse(&args.carrier)?;
     let account = store
-        .carrier_account_by_name(&carrier, &args.account)
+        .carrier_account_by_name(
+            waymark::domain::MerchantId::DEFAULT,
+            &carrier,
+            &args.account,
+        )
         .await?
         .with_context(|| format!("no {} account named {}", args.carrier, args.account))?;
     let backlog = store.backlog().await?;

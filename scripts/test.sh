@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Waymark's whole test suite, from a fresh machine: installs what the tests need (a real SMTP
-# server, Debian's python3-aiosmtpd; the `holidays` package from PyPI, which the holiday calendar
-# is checked against), then runs every test. Extra arguments go to `cargo test`.
+# server, Debian's python3-aiosmtpd; from PyPI the `holidays` package, which the holiday calendar
+# is checked against, and openapi-spec-validator, which checks the API's OpenAPI document), then
+# runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,13 +23,8 @@ if ! "$python" -c 'import aiosmtpd' 2>/dev/null; then
     apt_install python3-aiosmtpd
 fi
 
-# This exact release: another one may date a holiday differently and fail the comparison for
-# reasons that have nothing to do with Waymark. (Debian's python3-holidays is years too old to
-# know 2025-2030.)
-holidays_version=0.109
-if ! "$python" -c "import holidays, sys; sys.exit(holidays.__version__ != '$holidays_version')" \
-    2>/dev/null; then
-    echo "installing the reference holiday calendar (holidays $holidays_version from PyPI)..."
+# Install Python packages from PyPI.
+pip_install() {
     "$python" -m pip --version >/dev/null 2>&1 || apt_install python3-pip
     # Root installs for everyone; anyone else into their own site-packages, unless the Python
     # is a virtual environment (which has its own).
@@ -39,7 +35,25 @@ if ! "$python" -c "import holidays, sys; sys.exit(holidays.__version__ != '$holi
     # Debian marks its Python as externally managed: pip then installs into /usr/local, beside
     # Debian's own packages.
     "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-        --break-system-packages "${where[@]}" "holidays==$holidays_version"
+        --break-system-packages "${where[@]}" "$@"
+}
+
+# This exact release: another one may date a holiday differently and fail the comparison for
+# reasons that have nothing to do with Waymark. (Debian's python3-holidays is years too old to
+# know 2025-2030.)
+holidays_version=0.109
+if ! "$python" -c "import holidays, sys; sys.exit(holidays.__version__ != '$holidays_version')" \
+    2>/dev/null; then
+    echo "installing the reference holiday calendar (holidays $holidays_version from PyPI)..."
+    pip_install "holidays==$holidays_version"
+fi
+
+# The independent check that the merchant API's OpenAPI document is valid OpenAPI 3.1.
+validator_version=0.9.0
+if ! "$python" -c "import importlib.metadata as m, sys; \
+    sys.exit(m.version('openapi-spec-validator') != '$validator_version')" 2>/dev/null; then
+    echo "installing the OpenAPI validator (openapi-spec-validator $validator_version from PyPI)..."
+    pip_install "openapi-spec-validator==$validator_version"
 fi
 
 cargo test --locked "$@"

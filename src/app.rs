@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::carriers::{CarrierAccount, CarrierRegistry, Credentials};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::{CarrierCode, HolidayCalendar};
+use crate::domain::{CarrierCode, HolidayCalendar, MerchantId};
 use crate::housekeeping::Housekeeping;
 use crate::intake::DEFAULT_ACCOUNT;
 use crate::notify::dispatcher::{Dispatcher, Sender};
@@ -32,6 +32,44 @@ pub struct Waymark {
     pub templates: Templates,
 }
 
+/// The master keys the configuration names (`master_key`, `WAYMARK_MASTER_KEY`, or the key
+/// file, generated on the first start).
+pub(crate) fn open_vault(config: &Config) -> anyhow::Result<crate::vault::Vault> {
+    let env = std::env::var(crate::vault::MASTER_KEY_ENV).ok();
+    let (vault, source) = crate::vault::load(
+        &config.vault(),
+        env.as_deref(),
+        &store::default_key_file(&config.database_url),
+    )
+    .context("loading the master key")?;
+    if let crate::vault::KeySource::File {
+        path,
+        created: true,
+    } = &source
+    {
+        tracing::warn!(
+            file = %path.display(),
+            "generated a master key for the carrier credentials: back this file up, without it \
+             they cannot be read"
+        );
+    }
+    Ok(vault)
+}
+
+/// The key file the master keys live in, or `None` when they are given directly.
+fn key_source(config: &Config) -> Option<std::path::PathBuf> {
+    let given = std::env::var(crate::vault::MASTER_KEY_ENV)
+        .ok()
+        .or_else(|| config.master_key.as_ref().map(|k| k.expose().to_owned()))
+        .is_some_and(|keys| !keys.trim().is_empty());
+    (!given).then(|| {
+        config
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| store::default_key_file(&config.database_url))
+    })
+}
+
 /// The settings key holding the accelerated clock's anchor.
 const CLOCK_ANCHOR: &str = "clock_anchor";
 
@@ -44,10 +82,21 @@ impl Waymark {
     /// Like [`Waymark::start`], on `clock` instead of the configured one (tests drive a manual
     /// clock from one due time to the next).
     pub async fn start_with_clock(config: Config, clock: Option<Clock>) -> anyhow::Result<Self> {
-        let store = store::connect(&config.database_url)
+        let vault = open_vault(&config)?;
+        let store = store::connect(&config.database_url, vault)
             .await
             .with_context(|| format!("opening {}", config.database_url))?;
         store.migrate().await.context("migrating the database")?;
+        let resealed = store
+            .reseal_secrets()
+            .await
+            .context("sealing stored secrets under the master key")?;
+        if resealed > 0 {
+            info!(
+                resealed,
+                "stored secrets sealed under the current master key"
+            );
+        }
 
         let clock = if let Some(clock) = clock {
             clock
@@ -92,23 +141,25 @@ impl Waymark {
             calendar: Arc::new(calendar),
             templates,
         };
-        waymark.ensure_sandbox_account().await?;
+        waymark.ensure_sandbox_account(MerchantId::DEFAULT).await?;
         waymark.save_configured_accounts().await?;
         Ok(waymark)
     }
 
-    /// Every Waymark can track sandbox parcels without any set-up.
-    async fn ensure_sandbox_account(&self) -> anyhow::Result<()> {
+    /// Every merchant can track sandbox parcels without any set-up: give it a `default` sandbox
+    /// account unless it has one.
+    pub async fn ensure_sandbox_account(&self, merchant: MerchantId) -> anyhow::Result<()> {
         let code = CarrierCode::parse("sandbox")?;
         if self
             .store
-            .carrier_account_by_name(&code, DEFAULT_ACCOUNT)
+            .carrier_account_by_name(merchant, &code, DEFAULT_ACCOUNT)
             .await?
             .is_none()
         {
             self.store
                 .create_carrier_account(&CarrierAccount {
                     id: Uuid::now_v7(),
+                    merchant_id: merchant,
                     carrier: code,
                     name: DEFAULT_ACCOUNT.into(),
                     credentials: Credentials::default(),
@@ -121,7 +172,24 @@ impl Waymark {
         Ok(())
     }
 
-    /// Create or update the carrier accounts named in the configuration.
+    /// Add a new master key to the key file (when the keys live in one), then seal every stored
+    /// secret under the current key; returns how many were sealed again.
+    pub async fn rotate_master_key(&self) -> anyhow::Result<u64> {
+        let source = key_source(&self.config);
+        let store = if let Some(path) = source {
+            let id = crate::vault::rotate_key_file(&path)
+                .with_context(|| format!("adding a master key to {}", path.display()))?;
+            info!(key = %id, file = %path.display(), "new master key added");
+            // This process's store still seals with the key it started with.
+            store::connect(&self.config.database_url, open_vault(&self.config)?).await?
+        } else {
+            self.store.clone()
+        };
+        Ok(store.reseal_secrets().await?)
+    }
+
+    /// Create or update the carrier accounts named in the configuration: the `default`
+    /// merchant's.
     async fn save_configured_accounts(&self) -> anyhow::Result<()> {
         for (carrier, configured) in &self.config.carrier_accounts {
             let code = self
@@ -132,6 +200,7 @@ impl Waymark {
                 .store
                 .save_carrier_account(&CarrierAccount {
                     id: Uuid::now_v7(),
+                    merchant_id: MerchantId::DEFAULT,
                     carrier: code,
                     name: configured.name.clone(),
                     credentials: configured.credentials.clone(),
@@ -190,7 +259,25 @@ impl Waymark {
             carriers: self.carriers.clone(),
             templates: self.templates.clone(),
             merchant_name: self.config.merchant_name.clone(),
+            api: self.api_state(),
         }
+    }
+
+    /// What the merchant API's handlers need.
+    pub fn api_state(&self) -> crate::api::ApiState {
+        let http = &self.config.http;
+        crate::api::ApiState::new(
+            self.store.clone(),
+            self.carriers.clone(),
+            self.clock.clone(),
+            self.config.public_url.clone(),
+            crate::api::RateLimit {
+                per_second: std::num::NonZeroU32::new(http.api_requests_per_second)
+                    .unwrap_or(std::num::NonZeroU32::MIN),
+                burst: std::num::NonZeroU32::new(http.api_burst)
+                    .unwrap_or(std::num::NonZeroU32::MIN),
+            },
+        )
     }
 
     /// The periodic jobs (expiry, pruning) on this Waymark's store and clock.

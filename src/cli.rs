@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{Waymark, shutdown_signal};
 use crate::carriers::TrackRequest;
 use crate::config::Config;
-use crate::domain::TrackingNumber;
+use crate::domain::{MerchantId, MerchantSlug, TrackingNumber};
 use crate::intake::{self, DEFAULT_ACCOUNT, ImportObserver, ImportReport, ShipmentInput};
+
+mod tenants;
 
 /// Waymark: tells your customers where their parcel is before they have to ask.
 #[derive(Debug, Parser)]
@@ -37,11 +39,33 @@ pub enum Command {
     /// Create or update the database schema, then exit.
     Migrate,
     /// Register shipments.
-    #[command(subcommand)]
-    Shipments(ShipmentsCommand),
+    Shipments {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        #[command(subcommand)]
+        command: ShipmentsCommand,
+    },
     /// Manage the carrier accounts Waymark polls with.
+    Accounts {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Manage merchants: the shops a Waymark works for, each with its own accounts, shipments
+    /// and API keys.
     #[command(subcommand)]
-    Accounts(AccountsCommand),
+    Merchants(tenants::MerchantsCommand),
+    /// Manage a merchant's API keys.
+    ApiKeys {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        #[command(subcommand)]
+        command: tenants::ApiKeysCommand,
+    },
+    /// Manage the master keys that seal carrier credentials in the database.
+    #[command(subcommand)]
+    Keys(tenants::KeysCommand),
     /// Ask a carrier about one number now and print the normalised timeline.
     Track {
         tracking_number: String,
@@ -51,6 +75,8 @@ pub enum Command {
         /// The carrier account to ask with.
         #[arg(long, default_value = DEFAULT_ACCOUNT)]
         account: String,
+        #[command(flatten)]
+        merchant: MerchantArg,
     },
     /// Register sandbox shipments for every journey in English, German and Polish, play them
     /// out on an accelerated clock, and write the emails customers would get to ./outbox/.
@@ -58,6 +84,25 @@ pub enum Command {
     /// Tell which carrier issued a tracking number, from its format and check digit. Exits
     /// with 1 when no known format matches.
     Detect { tracking_number: String },
+}
+
+/// Whose shipments, accounts or keys a command works on.
+#[derive(Debug, Clone, Args)]
+pub struct MerchantArg {
+    /// The merchant's slug (`waymark merchants list`); a single shop is `default`.
+    #[arg(long, global = true, default_value = MerchantSlug::DEFAULT, env = "WAYMARK_MERCHANT")]
+    pub merchant: String,
+}
+
+impl MerchantArg {
+    /// The merchant this names, or an error saying there is none.
+    pub async fn resolve(&self, waymark: &Waymark) -> anyhow::Result<MerchantId> {
+        let slug = MerchantSlug::parse(&self.merchant).context("--merchant")?;
+        match waymark.store.merchant_by_slug(&slug).await? {
+            Some(merchant) => Ok(merchant.id),
+            None => bail!("merchant: there is no merchant `{slug}` (`waymark merchants list`)"),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,7 +205,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database is up to date: {}", waymark.config.database_url);
             Ok(())
         }
-        Command::Shipments(ShipmentsCommand::Add(add)) => {
+        Command::Shipments { merchant, command } => {
+            let merchant = merchant.resolve(&waymark).await?;
+            shipments(&waymark, merchant, command).await
+        }
+        Command::Accounts { merchant, command } => {
+            let merchant = merchant.resolve(&waymark).await?;
+            accounts(&waymark, merchant, command).await
+        }
+        Command::Merchants(command) => tenants::merchants(&waymark, command).await,
+        Command::ApiKeys { merchant, command } => {
+            let merchant = merchant.resolve(&waymark).await?;
+            tenants::api_keys(&waymark, merchant, command).await
+        }
+        Command::Keys(command) => tenants::keys(&waymark, command).await,
+        Command::Track {
+            tracking_number,
+            carrier,
+            account,
+            merchant,
+        } => {
+            let merchant = merchant.resolve(&waymark).await?;
+            track(&waymark, merchant, &carrier, &account, &tracking_number).await
+        }
+        Command::Demo(_) | Command::Detect { .. } => unreachable!("handled above"),
+    }
+}
+
+async fn shipments(
+    waymark: &Waymark,
+    merchant: MerchantId,
+    command: ShipmentsCommand,
+) -> anyhow::Result<()> {
+    match command {
+        ShipmentsCommand::Add(add) => {
             let add = *add;
             let input = ShipmentInput {
                 carrier: add.carrier.unwrap_or_default(),
@@ -178,6 +256,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let shipment = intake::register(
                 waymark.store.as_ref(),
                 &waymark.carriers,
+                merchant,
                 &input,
                 waymark.clock.now(),
             )
@@ -189,14 +268,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Accounts(AccountsCommand::Add {
+        ShipmentsCommand::Import { file } => {
+            let report = import_file(waymark, merchant, &file, std::io::stderr()).await?;
+            println!("imported {} shipments", report.imported);
+            if report.refused > 0 {
+                bail!("{} rows refused", report.refused);
+            }
+            Ok(())
+        }
+        ShipmentsCommand::Show { tracking_number } => {
+            show(waymark, merchant, &tracking_number).await
+        }
+        ShipmentsCommand::Mute { tracking_number } => {
+            set_muted(waymark, merchant, &tracking_number, true).await
+        }
+        ShipmentsCommand::Unmute { tracking_number } => {
+            set_muted(waymark, merchant, &tracking_number, false).await
+        }
+    }
+}
+
+async fn accounts(
+    waymark: &Waymark,
+    merchant: MerchantId,
+    command: AccountsCommand,
+) -> anyhow::Result<()> {
+    match command {
+        AccountsCommand::Add {
             carrier,
             name,
             credentials,
             base_url,
             daily_quota,
             requests_per_second,
-        }) => {
+        } => {
             let carrier = waymark.carriers.known(&carrier)?;
             let mut secrets = crate::carriers::Credentials::default();
             for pair in credentials {
@@ -212,6 +317,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .store
                 .save_carrier_account(&crate::carriers::CarrierAccount {
                     id: uuid::Uuid::now_v7(),
+                    merchant_id: merchant,
                     carrier,
                     name,
                     credentials: secrets,
@@ -226,8 +332,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Accounts(AccountsCommand::List) => {
-            for account in waymark.store.carrier_accounts().await? {
+        AccountsCommand::List => {
+            for account in waymark.store.merchant_carrier_accounts(merchant).await? {
                 let keys: Vec<&str> = account.credentials.names().collect();
                 println!(
                     "{:<12} {:<16} credentials: [{}]{}{}",
@@ -247,29 +353,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Shipments(ShipmentsCommand::Import { file }) => {
-            let report = import_file(&waymark, &file, std::io::stderr()).await?;
-            println!("imported {} shipments", report.imported);
-            if report.refused > 0 {
-                bail!("{} rows refused", report.refused);
-            }
-            Ok(())
-        }
-        Command::Shipments(ShipmentsCommand::Show { tracking_number }) => {
-            show(&waymark, &tracking_number).await
-        }
-        Command::Shipments(ShipmentsCommand::Mute { tracking_number }) => {
-            set_muted(&waymark, &tracking_number, true).await
-        }
-        Command::Shipments(ShipmentsCommand::Unmute { tracking_number }) => {
-            set_muted(&waymark, &tracking_number, false).await
-        }
-        Command::Track {
-            tracking_number,
-            carrier,
-            account,
-        } => track(&waymark, &carrier, &account, &tracking_number).await,
-        Command::Demo(_) | Command::Detect { .. } => unreachable!("handled above"),
     }
 }
 
@@ -290,6 +373,7 @@ fn detect(config_file: &std::path::Path, number: &str) -> anyhow::Result<()> {
 
 async fn track(
     waymark: &Waymark,
+    merchant: MerchantId,
     carrier: &str,
     account: &str,
     number: &str,
@@ -302,7 +386,7 @@ async fn track(
         .context("carrier not registered")?;
     let account = waymark
         .store
-        .carrier_account_by_name(&code, account)
+        .carrier_account_by_name(merchant, &code, account)
         .await?
         .with_context(|| format!("account: no {code} account named `{account}`"))?;
     // A registered shipment is tracked as of its registration, like the scheduler does.
@@ -311,7 +395,7 @@ async fn track(
         .shipments_by_number(&number)
         .await?
         .into_iter()
-        .find(|s| s.carrier == code)
+        .find(|s| s.carrier_account_id == account.id)
         .map(|s| s.created_at);
     let results = adapter
         .track(
@@ -332,12 +416,28 @@ async fn track(
     Ok(())
 }
 
-async fn set_muted(waymark: &Waymark, number: &str, muted: bool) -> anyhow::Result<()> {
+/// The merchant's shipments with this number (one per carrier account it is registered on).
+async fn merchant_shipments_by_number(
+    waymark: &Waymark,
+    merchant: MerchantId,
+    number: &str,
+) -> anyhow::Result<Vec<crate::domain::Shipment>> {
     let number = TrackingNumber::parse(number)?;
-    let shipments = waymark.store.shipments_by_number(&number).await?;
+    let mut shipments = waymark.store.shipments_by_number(&number).await?;
+    shipments.retain(|s| s.merchant_id == merchant);
     if shipments.is_empty() {
         bail!("tracking_number: `{number}` is not registered");
     }
+    Ok(shipments)
+}
+
+async fn set_muted(
+    waymark: &Waymark,
+    merchant: MerchantId,
+    number: &str,
+    muted: bool,
+) -> anyhow::Result<()> {
+    let shipments = merchant_shipments_by_number(waymark, merchant, number).await?;
     for shipment in shipments {
         waymark.store.set_muted(shipment.id, muted).await?;
         println!(
@@ -350,12 +450,8 @@ async fn set_muted(waymark: &Waymark, number: &str, muted: bool) -> anyhow::Resu
     Ok(())
 }
 
-async fn show(waymark: &Waymark, number: &str) -> anyhow::Result<()> {
-    let number = TrackingNumber::parse(number)?;
-    let shipments = waymark.store.shipments_by_number(&number).await?;
-    if shipments.is_empty() {
-        bail!("tracking_number: `{number}` is not registered");
-    }
+async fn show(waymark: &Waymark, merchant: MerchantId, number: &str) -> anyhow::Result<()> {
+    let shipments = merchant_shipments_by_number(waymark, merchant, number).await?;
     for shipment in shipments {
         let events = waymark.store.timeline(shipment.id).await?;
         let messages = waymark.store.notifications(shipment.id).await?;
@@ -373,6 +469,7 @@ async fn show(waymark: &Waymark, number: &str) -> anyhow::Result<()> {
 /// stored.
 pub async fn import_file(
     waymark: &Waymark,
+    merchant: MerchantId,
     file: &Path,
     refusals: impl Write,
 ) -> anyhow::Result<ImportReport> {
@@ -402,6 +499,7 @@ pub async fn import_file(
     let result = intake::import_csv_with(
         waymark.store.as_ref(),
         &waymark.carriers,
+        merchant,
         bar.wrap_read(reader),
         waymark.clock.now(),
         &mut progress,

@@ -30,6 +30,14 @@ pub struct Config {
     pub quiet_hours: QuietHoursConfig,
     pub http: HttpConfig,
     pub housekeeping: HousekeepingConfig,
+    /// The master keys that seal carrier credentials in the database, comma-separated, the
+    /// current one first (`waymark keys generate` makes one). Usually given as
+    /// `WAYMARK_MASTER_KEY`. Without it the keys live in `master_key_file`.
+    #[serde(skip_serializing)]
+    pub master_key: Option<Secret>,
+    /// The master key file when no `master_key` is given; by default beside the SQLite database
+    /// (`waymark.db.key`). Created with a new key, readable by its owner only, when missing.
+    pub master_key_file: Option<PathBuf>,
     /// Carrier accounts kept in configuration, by carrier code:
     /// `[carrier_accounts.dhl] api_key = "…"` is the `default` DHL account. Created or updated
     /// at every start; accounts can also be managed with `waymark accounts`.
@@ -67,6 +75,10 @@ pub struct HttpConfig {
     pub enabled: bool,
     /// `address:port` to listen on.
     pub listen: String,
+    /// Requests a second one merchant API key may make, sustained; more answer 429.
+    pub api_requests_per_second: u32,
+    /// Requests one key may make at once after a quiet spell.
+    pub api_burst: u32,
 }
 
 impl Default for HttpConfig {
@@ -74,6 +86,8 @@ impl Default for HttpConfig {
         HttpConfig {
             enabled: true,
             listen: "127.0.0.1:8080".into(),
+            api_requests_per_second: 20,
+            api_burst: 40,
         }
     }
 }
@@ -246,6 +260,8 @@ impl Default for Config {
             quiet_hours: QuietHoursConfig::default(),
             http: HttpConfig::default(),
             housekeeping: HousekeepingConfig::default(),
+            master_key: None,
+            master_key_file: None,
             carrier_accounts: BTreeMap::new(),
         }
     }
@@ -333,6 +349,14 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Where the master keys come from, for [`crate::vault::load`].
+    pub fn vault(&self) -> crate::vault::VaultConfig {
+        crate::vault::VaultConfig {
+            key_file: self.master_key_file.clone(),
+            master_key: self.master_key.clone(),
+        }
+    }
+
     /// Defaults, then `file` if it exists, then `WAYMARK_*` variables.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
         Self::extract(Self::figment(Config::default(), Toml::file(file)))
@@ -361,10 +385,11 @@ impl Config {
     fn figment(defaults: Config, file: Data<Toml>) -> Figment {
         Figment::from(Serialized::defaults(defaults))
             .merge(file)
-            // WAYMARK_CONFIG names the file and WAYMARK_LOG the log filter: not settings.
+            // WAYMARK_CONFIG names the file, WAYMARK_LOG the log filter and WAYMARK_MERCHANT the
+            // CLI's merchant: not settings.
             .merge(
                 Env::prefixed("WAYMARK_")
-                    .ignore(&["config", "log", "test_python"])
+                    .ignore(&["config", "log", "merchant", "test_python"])
                     .split("__"),
             )
     }
@@ -407,6 +432,10 @@ impl Config {
         }
         if self.email.transport == EmailTransport::Smtp && self.email.smtp.host.trim().is_empty() {
             problems.push("email.smtp.host: required when email.transport is smtp".into());
+        }
+        if self.http.api_requests_per_second == 0 || self.http.api_burst == 0 {
+            problems
+                .push("http.api_requests_per_second and http.api_burst: must be at least 1".into());
         }
         if self.email.smtp.username.is_some() != self.email.smtp.password.is_some() {
             problems

@@ -143,7 +143,7 @@ async fn start_afresh(config: &Config) -> anyhow::Result<()> {
         return Ok(());
     };
     if Path::new(&path).exists() {
-        let old = store::connect(&config.database_url).await?;
+        let old = store::connect(&config.database_url, crate::app::open_vault(config)?).await?;
         let is_demo = old.setting(DEMO_MARK).await.ok().flatten().is_some();
         drop(old);
         if !is_demo {
@@ -196,8 +196,14 @@ async fn register(waymark: &Waymark) -> anyhow::Result<Vec<(Scenario, Shipment)>
                 order_reference: Some(format!("WM-{}", 1000 + seq)),
                 promise: Some(promise.to_string()),
             };
-            let shipment =
-                intake::register(waymark.store.as_ref(), &waymark.carriers, &input, now).await?;
+            let shipment = intake::register(
+                waymark.store.as_ref(),
+                &waymark.carriers,
+                crate::domain::MerchantId::DEFAULT,
+                &input,
+                now,
+            )
+            .await?;
             shipments.push((scenario, shipment));
         }
     }

@@ -238,8 +238,11 @@ impl Housekeeping {
                         break;
                     }
                 }
+                // A client retries within minutes; a day is far more than any retry needs.
+                let forgotten = self.store.prune_idempotent_responses(now - days(1)).await?;
                 Ok(format!(
-                    "{pruned} poll errors deleted, {erased} shipments' personal data erased"
+                    "{pruned} poll errors deleted, {erased} shipments' personal data erased, \
+                     {forgotten} idempotency keys forgotten"
                 ))
             }
         }

@@ -9,15 +9,17 @@ use std::io::Read;
 use crate::carriers::CarrierRegistry;
 use crate::domain::{
     CarrierCode, CountryCode, Customer, DeliveryWindow, EmailAddress, InvalidField, Locale,
-    NewShipment, PostalCode, Shipment, TimeZoneName, TrackingNumber, ZoneTable,
+    MerchantId, NewShipment, PostalCode, Shipment, TimeZoneName, TrackingNumber, ZoneTable,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{ShipmentChanges, Store, StoreError};
 
 /// The account used when a shipment names none.
 pub const DEFAULT_ACCOUNT: &str = "default";
 
-/// A shipment as a merchant submits it (CLI flags, a CSV row): raw text, not yet trusted.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A shipment as a merchant submits it (CLI flags, a CSV row, an API request): raw text, not
+/// yet trusted. Every field is checked by [`ShipmentInput::validate`], and a refusal names each
+/// wrong one.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipmentInput {
     /// The carrier's code; when empty, recognised from the tracking number.
@@ -149,6 +151,82 @@ impl ShipmentInput {
     }
 }
 
+/// A change a merchant asks for to a registered shipment, raw: what is `None` stays as it is.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentChangeInput {
+    pub customer_email: Option<String>,
+    /// Empty removes the name.
+    pub customer_name: Option<String>,
+    pub locale: Option<String>,
+    pub time_zone: Option<String>,
+    /// A date or a window; empty removes the promise.
+    pub promise: Option<String>,
+    /// True: no more messages to the customer about it.
+    pub muted: Option<bool>,
+}
+
+/// The shipment as `input` would leave it, every field checked as at registration; `None` when
+/// nothing would change.
+pub fn shipment_changes(
+    shipment: &Shipment,
+    input: &ShipmentChangeInput,
+) -> Result<Option<ShipmentChanges>, Vec<InvalidField>> {
+    let mut problems = Vec::new();
+    let mut customer = shipment.customer.clone();
+    if let Some(email) = &input.customer_email {
+        match EmailAddress::parse(email) {
+            Ok(email) => customer.email = Some(email),
+            Err(e) => problems.push(e),
+        }
+    }
+    if let Some(name) = &input.customer_name {
+        let name = name.trim();
+        if name.chars().count() > 200 {
+            problems.push(InvalidField::new(
+                "customer_name",
+                "longer than 200 characters",
+            ));
+        }
+        customer.name = (!name.is_empty()).then(|| name.to_owned());
+    }
+    if let Some(locale) = &input.locale {
+        match Locale::parse(locale) {
+            Ok(locale) => customer.locale = locale,
+            Err(e) => problems.push(e),
+        }
+    }
+    if let Some(zone) = &input.time_zone {
+        match TimeZoneName::parse(zone.trim()) {
+            Ok(zone) => customer.time_zone = zone,
+            Err(e) => problems.push(e),
+        }
+    }
+    let promise = match input.promise.as_deref().map(str::trim) {
+        None => shipment.promise,
+        Some("") => None,
+        Some(text) => match DeliveryWindow::parse(text) {
+            Ok(window) => Some(window),
+            Err(reason) => {
+                problems.push(InvalidField::new("promise", reason));
+                None
+            }
+        },
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let changes = ShipmentChanges {
+        customer,
+        promise,
+        muted: input.muted.unwrap_or(shipment.muted),
+    };
+    let unchanged = changes.customer == shipment.customer
+        && changes.promise == shipment.promise
+        && changes.muted == shipment.muted;
+    Ok((!unchanged).then_some(changes))
+}
+
 /// The carrier that issued `number`, when its format says so unambiguously.
 fn recognised_carrier(
     carriers: &CarrierRegistry,
@@ -228,12 +306,13 @@ fn refusal(error: StoreError) -> Result<IntakeError, StoreError> {
 pub async fn register(
     store: &dyn Store,
     carriers: &CarrierRegistry,
+    merchant: MerchantId,
     input: &ShipmentInput,
     now: Timestamp,
 ) -> Result<Shipment, IntakeError> {
     let valid = input.validate(carriers).map_err(IntakeError::Invalid)?;
     let Some(account) = store
-        .carrier_account_by_name(&valid.carrier, &valid.account)
+        .carrier_account_by_name(merchant, &valid.carrier, &valid.account)
         .await
         .map_err(IntakeError::Store)?
     else {
@@ -292,10 +371,11 @@ impl ImportObserver for () {
 pub async fn import_csv(
     store: &dyn Store,
     carriers: &CarrierRegistry,
+    merchant: MerchantId,
     input: impl Read,
     now: Timestamp,
 ) -> Result<ImportReport, StoreError> {
-    import_csv_with(store, carriers, input, now, &mut ()).await
+    import_csv_with(store, carriers, merchant, input, now, &mut ()).await
 }
 
 /// [`import_csv`], telling `observer` of every refused row and every stored batch as it goes.
@@ -307,12 +387,14 @@ pub async fn import_csv(
 pub async fn import_csv_with(
     store: &dyn Store,
     carriers: &CarrierRegistry,
+    merchant: MerchantId,
     input: impl Read,
     now: Timestamp,
     observer: &mut impl ImportObserver,
 ) -> Result<ImportReport, StoreError> {
     let mut import = Import {
         store,
+        merchant,
         observer,
         now,
         report: ImportReport::default(),
@@ -354,6 +436,8 @@ pub async fn import_csv_with(
 /// A CSV import under way: the rows read but not yet stored, and what it has learnt.
 struct Import<'a, O> {
     store: &'a dyn Store,
+    /// Whose accounts the rows name.
+    merchant: MerchantId,
     observer: &'a mut O,
     now: Timestamp,
     report: ImportReport,
@@ -379,7 +463,7 @@ impl<O: ImportObserver> Import<'_, O> {
         }
         let id = self
             .store
-            .carrier_account_by_name(&valid.carrier, &valid.account)
+            .carrier_account_by_name(self.merchant, &valid.carrier, &valid.account)
             .await?
             .map(|account| account.id);
         if self.remembered >= REMEMBERED_ACCOUNTS {

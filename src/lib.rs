@@ -6,6 +6,7 @@
 //! and [`notify`] renders and sends it.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod app;
 pub mod carriers;
 pub mod cli;

@@ -33,7 +33,9 @@ use uuid::Uuid;
 
 pub use crate::domain::PickupPoint;
 use crate::domain::timeline::is_final;
-use crate::domain::{CarrierCode, DeliveryWindow, Reason, Status, TrackingEvent, TrackingNumber};
+use crate::domain::{
+    CarrierCode, DeliveryWindow, MerchantId, Reason, Status, TrackingEvent, TrackingNumber,
+};
 pub use crate::secret::Credentials;
 pub use profile::{CarrierProfile, ProfileError};
 
@@ -41,6 +43,9 @@ pub use profile::{CarrierProfile, ProfileError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CarrierAccount {
     pub id: Uuid,
+    /// The merchant whose account it is.
+    #[serde(default)]
+    pub merchant_id: MerchantId,
     pub carrier: CarrierCode,
     /// The merchant's name for the account ("DHL main").
     pub name: String,

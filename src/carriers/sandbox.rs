@@ -1596,6 +1596,7 @@ mod tests {
     fn account() -> CarrierAccount {
         CarrierAccount {
             id: uuid::Uuid::now_v7(),
+            merchant_id: crate::domain::MerchantId::DEFAULT,
             carrier: crate::domain::CarrierCode::parse("sandbox").expect("a code"),
             name: "Sandbox".into(),
             credentials: Default::default(),

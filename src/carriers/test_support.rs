@@ -40,6 +40,7 @@ pub(crate) fn account(
 ) -> CarrierAccount {
     CarrierAccount {
         id: uuid::Uuid::now_v7(),
+        merchant_id: crate::domain::MerchantId::DEFAULT,
         carrier: CarrierCode::parse(carrier).expect("a carrier code"),
         name: format!("{carrier} test"),
         credentials: credentials.into(),

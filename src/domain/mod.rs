@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod detect;
 pub mod estimate;
 pub mod event;
+pub mod merchant;
 pub mod outbox;
 pub mod shipment;
 pub mod status;
@@ -15,6 +16,7 @@ pub use calendar::HolidayCalendar;
 pub use detect::{Detection, DetectionPolicy, Facts, Situation, Trigger, detect};
 pub use estimate::{DeliveryWindow, EstimateChange, EstimateSource};
 pub use event::{EventKey, EventTime, KeyedEvent, TrackingEvent};
+pub use merchant::{ApiKey, ApiKeyHash, Merchant, MerchantId, MerchantSlug, NewApiKey};
 pub use outbox::{Channel, NewNotification, Notification, NotificationState};
 pub use shipment::{
     CarrierCode, CountryCode, Customer, EmailAddress, FetchCount, InvalidField, JourneyState,

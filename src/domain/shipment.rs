@@ -6,6 +6,7 @@ use std::fmt;
 use uuid::Uuid;
 
 use super::estimate::DeliveryWindow;
+use super::merchant::MerchantId;
 use super::status::{Reason, Status};
 
 /// A value refused at the door, naming the field and the reason.
@@ -559,6 +560,8 @@ impl JourneyState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shipment {
     pub id: Uuid,
+    /// The merchant whose carrier account it is registered on.
+    pub merchant_id: MerchantId,
     pub carrier_account_id: Uuid,
     pub carrier: CarrierCode,
     pub tracking_number: TrackingNumber,

@@ -1,5 +1,5 @@
-//! Waymark's public HTTP side: the customer's tracking page, one-click unsubscribe (RFC 8058)
-//! and a health check. Pages show the parcel, never the customer's personal data.
+//! Waymark's public HTTP side: the customer's tracking page, one-click unsubscribe (RFC 8058),
+//! a health check, and the merchant API (`/api/v1`, see [`crate::api`]). Pages show the parcel, never the customer's personal data.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -24,19 +24,23 @@ pub struct HttpState {
     pub carriers: CarrierRegistry,
     pub templates: Templates,
     pub merchant_name: String,
+    /// The merchant API under `/api/v1`.
+    pub api: crate::api::ApiState,
 }
 
 /// The routes, ready to serve or to call in tests.
 pub fn router(state: HttpState) -> Router {
+    let api = crate::api::router(state.api.clone());
     Router::new()
         .route("/health", get(health))
         .route("/t/{token}", get(tracking_page))
         .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
+        .with_state(state)
+        .merge(api)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(10),
         ))
-        .with_state(state)
 }
 
 /// Serve until `shutdown` is cancelled, letting requests in flight finish.

@@ -4,7 +4,7 @@
 use super::*;
 use crate::carriers::sandbox::{Sandbox, Scenario};
 use crate::carriers::{CarrierAccount, CarrierRegistry};
-use crate::domain::{HolidayCalendar, NotificationState};
+use crate::domain::{HolidayCalendar, MerchantId, NotificationState};
 use crate::intake::{ShipmentInput, register};
 use crate::scheduler::Scheduler;
 use crate::store::SqliteStore;
@@ -70,7 +70,11 @@ struct Setup {
 async fn setup(shipments: u32) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("waymark.db").display());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::connect(&url, crate::vault::Vault::generate())
+            .await
+            .unwrap(),
+    );
     store.migrate().await.unwrap();
     let clock = Clock::manual(Timestamp::now());
     let mut carriers = CarrierRegistry::new();
@@ -78,6 +82,7 @@ async fn setup(shipments: u32) -> Setup {
     store
         .create_carrier_account(&CarrierAccount {
             id: Uuid::now_v7(),
+            merchant_id: crate::domain::MerchantId::DEFAULT,
             carrier: crate::domain::CarrierCode::parse("sandbox").unwrap(),
             name: "default".into(),
             credentials: Default::default(),
@@ -98,9 +103,15 @@ async fn setup(shipments: u32) -> Setup {
             destination_country: "DE".into(),
             ..ShipmentInput::default()
         };
-        register(store.as_ref(), &carriers, &input, registered)
-            .await
-            .unwrap();
+        register(
+            store.as_ref(),
+            &carriers,
+            MerchantId::DEFAULT,
+            &input,
+            registered,
+        )
+        .await
+        .unwrap();
     }
     let scheduler = Scheduler::new(
         store.clone(),

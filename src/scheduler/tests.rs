@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::carriers::sandbox::{Sandbox, Scenario};
-use crate::domain::{NotificationState, Trigger};
+use crate::domain::{MerchantId, NotificationState, Trigger};
 use crate::intake::{ShipmentInput, register};
 use crate::store::SqliteStore;
 
@@ -16,7 +16,11 @@ struct Setup {
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("waymark.db").display());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::connect(&url, crate::vault::Vault::generate())
+            .await
+            .unwrap(),
+    );
     store.migrate().await.unwrap();
     let clock = Clock::system();
     let mut carriers = CarrierRegistry::new();
@@ -32,6 +36,7 @@ async fn setup() -> Setup {
 async fn account(setup: &Setup, name: &str, daily_quota: Option<u32>) -> CarrierAccount {
     let account = CarrierAccount {
         id: Uuid::now_v7(),
+        merchant_id: crate::domain::MerchantId::DEFAULT,
         carrier: crate::domain::CarrierCode::parse("sandbox").unwrap(),
         name: name.into(),
         credentials: Default::default(),
@@ -53,9 +58,15 @@ async fn ship(setup: &Setup, account: &str, number: String, registered_at: Times
         destination_country: "DE".into(),
         ..ShipmentInput::default()
     };
-    register(setup.store.as_ref(), &setup.carriers, &input, registered_at)
-        .await
-        .unwrap()
+    register(
+        setup.store.as_ref(),
+        &setup.carriers,
+        MerchantId::DEFAULT,
+        &input,
+        registered_at,
+    )
+    .await
+    .unwrap()
 }
 
 fn scheduler(setup: &Setup) -> Scheduler {

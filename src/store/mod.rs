@@ -11,9 +11,11 @@ use uuid::Uuid;
 
 use crate::carriers::CarrierAccount;
 use crate::domain::{
-    CarrierCode, EstimateChange, FetchCount, JourneyState, KeyedEvent, NewNotification,
-    NewShipment, Notification, Shipment, TrackingNumber, Trigger,
+    ApiKey, ApiKeyHash, CarrierCode, EstimateChange, FetchCount, JourneyState, KeyedEvent,
+    Merchant, MerchantId, MerchantSlug, NewNotification, NewShipment, Notification, Reason,
+    Shipment, Status, TrackingNumber, Trigger,
 };
+use crate::vault::Vault;
 pub use sqlite::SqliteStore;
 
 /// A storage failure.
@@ -22,6 +24,9 @@ pub enum StoreError {
     /// A unique value is taken (a tracking number already registered on the account).
     #[error("{field}: {detail}")]
     Duplicate { field: &'static str, detail: String },
+    /// The row is still needed by others (an account that shipments are registered on).
+    #[error("{detail}")]
+    InUse { detail: String },
     /// A row that cannot be read back into Waymark's types.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -129,6 +134,46 @@ pub struct Backlog {
     pub unsent_notifications: u64,
 }
 
+/// Which of a merchant's shipments a list shows, newest first, one page at a time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ShipmentFilter {
+    pub status: Option<Status>,
+    pub reason: Option<Reason>,
+    /// Late against the merchant's promise (the carrier's estimate ends after it) or told so
+    /// (a `delayed` message was written); `false` for the others.
+    pub delayed: Option<bool>,
+    /// Told it stopped moving (a `stalled` message was written) with no scan since.
+    pub stalled: Option<bool>,
+    pub carrier: Option<CarrierCode>,
+    /// Registered at or after.
+    pub created_from: Option<Timestamp>,
+    /// Registered before.
+    pub created_until: Option<Timestamp>,
+    pub order_reference: Option<String>,
+    /// The page after this shipment (the last one of the previous page): the cursor. Ids are
+    /// time-ordered, so a page never repeats or skips a shipment, whatever is registered while a
+    /// merchant pages through.
+    pub after: Option<Uuid>,
+}
+
+/// A registered shipment as the merchant changes it: the customer's contact details, the
+/// promise, whether it is muted. Everything else is the journey's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShipmentChanges {
+    pub customer: crate::domain::Customer,
+    pub promise: Option<crate::domain::DeliveryWindow>,
+    pub muted: bool,
+}
+
+/// An API answer kept for its `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The SHA-256 of the request it answered.
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+}
+
 /// Storage for shipments, timelines, carrier accounts and the outbox.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -139,21 +184,92 @@ pub trait Store: Send + Sync + 'static {
     /// Store `value` unless the key has one; return the value that is stored.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
-    /// Register an account; a second one with the same carrier and name is a `Duplicate`.
+    /// Register a merchant; a second one with the same slug is a `Duplicate` naming `slug`.
+    async fn create_merchant(&self, merchant: &Merchant) -> Result<(), StoreError>;
+    async fn merchant(&self, id: MerchantId) -> Result<Option<Merchant>, StoreError>;
+    async fn merchant_by_slug(&self, slug: &MerchantSlug) -> Result<Option<Merchant>, StoreError>;
+    /// Every merchant, by slug.
+    async fn merchants(&self) -> Result<Vec<Merchant>, StoreError>;
+
+    /// Keep a new API key: its listing and the hash it is recognised by (never the key).
+    async fn create_api_key(&self, key: &ApiKey, hash: &ApiKeyHash) -> Result<(), StoreError>;
+    /// The merchant's keys, revoked ones included, oldest first.
+    async fn api_keys(&self, merchant: MerchantId) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revoke the merchant's key with this id or visible prefix; it stops working at once. The
+    /// key as it now is, or `None` when the merchant has no such key.
+    async fn revoke_api_key(
+        &self,
+        merchant: MerchantId,
+        id_or_prefix: &str,
+        now: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError>;
+    /// The unrevoked key with this hash, noting that it was used at `now` (at most once a
+    /// minute per key).
+    async fn authenticate_api_key(
+        &self,
+        hash: &ApiKeyHash,
+        now: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Seal every stored secret (carrier credentials) that is not sealed under the vault's
+    /// current master key: ones stored before sealing existed, or under an older key. Returns
+    /// how many were sealed again. Run at every start and by `waymark keys rotate`.
+    async fn reseal_secrets(&self) -> Result<u64, StoreError>;
+
+    /// The answer kept for the merchant's `Idempotency-Key`, if any.
+    async fn idempotent_response(
+        &self,
+        merchant: MerchantId,
+        key: &str,
+    ) -> Result<Option<StoredResponse>, StoreError>;
+    /// Keep `status` and `body` as the answer to the request with `request_hash` under the key,
+    /// unless an answer is kept already; returns the answer that is kept.
+    async fn save_idempotent_response(
+        &self,
+        merchant: MerchantId,
+        key: &str,
+        request_hash: &str,
+        status: u16,
+        body: &str,
+        now: Timestamp,
+    ) -> Result<StoredResponse, StoreError>;
+    /// Forget the answers kept since before `before`; returns how many.
+    async fn prune_idempotent_responses(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Register an account; a second one of the merchant with the same carrier and name is a
+    /// `Duplicate`.
     async fn create_carrier_account(&self, account: &CarrierAccount) -> Result<(), StoreError>;
-    /// Create the account, or update the credentials, base URL and limits of the one with the
-    /// same carrier and name (keeping its id); return what is stored.
+    /// Create the account, or update the credentials, base URL and limits of the merchant's one
+    /// with the same carrier and name (keeping its id); return what is stored.
     async fn save_carrier_account(
         &self,
         account: &CarrierAccount,
     ) -> Result<CarrierAccount, StoreError>;
     async fn carrier_account(&self, id: Uuid) -> Result<Option<CarrierAccount>, StoreError>;
+    /// Write the name, credentials, base URL and limits of the merchant's account with
+    /// `account.id`; false when the merchant has no such account. Another account of the
+    /// merchant's with the new name is a `Duplicate` naming `name`.
+    async fn update_carrier_account(&self, account: &CarrierAccount) -> Result<bool, StoreError>;
+    /// Delete the merchant's account; false when it has none with this id, `InUse` while
+    /// shipments are registered on it.
+    async fn delete_carrier_account(
+        &self,
+        merchant: MerchantId,
+        id: Uuid,
+    ) -> Result<bool, StoreError>;
     async fn carrier_account_by_name(
         &self,
+        merchant: MerchantId,
         carrier: &CarrierCode,
         name: &str,
     ) -> Result<Option<CarrierAccount>, StoreError>;
+    /// Every merchant's accounts (the pollers work for all of them).
     async fn carrier_accounts(&self) -> Result<Vec<CarrierAccount>, StoreError>;
+    /// One merchant's accounts, by carrier and name.
+    async fn merchant_carrier_accounts(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Vec<CarrierAccount>, StoreError>;
 
     /// Register a shipment, due for its first poll at `now`. A tracking number already on the
     /// account is a `Duplicate` naming `tracking_number`.
@@ -173,6 +289,28 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Vec<Result<Uuid, StoreError>>, StoreError>;
     async fn shipment(&self, id: Uuid) -> Result<Option<Shipment>, StoreError>;
+    /// The shipment, if it is the merchant's.
+    async fn merchant_shipment(
+        &self,
+        merchant: MerchantId,
+        id: Uuid,
+    ) -> Result<Option<Shipment>, StoreError>;
+    /// Change the merchant's shipment as `changes` says; a changed promise is also kept in the
+    /// estimate history. `None` when it is not the merchant's or was erased.
+    async fn update_shipment(
+        &self,
+        merchant: MerchantId,
+        id: Uuid,
+        changes: &ShipmentChanges,
+        now: Timestamp,
+    ) -> Result<Option<Shipment>, StoreError>;
+    /// Up to `limit` of the merchant's shipments that pass `filter`, newest first.
+    async fn merchant_shipments(
+        &self,
+        merchant: MerchantId,
+        filter: &ShipmentFilter,
+        limit: u32,
+    ) -> Result<Vec<Shipment>, StoreError>;
     async fn shipments_by_number(
         &self,
         number: &TrackingNumber,
@@ -379,11 +517,27 @@ pub struct MerchantNotice {
     pub created_at: Timestamp,
 }
 
-/// Open the database a URL names (`sqlite://waymark.db`), creating it when missing.
-pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// Open the database a URL names (`sqlite://waymark.db`), creating it when missing; secrets
+/// are sealed with `vault`.
+pub async fn connect(url: &str, vault: Vault) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect(url, vault).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// Where the master key file is kept when the configuration names none: beside an SQLite
+/// database (`waymark.db` → `waymark.db.key`, so a second database on the machine has its own),
+/// else `waymark.key` in the working directory.
+pub fn default_key_file(url: &str) -> std::path::PathBuf {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|path| !path.is_empty() && !path.starts_with(':'));
+    match path {
+        Some(path) => std::path::PathBuf::from(format!("{path}.key")),
+        None => std::path::PathBuf::from("waymark.key"),
     }
 }

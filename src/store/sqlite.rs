@@ -26,20 +26,26 @@ use uuid::Uuid;
 
 use super::{
     Backlog, ClaimOrder, Completion, ExpiredShipment, MerchantNotice, OutboxItem, PollClaim,
-    PollFailure, PollWrite, Store, StoreError,
+    PollFailure, PollWrite, ShipmentChanges, ShipmentFilter, Store, StoreError, StoredResponse,
 };
 
+mod accounts;
+mod changes;
 mod checkpoint;
 mod housekeeping;
+mod idempotency;
 mod import;
+mod listing;
+mod merchants;
 mod poll_writes;
 use crate::carriers::CarrierAccount;
 use crate::domain::{
-    CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
-    EstimateSource, EventKey, EventTime, Facts, FetchCount, JourneyState, KeyedEvent, Locale,
-    NewShipment, Notification, NotificationState, PostalCode, Shipment, TimeZoneName,
-    TrackingEvent, TrackingNumber, Trigger,
+    ApiKey, ApiKeyHash, CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress,
+    EstimateChange, EstimateSource, EventKey, EventTime, Facts, FetchCount, JourneyState,
+    KeyedEvent, Locale, Merchant, MerchantId, MerchantSlug, NewShipment, Notification,
+    NotificationState, PostalCode, Shipment, TimeZoneName, TrackingEvent, TrackingNumber, Trigger,
 };
+use crate::vault::Vault;
 
 /// Connections for reads: enough for the API, every poller and every dispatcher worker to read at
 /// the same time (they are cheap; a worker waiting for a connection is not).
@@ -219,6 +225,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The one connection every write goes through.
     writer: SqlitePool,
+    /// Seals and opens carrier credentials.
+    vault: std::sync::Arc<Vault>,
     /// Poll results waiting to be written, a group per transaction.
     poll_writes: poll_writes::PollWriter,
     /// Copies the write-ahead log back into the file while the store is open.
@@ -227,9 +235,9 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Open (creating it when missing) the database a URL like `sqlite://waymark.db` names, in
-    /// WAL mode with foreign keys enforced. The schema is brought up to date by
+    /// WAL mode with foreign keys enforced, sealing secrets with `vault`. The schema is brought up to date by
     /// [`Store::migrate`], not here.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, vault: Vault) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -266,6 +274,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             writer,
+            vault: std::sync::Arc::new(vault),
             poll_writes,
             _checkpoints: checkpoints,
         })
@@ -292,9 +301,34 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/sqlite")
-            .run(&self.writer)
+        // Foreign keys are off while the schema changes, as SQLite asks for a table rebuild
+        // (they cannot change inside the migration's transaction), and every reference is
+        // checked before they are on again.
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
             .await?;
+        let migrated = sqlx::migrate!("migrations/sqlite")
+            .run_direct(&mut *conn)
+            .await;
+        let dangling = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&mut *conn)
+            .await;
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await?;
+        migrated?;
+        let dangling = dangling?;
+        if let Some(row) = dangling.first() {
+            let table: String = row.try_get(0)?;
+            return Err(StoreError::Corrupt {
+                table: "schema",
+                detail: format!(
+                    "{} rows point at rows that do not exist, the first in `{table}`",
+                    dangling.len()
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -320,108 +354,121 @@ impl Store for SqliteStore {
         Ok(stored)
     }
 
+    async fn create_merchant(&self, merchant: &Merchant) -> Result<(), StoreError> {
+        self.insert_merchant(merchant).await
+    }
+
+    async fn merchant(&self, id: MerchantId) -> Result<Option<Merchant>, StoreError> {
+        self.merchant_where("id", &id.to_string()).await
+    }
+
+    async fn merchant_by_slug(&self, slug: &MerchantSlug) -> Result<Option<Merchant>, StoreError> {
+        self.merchant_where("slug", slug.as_str()).await
+    }
+
+    async fn merchants(&self) -> Result<Vec<Merchant>, StoreError> {
+        self.all_merchants().await
+    }
+
+    async fn create_api_key(&self, key: &ApiKey, hash: &ApiKeyHash) -> Result<(), StoreError> {
+        self.insert_api_key(key, hash).await
+    }
+
+    async fn api_keys(&self, merchant: MerchantId) -> Result<Vec<ApiKey>, StoreError> {
+        self.merchant_api_keys(merchant).await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        merchant: MerchantId,
+        id_or_prefix: &str,
+        now: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.revoke_key(merchant, id_or_prefix, now).await
+    }
+
+    async fn authenticate_api_key(
+        &self,
+        hash: &ApiKeyHash,
+        now: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.authenticate_key(hash, now).await
+    }
+
     async fn create_carrier_account(&self, account: &CarrierAccount) -> Result<(), StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO carrier_accounts \
-             (id, carrier, name, credentials, base_url, daily_quota, requests_per_second, \
-              created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .bind(account.id.to_string())
-        .bind(account.carrier.as_str())
-        .bind(&account.name)
-        .bind(account.credentials.expose_json().to_string())
-        .bind(account.base_url.as_deref())
-        .bind(account.daily_quota.map(i64::from))
-        .bind(account.requests_per_second)
-        // The trait gives no clock here; an account's creation time is informational only.
-        .bind(millis(Timestamp::now()))
-        .execute(&self.writer)
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                if e.message().contains("carrier_accounts.name") {
-                    Err(StoreError::Duplicate {
-                        field: "name",
-                        detail: format!(
-                            "`{}` is already the name of a {} account",
-                            account.name, account.carrier
-                        ),
-                    })
-                } else {
-                    Err(StoreError::Duplicate {
-                        field: "id",
-                        detail: format!("an account with id {} exists", account.id),
-                    })
-                }
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.insert_account(account).await
+    }
+
+    async fn reseal_secrets(&self) -> Result<u64, StoreError> {
+        self.reseal_credentials().await
+    }
+
+    async fn idempotent_response(
+        &self,
+        merchant: MerchantId,
+        key: &str,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        self.kept_response(merchant, key).await
+    }
+
+    async fn save_idempotent_response(
+        &self,
+        merchant: MerchantId,
+        key: &str,
+        request_hash: &str,
+        status: u16,
+        body: &str,
+        now: Timestamp,
+    ) -> Result<StoredResponse, StoreError> {
+        self.keep_response(merchant, key, request_hash, status, body, now)
+            .await
+    }
+
+    async fn prune_idempotent_responses(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.forget_responses(before).await
     }
 
     async fn save_carrier_account(
         &self,
         account: &CarrierAccount,
     ) -> Result<CarrierAccount, StoreError> {
-        // The id of an existing account is kept: its shipments point at it.
-        sqlx::query(
-            "INSERT INTO carrier_accounts \
-             (id, carrier, name, credentials, base_url, daily_quota, requests_per_second, \
-              created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-             ON CONFLICT (carrier, name) DO UPDATE SET \
-               credentials = excluded.credentials, base_url = excluded.base_url, \
-               daily_quota = excluded.daily_quota, \
-               requests_per_second = excluded.requests_per_second",
-        )
-        .bind(account.id.to_string())
-        .bind(account.carrier.as_str())
-        .bind(&account.name)
-        .bind(account.credentials.expose_json().to_string())
-        .bind(account.base_url.as_deref())
-        .bind(account.daily_quota.map(i64::from))
-        .bind(account.requests_per_second)
-        .bind(millis(Timestamp::now()))
-        .execute(&self.writer)
-        .await?;
-        self.carrier_account_by_name(&account.carrier, &account.name)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt {
-                table: "carrier_accounts",
-                detail: format!(
-                    "account `{}` vanished right after it was saved",
-                    account.name
-                ),
-            })
+        self.upsert_account(account).await
     }
 
     async fn carrier_account(&self, id: Uuid) -> Result<Option<CarrierAccount>, StoreError> {
-        let row = sqlx::query("SELECT * FROM carrier_accounts WHERE id = ?1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(decode_account).transpose()
+        self.account_by_id(id).await
+    }
+
+    async fn update_carrier_account(&self, account: &CarrierAccount) -> Result<bool, StoreError> {
+        self.rewrite_account(account).await
+    }
+
+    async fn delete_carrier_account(
+        &self,
+        merchant: MerchantId,
+        id: Uuid,
+    ) -> Result<bool, StoreError> {
+        self.remove_account(merchant, id).await
     }
 
     async fn carrier_account_by_name(
         &self,
+        merchant: MerchantId,
         carrier: &CarrierCode,
         name: &str,
     ) -> Result<Option<CarrierAccount>, StoreError> {
-        let row = sqlx::query("SELECT * FROM carrier_accounts WHERE carrier = ?1 AND name = ?2")
-            .bind(carrier.as_str())
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(decode_account).transpose()
+        self.account_by_name(merchant, carrier, name).await
     }
 
     async fn carrier_accounts(&self) -> Result<Vec<CarrierAccount>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM carrier_accounts ORDER BY carrier, name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(decode_account).collect()
+        self.accounts(None).await
+    }
+
+    async fn merchant_carrier_accounts(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Vec<CarrierAccount>, StoreError> {
+        self.accounts(Some(merchant)).await
     }
 
     async fn insert_shipment(
@@ -461,6 +508,39 @@ impl Store for SqliteStore {
             Some(row) => Ok(Some(ShipmentRow::decode(&row)?.into_shipment()?)),
             None => Ok(None),
         }
+    }
+
+    async fn merchant_shipment(
+        &self,
+        merchant: MerchantId,
+        id: Uuid,
+    ) -> Result<Option<Shipment>, StoreError> {
+        let row = sqlx::query("SELECT * FROM shipments WHERE id = ?1 AND merchant_id = ?2")
+            .bind(id.to_string())
+            .bind(merchant.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| ShipmentRow::decode(&row)?.into_shipment())
+            .transpose()
+    }
+
+    async fn merchant_shipments(
+        &self,
+        merchant: MerchantId,
+        filter: &ShipmentFilter,
+        limit: u32,
+    ) -> Result<Vec<Shipment>, StoreError> {
+        self.list_shipments(merchant, filter, limit).await
+    }
+
+    async fn update_shipment(
+        &self,
+        merchant: MerchantId,
+        id: Uuid,
+        changes: &ShipmentChanges,
+        now: Timestamp,
+    ) -> Result<Option<Shipment>, StoreError> {
+        self.change_shipment(merchant, id, changes, now).await
     }
 
     async fn shipments_by_number(
@@ -1091,6 +1171,7 @@ impl<'a> Cols<'a> {
 #[derive(FromRow)]
 struct ShipmentRow {
     id: String,
+    merchant_id: String,
     carrier_account_id: String,
     carrier: String,
     tracking_number: String,
@@ -1144,6 +1225,7 @@ impl ShipmentRow {
         };
         Ok(Shipment {
             id: c.uuid("id", &self.id)?,
+            merchant_id: MerchantId(c.uuid("merchant_id", &self.merchant_id)?),
             carrier_account_id: c.uuid("carrier_account_id", &self.carrier_account_id)?,
             carrier: c.parse("carrier", &self.carrier, CarrierCode::parse)?,
             tracking_number: c.parse(
@@ -1195,36 +1277,6 @@ impl ShipmentRow {
             erased_at: c.opt_time("erased_at", self.erased_at)?,
         })
     }
-}
-
-/// A `carrier_accounts` row as SQLite holds it.
-#[derive(FromRow)]
-struct AccountRow {
-    id: String,
-    carrier: String,
-    name: String,
-    credentials: String,
-    base_url: Option<String>,
-    daily_quota: Option<i64>,
-    requests_per_second: Option<f64>,
-}
-
-fn decode_account(row: &SqliteRow) -> Result<CarrierAccount, StoreError> {
-    let r = AccountRow::from_row(row).map_err(|e| corrupt("carrier_accounts", e))?;
-    let c = Cols::new("carrier_accounts", &r.id);
-    Ok(CarrierAccount {
-        id: c.uuid("id", &r.id)?,
-        carrier: c.parse("carrier", &r.carrier, CarrierCode::parse)?,
-        name: r.name,
-        // serde_json's message gives a position, never the secret itself.
-        credentials: serde_json::from_str(&r.credentials).map_err(|e| c.err("credentials", e))?,
-        base_url: r.base_url,
-        daily_quota: r
-            .daily_quota
-            .map(|q| c.count("daily_quota", q))
-            .transpose()?,
-        requests_per_second: r.requests_per_second,
-    })
 }
 
 /// An `events` row as SQLite holds it.

@@ -13,7 +13,7 @@ use super::{SqliteStore, due_select};
 use crate::carriers::CarrierAccount;
 use crate::domain::{
     CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress, EstimateChange,
-    EstimateSource, EventTime, Facts, FetchCount, JourneyState, KeyedEvent, Locale,
+    EstimateSource, EventTime, Facts, FetchCount, JourneyState, KeyedEvent, Locale, MerchantId,
     NewNotification, NewShipment, NotificationState, PostalCode, Reason, Shipment, Status,
     TimeZoneName, TrackingEvent, TrackingNumber, Trigger,
 };
@@ -25,7 +25,9 @@ type TestResult = anyhow::Result<()>;
 async fn open() -> anyhow::Result<(TempDir, SqliteStore)> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("waymark.db").display());
-    let store = SqliteStore::connect(&url).await.context("connect")?;
+    let store = SqliteStore::connect(&url, crate::vault::Vault::generate())
+        .await
+        .context("connect")?;
     store.migrate().await.context("migrate")?;
     Ok((dir, store))
 }
@@ -41,6 +43,7 @@ fn at(minutes: i64) -> Timestamp {
 async fn account(store: &SqliteStore, name: &str) -> anyhow::Result<Uuid> {
     let account = CarrierAccount {
         id: Uuid::now_v7(),
+        merchant_id: crate::domain::MerchantId::DEFAULT,
         carrier: CarrierCode::parse("sandbox")?,
         name: name.to_owned(),
         credentials: serde_json::json!({ "api_key": "secret" }).into(),
@@ -327,7 +330,7 @@ async fn an_account_name_is_unique_per_carrier_and_reads_back() -> TestResult {
 
     let sandbox = CarrierCode::parse("sandbox")?;
     let read = store
-        .carrier_account_by_name(&sandbox, "main")
+        .carrier_account_by_name(MerchantId::DEFAULT, &sandbox, "main")
         .await?
         .context("by name")?;
     assert_eq!(read.id, id);
@@ -339,7 +342,7 @@ async fn an_account_name_is_unique_per_carrier_and_reads_back() -> TestResult {
     assert_eq!(store.carrier_accounts().await?, vec![read]);
     assert!(
         store
-            .carrier_account_by_name(&sandbox, "other")
+            .carrier_account_by_name(MerchantId::DEFAULT, &sandbox, "other")
             .await?
             .is_none()
     );

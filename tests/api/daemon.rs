@@ -8,7 +8,8 @@ use waymark::carriers::sandbox::Scenario;
 use waymark::domain::{NotificationState, TrackingNumber};
 
 use crate::helpers::{
-    Daemon, SmtpServer, by_shipment, daemon_env, expected_triggers, run_waymark, states, triggers,
+    Daemon, SmtpServer, by_shipment, daemon_env, expected_triggers, open_store, run_waymark,
+    states, triggers,
 };
 
 /// Simulated seconds per real second for the daemon: an on-time journey takes 30–40 s, the
@@ -68,7 +69,7 @@ async fn a_daemon_killed_mid_send_resumes_and_every_email_arrives_exactly_once()
     let env = daemon_env(dir.path(), smtp.port, ACCELERATION);
     let numbers = register_with_the_binary(dir.path(), &env, &CUSTOMERS)?;
     let database_url = format!("sqlite://{}", dir.path().join("waymark.db").display());
-    let store = waymark::store::connect(&database_url).await?;
+    let store = open_store(&database_url).await?;
     let mut shipments = Vec::new();
     for number in &numbers {
         shipments.extend(store.shipments_by_number(number).await?);

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use uuid::Uuid;
 
+use std::sync::Arc;
 use waymark::app::Waymark;
 use waymark::carriers::sandbox::Scenario;
 use waymark::clock::Clock;
 use waymark::config::{Config, EmailTransport};
-use waymark::domain::{Notification, NotificationState, Shipment};
+use waymark::domain::{MerchantId, Notification, NotificationState, Shipment};
 use waymark::intake::{self, ShipmentInput};
 use waymark::notify::dispatcher::{DispatchRound, Dispatcher};
 use waymark::scheduler::{PollRound, Scheduler};
@@ -619,6 +620,11 @@ impl TestApp {
         self.waymark.store.as_ref()
     }
 
+    /// The test's directory: the database (and its key file), the outbox, the mail.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     pub fn now(&self) -> Timestamp {
         self.waymark.clock.now()
     }
@@ -629,7 +635,14 @@ impl TestApp {
 
     /// Register through the same door the CLI and CSV import use.
     pub async fn register(&self, input: &ShipmentInput) -> anyhow::Result<Shipment> {
-        Ok(intake::register(self.store(), &self.waymark.carriers, input, self.now()).await?)
+        Ok(intake::register(
+            self.store(),
+            &self.waymark.carriers,
+            MerchantId::DEFAULT,
+            input,
+            self.now(),
+        )
+        .await?)
     }
 
     pub async fn shipment(&self, id: Uuid) -> anyhow::Result<Shipment> {
@@ -1002,4 +1015,15 @@ where
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// The store of a database a `waymark` process made, opened with that process's master key (the
+/// key file beside the database).
+pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let (vault, _) = waymark::vault::load(
+        &waymark::vault::VaultConfig::default(),
+        None,
+        &waymark::store::default_key_file(database_url),
+    )?;
+    Ok(waymark::store::connect(database_url, vault).await?)
 }

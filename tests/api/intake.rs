@@ -2,12 +2,12 @@
 //! with the field named, and nothing half-valid is stored.
 
 use waymark::carriers::sandbox::Scenario;
-use waymark::domain::TrackingNumber;
+use waymark::domain::{MerchantId, TrackingNumber};
 use waymark::intake::{
     self, IMPORT_BATCH, ImportObserver, ImportReport, IntakeError, KEPT_REFUSALS, ShipmentInput,
 };
 
-use crate::helpers::{daemon_env, run_waymark, sandbox_shipment, spawn_app};
+use crate::helpers::{daemon_env, open_store, run_waymark, sandbox_shipment, spawn_app};
 
 fn valid(seq: u32) -> ShipmentInput {
     sandbox_shipment(
@@ -54,7 +54,14 @@ async fn register_refuses_each_bad_field_by_name_and_stores_nothing() -> anyhow:
     for (i, (field, spoil)) in cases.into_iter().enumerate() {
         let mut input = valid(100 + i as u32);
         spoil(&mut input);
-        let result = intake::register(app.store(), &app.waymark.carriers, &input, app.now()).await;
+        let result = intake::register(
+            app.store(),
+            &app.waymark.carriers,
+            MerchantId::DEFAULT,
+            &input,
+            app.now(),
+        )
+        .await;
         let message = match &result {
             Err(error) => error.to_string(),
             Ok(_) => String::new(),
@@ -84,7 +91,14 @@ async fn register_refuses_each_bad_field_by_name_and_stores_nothing() -> anyhow:
     input.customer_email = "nobody".into();
     input.locale = "fr".into();
     let mut fields = refused_fields(
-        intake::register(app.store(), &app.waymark.carriers, &input, app.now()).await,
+        intake::register(
+            app.store(),
+            &app.waymark.carriers,
+            MerchantId::DEFAULT,
+            &input,
+            app.now(),
+        )
+        .await,
     );
     fields.sort();
     assert_eq!(fields, ["carrier", "customer_email", "locale"]);
@@ -93,7 +107,14 @@ async fn register_refuses_each_bad_field_by_name_and_stores_nothing() -> anyhow:
     let first = app.register(&valid(300)).await?;
     let mut again = valid(300);
     again.customer_email = "someone.else@example.pl".into();
-    let result = intake::register(app.store(), &app.waymark.carriers, &again, app.now()).await;
+    let result = intake::register(
+        app.store(),
+        &app.waymark.carriers,
+        MerchantId::DEFAULT,
+        &again,
+        app.now(),
+    )
+    .await;
     assert_eq!(refused_fields(result), ["tracking_number"]);
     let stored = app
         .store()
@@ -210,7 +231,7 @@ async fn the_command_line_refuses_bad_shipments_naming_the_field() -> anyhow::Re
     }
 
     // Only the good one is in the database.
-    let store = waymark::store::connect(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
+    let store = open_store(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
     for (number, count) in [
         ("SBX-ONTIME-000001", 1),
         ("SBX-ONTIME-000002", 0),
@@ -265,6 +286,7 @@ async fn a_csv_import_takes_the_good_rows_and_names_each_bad_line() -> anyhow::R
     let report = intake::import_csv(
         app.store(),
         &app.waymark.carriers,
+        MerchantId::DEFAULT,
         CSV.as_bytes(),
         app.now(),
     )
@@ -366,6 +388,7 @@ async fn a_csv_import_of_several_batches_names_each_bad_line_in_order() -> anyho
     let report = intake::import_csv_with(
         app.store(),
         &app.waymark.carriers,
+        MerchantId::DEFAULT,
         csv.as_bytes(),
         app.now(),
         &mut heard,
@@ -425,6 +448,7 @@ async fn a_csv_import_counts_every_refusal_but_keeps_only_the_first_ones() -> an
     let report = intake::import_csv_with(
         app.store(),
         &app.waymark.carriers,
+        MerchantId::DEFAULT,
         csv.as_bytes(),
         app.now(),
         &mut heard,
@@ -480,7 +504,7 @@ async fn waymark_shipments_import_reports_bad_lines_and_imports_the_rest() -> an
         output.stderr
     );
 
-    let store = waymark::store::connect(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
+    let store = open_store(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
     for (number, email) in [
         ("SBX-ONTIME-000101", Some("anna@example.pl")),
         ("SBX-ONTIME-000102", None),
@@ -510,6 +534,7 @@ async fn a_shipment_without_a_carrier_is_recognised_from_its_number() -> anyhow:
     app.store()
         .save_carrier_account(&waymark::carriers::CarrierAccount {
             id: uuid::Uuid::now_v7(),
+            merchant_id: waymark::domain::MerchantId::DEFAULT,
             carrier: CarrierCode::parse("ups")?,
             name: "default".into(),
             credentials: serde_json::json!({"client_id": "id", "client_secret": "secret"}).into(),
@@ -610,7 +635,14 @@ async fn a_shipment_to_a_country_of_several_zones_without_a_zone_waymark_can_fin
 -> anyhow::Result<()> {
     let app = &spawn_app().await?;
     let refusal = |input: ShipmentInput| async move {
-        let result = intake::register(app.store(), &app.waymark.carriers, &input, app.now()).await;
+        let result = intake::register(
+            app.store(),
+            &app.waymark.carriers,
+            MerchantId::DEFAULT,
+            &input,
+            app.now(),
+        )
+        .await;
         let message = result.as_ref().err().map(ToString::to_string);
         (refused_fields(result), message.unwrap_or_default())
     };
@@ -657,6 +689,7 @@ SBX-ONTIME-000604,anna@example.pl,pl,PL,
     let report = intake::import_csv(
         app.store(),
         &app.waymark.carriers,
+        MerchantId::DEFAULT,
         csv.as_bytes(),
         app.now(),
     )
@@ -726,7 +759,7 @@ async fn waymark_shipments_add_takes_a_postal_code() -> anyhow::Result<()> {
         refused.stderr
     );
 
-    let store = waymark::store::connect(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
+    let store = open_store(&env_value(&env, "WAYMARK_DATABASE_URL")).await?;
     let stored = store
         .shipments_by_number(&TrackingNumber::parse("SBX-ONTIME-000701")?)
         .await?;

@@ -15,6 +15,7 @@ mod daemon;
 mod delivery;
 mod intake;
 mod journeys;
+mod merchant_api;
 mod pages;
 mod privacy;
 mod quiet_hours;

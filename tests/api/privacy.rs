@@ -174,6 +174,7 @@ async fn no_customer_is_named_in_the_log_or_in_any_stored_error() -> anyhow::Res
     app.store()
         .save_carrier_account(&CarrierAccount {
             id: uuid::Uuid::now_v7(),
+            merchant_id: waymark::domain::MerchantId::DEFAULT,
             carrier: CarrierCode::parse("dhl")?,
             name: "default".into(),
             credentials: serde_json::json!({"api_key": "merchant-key"}).into(),

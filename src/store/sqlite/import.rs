@@ -18,13 +18,16 @@ use crate::store::StoreError;
 const ROWS_PER_STATEMENT: usize = 100;
 
 /// The columns a registration sets, in the order each row's values are written; a new shipment
-/// is unmuted and active (the literal `0, 1` ending each row).
+/// is unmuted and active (the literal `0, 1` ending each row), and its merchant is its carrier
+/// account's (looked up by the last parameter of the row, the account again).
 const SHIPMENT_COLUMNS: &str = "id, carrier_account_id, carrier, tracking_number, \
     customer_email, customer_name, locale, time_zone, destination_country, order_reference, \
     promise_earliest, promise_latest, public_token, destination_postal_code, \
-    created_at, updated_at, next_poll_at, status, poll_priority, muted, active";
-/// Parameters of one shipment row, before its literal `0, 1`.
+    created_at, updated_at, next_poll_at, status, poll_priority, muted, active, merchant_id";
+/// Parameters of one shipment row, before its literal `0, 1` and the merchant's lookup.
 const SHIPMENT_PARAMS: usize = 19;
+/// How each shipment row ends: unmuted, active, and its account's merchant.
+const SHIPMENT_ROW_END: &str = ", 0, 1, (SELECT merchant_id FROM carrier_accounts WHERE id = ?)";
 /// Parameters of one promise row (id, shipment, earliest, latest, reason, now), before its
 /// literal source.
 const PROMISE_PARAMS: usize = 6;
@@ -55,7 +58,7 @@ fn insert_shipments_sql(rows: usize) -> String {
     format!(
         "INSERT INTO shipments ({SHIPMENT_COLUMNS}) VALUES {} \
          ON CONFLICT (carrier_account_id, tracking_number) DO NOTHING RETURNING id",
-        values(rows, SHIPMENT_PARAMS, ", 0, 1")
+        values(rows, SHIPMENT_PARAMS, SHIPMENT_ROW_END)
     )
 }
 
@@ -104,7 +107,8 @@ impl SqliteStore {
                     .bind(millis(now))
                     .bind(millis(now))
                     .bind(Status::Pending.as_str())
-                    .bind(DEFAULT_POLL_PRIORITY);
+                    .bind(DEFAULT_POLL_PRIORITY)
+                    .bind(new.carrier_account_id.to_string());
             }
             for id in query.fetch_all(&mut *tx).await? {
                 stored.insert(id);

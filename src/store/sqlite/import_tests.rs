@@ -19,10 +19,13 @@ use crate::store::{SqliteStore, Store, StoreError};
 async fn open() -> anyhow::Result<(TempDir, SqliteStore, Uuid)> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("waymark.db").display());
-    let store = SqliteStore::connect(&url).await.context("connect")?;
+    let store = SqliteStore::connect(&url, crate::vault::Vault::generate())
+        .await
+        .context("connect")?;
     store.migrate().await.context("migrate")?;
     let account = CarrierAccount {
         id: Uuid::now_v7(),
+        merchant_id: crate::domain::MerchantId::DEFAULT,
         carrier: CarrierCode::parse("sandbox")?,
         name: "default".into(),
         credentials: serde_json::json!({}).into(),

@@ -1,0 +1,192 @@
+//! Merchants and their API keys in SQLite.
+
+use jiff::Timestamp;
+use sqlx::FromRow;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Cols, SqliteStore, corrupt, millis};
+use crate::domain::{ApiKey, ApiKeyHash, Merchant, MerchantId, MerchantSlug};
+use crate::store::StoreError;
+
+/// How stale `last_used_at` may get: a busy key is written at most once a minute, not once a
+/// request.
+const LAST_USED_GRANULARITY_MS: i64 = 60_000;
+
+impl SqliteStore {
+    pub(super) async fn insert_merchant(&self, merchant: &Merchant) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO merchants (id, slug, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(merchant.id.to_string())
+        .bind(merchant.slug.as_str())
+        .bind(&merchant.name)
+        .bind(millis(merchant.created_at))
+        .execute(&self.writer)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Duplicate {
+                    field: "slug",
+                    detail: format!("a merchant `{}` exists", merchant.slug),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn merchant_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<Merchant>, StoreError> {
+        let sql = match column {
+            "id" => "SELECT * FROM merchants WHERE id = ?1",
+            _ => "SELECT * FROM merchants WHERE slug = ?1",
+        };
+        let row = sqlx::query(sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(decode_merchant).transpose()
+    }
+
+    pub(super) async fn all_merchants(&self) -> Result<Vec<Merchant>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM merchants ORDER BY slug")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_merchant).collect()
+    }
+
+    pub(super) async fn insert_api_key(
+        &self,
+        key: &ApiKey,
+        hash: &ApiKeyHash,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, merchant_id, name, prefix, key_hash, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(key.id.to_string())
+        .bind(key.merchant_id.to_string())
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(hash.as_str())
+        .bind(millis(key.created_at))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn merchant_api_keys(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM api_keys WHERE merchant_id = ?1 ORDER BY created_at, id")
+                .bind(merchant.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(decode_api_key).collect()
+    }
+
+    pub(super) async fn revoke_key(
+        &self,
+        merchant: MerchantId,
+        id_or_prefix: &str,
+        now: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) \
+             WHERE merchant_id = ?1 AND (id = ?2 OR prefix = ?2) RETURNING *",
+        )
+        .bind(merchant.to_string())
+        .bind(id_or_prefix)
+        .bind(millis(now))
+        .fetch_all(&self.writer)
+        .await?;
+        match row.as_slice() {
+            [] => Ok(None),
+            [one] => decode_api_key(one).map(Some),
+            // Prefixes are random; two keys of one merchant sharing one is a 1 in 62^8 event,
+            // and then both are revoked, which is the safe side.
+            [first, ..] => decode_api_key(first).map(Some),
+        }
+    }
+
+    pub(super) async fn authenticate_key(
+        &self,
+        hash: &ApiKeyHash,
+        now: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL")
+            .bind(hash.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let key = decode_api_key(&row)?;
+        let stale = key
+            .last_used_at
+            .is_none_or(|at| millis(now) - at.as_millisecond() >= LAST_USED_GRANULARITY_MS);
+        if stale {
+            // Only while it is still not revoked: a revocation that raced this request wins.
+            let updated = sqlx::query(
+                "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            )
+            .bind(key.id.to_string())
+            .bind(millis(now))
+            .execute(&self.writer)
+            .await?;
+            if updated.rows_affected() == 0 {
+                return Ok(None);
+            }
+        }
+        Ok(Some(key))
+    }
+}
+
+#[derive(FromRow)]
+struct MerchantRow {
+    id: String,
+    slug: String,
+    name: String,
+    created_at: i64,
+}
+
+fn decode_merchant(row: &SqliteRow) -> Result<Merchant, StoreError> {
+    let r = MerchantRow::from_row(row).map_err(|e| corrupt("merchants", e))?;
+    let c = Cols::new("merchants", &r.id);
+    Ok(Merchant {
+        id: MerchantId(c.uuid("id", &r.id)?),
+        slug: c.parse("slug", &r.slug, MerchantSlug::parse)?,
+        name: r.name,
+        created_at: c.time("created_at", r.created_at)?,
+    })
+}
+
+#[derive(FromRow)]
+struct ApiKeyRow {
+    id: String,
+    merchant_id: String,
+    name: String,
+    prefix: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+fn decode_api_key(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    let r = ApiKeyRow::from_row(row).map_err(|e| corrupt("api_keys", e))?;
+    let c = Cols::new("api_keys", &r.id);
+    Ok(ApiKey {
+        id: c.uuid("id", &r.id)?,
+        merchant_id: MerchantId(c.uuid("merchant_id", &r.merchant_id)?),
+        name: r.name,
+        prefix: r.prefix,
+        created_at: c.time("created_at", r.created_at)?,
+        last_used_at: c.opt_time("last_used_at", r.last_used_at)?,
+        revoked_at: c.opt_time("revoked_at", r.revoked_at)?,
+    })
+}

@@ -1,0 +1,834 @@
+//! The merchant API over a real socket: what a shop system does with it, what it refuses and
+//! how, and that one merchant never reaches another's data.
+
+use jiff::Timestamp;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use uuid::Uuid;
+use waymark::domain::{ApiKey, Merchant, MerchantId, MerchantSlug, NewApiKey};
+
+use crate::helpers::{TestApp, daemon_env, run_waymark, spawn_app, spawn_app_with};
+
+/// `waymark serve`'s HTTP side for a test app, on a free port.
+struct Api {
+    base: String,
+    client: Client,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Api {
+    async fn serve(app: &TestApp) -> anyhow::Result<Api> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}/api/v1", listener.local_addr()?);
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(waymark::http::serve(
+            listener,
+            app.waymark.http_state(),
+            stop.clone(),
+        ));
+        Ok(Api {
+            base,
+            client: Client::new(),
+            stop,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key)
+    }
+
+    /// Send `body` as JSON (or nothing) and read the answer as JSON (or `null` when empty).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = self.request(method, path, key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        };
+        Ok((status, value))
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A merchant with a sandbox account and an API key; returns its id and the key.
+async fn merchant(app: &TestApp, slug: &str) -> anyhow::Result<(MerchantId, String)> {
+    let merchant = Merchant {
+        id: MerchantId::new(),
+        slug: MerchantSlug::parse(slug)?,
+        name: format!("Shop {slug}"),
+        created_at: Timestamp::now(),
+    };
+    app.store().create_merchant(&merchant).await?;
+    app.waymark.ensure_sandbox_account(merchant.id).await?;
+    Ok((merchant.id, key_for(app, merchant.id).await?))
+}
+
+async fn key_for(app: &TestApp, merchant: MerchantId) -> anyhow::Result<String> {
+    let new = NewApiKey::generate();
+    app.store()
+        .create_api_key(
+            &ApiKey {
+                id: Uuid::now_v7(),
+                merchant_id: merchant,
+                name: "test".into(),
+                prefix: new.prefix.clone(),
+                created_at: Timestamp::now(),
+                last_used_at: None,
+                revoked_at: None,
+            },
+            &new.hash,
+        )
+        .await?;
+    Ok(new.key.expose().to_owned())
+}
+
+fn new_shipment(number: &str) -> Value {
+    json!({
+        "carrier": "sandbox",
+        "tracking_number": number,
+        "customer_email": "lena.vogel@example.de",
+        "customer_name": "Lena Vogel",
+        "locale": "de",
+        "destination_country": "DE",
+        "destination_postal_code": "10115",
+        "order_reference": "WM-2001",
+        "promise": "2099-03-04..2099-03-06",
+    })
+}
+
+#[tokio::test]
+async fn a_merchant_registers_follows_changes_and_erases_a_shipment() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let api = Api::serve(&app).await?;
+    let (_, key) = merchant(&app, "shop-a").await?;
+
+    // Its own carrier account; the credential goes in and never comes out.
+    let (status, account) = api
+        .call(
+            Method::POST,
+            "/carrier-accounts",
+            &key,
+            Some(json!({"carrier": "sandbox", "name": "main",
+                        "credentials": {"api_key": "sandbox-secret-4711"}})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{account}");
+    assert_eq!(account["credential_names"], json!(["api_key"]));
+    assert!(!account.to_string().contains("sandbox-secret-4711"));
+    let (status, again) = api
+        .call(
+            Method::POST,
+            "/carrier-accounts",
+            &key,
+            Some(json!({"carrier": "sandbox", "name": "main"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    let (status, accounts) = api
+        .call(Method::GET, "/carrier-accounts", &key, None)
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(accounts.as_array().map(Vec::len), Some(2), "{accounts}");
+
+    let mut body = new_shipment("SBX-ONTIME-000501");
+    body["account"] = json!("main");
+    let (status, created) = api
+        .call(Method::POST, "/shipments", &key, Some(body.clone()))
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["status"], "pending");
+    assert_eq!(created["carrier_account_id"], account["id"]);
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        created["tracking_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://track.shop.test/t/"))
+    );
+
+    // The natural key: the same number on the account is a 409 that hands back the shipment.
+    let (status, duplicate) = api
+        .call(Method::POST, "/shipments", &key, Some(body))
+        .await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{duplicate}");
+    assert_eq!(duplicate["code"], "duplicate");
+    assert_eq!(duplicate["field"], "tracking_number");
+    assert_eq!(duplicate["existing"]["id"], json!(id));
+
+    // The journey plays out; the API shows the timeline, the estimates and the messages.
+    app.run_until_done().await?;
+    let (status, detail) = api
+        .call(Method::GET, &format!("/shipments/{id}"), &key, None)
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["status"], "delivered");
+    assert!(
+        detail["timeline"].as_array().is_some_and(|t| t.len() >= 3),
+        "{detail}"
+    );
+    assert!(
+        detail["estimate_history"]
+            .as_array()
+            .is_some_and(|h| h.iter().any(|c| c["source"] == "promise")),
+        "{detail}"
+    );
+    let sent: Vec<&Value> = detail["messages"]
+        .as_array()
+        .map(|m| m.iter().filter(|m| m["state"] == "sent").collect())
+        .unwrap_or_default();
+    assert!(!sent.is_empty(), "{detail}");
+
+    // Changes: contact details and the promise, refused field by field when wrong.
+    let (status, changed) = api
+        .call(
+            Method::PATCH,
+            &format!("/shipments/{id}"),
+            &key,
+            Some(json!({"customer_name": "Lena V.", "promise": "2099-03-05", "muted": true})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["customer_name"], "Lena V.");
+    assert_eq!(changed["promise"]["earliest"], "2099-03-05");
+    assert_eq!(changed["muted"], true);
+    let (status, refused) = api
+        .call(
+            Method::PATCH,
+            &format!("/shipments/{id}"),
+            &key,
+            Some(json!({"customer_email": "nope", "locale": "fr"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let fields: HashSet<&str> = refused["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, HashSet::from(["customer_email", "locale"]));
+
+    // Erasure keeps anonymous statistics only, and the shipment stays listed as erased.
+    let (status, _) = api
+        .call(Method::DELETE, &format!("/shipments/{id}"), &key, None)
+        .await?;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, erased) = api
+        .call(Method::GET, &format!("/shipments/{id}"), &key, None)
+        .await?;
+    assert!(erased["erased_at"].is_string(), "{erased}");
+    assert_eq!(erased["customer_email"], Value::Null);
+    assert_eq!(erased["customer_name"], Value::Null);
+    assert_eq!(erased["tracking_url"], Value::Null);
+    assert_eq!(erased["status"], "delivered");
+    assert!(!erased.to_string().contains("Lena"), "{erased}");
+    let (status, _) = api
+        .call(
+            Method::PATCH,
+            &format!("/shipments/{id}"),
+            &key,
+            Some(json!({"muted": false})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CONFLICT);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_idempotency_key_answers_a_retry_with_the_first_answer() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let api = Api::serve(&app).await?;
+    let (_, key) = merchant(&app, "shop-a").await?;
+    let body = new_shipment("SBX-ONTIME-000601");
+    let send = |body: &Value, idempotency: &str| {
+        api.request(Method::POST, "/shipments", &key)
+            .header("Idempotency-Key", idempotency)
+            .json(body)
+            .send()
+    };
+    let first = send(&body, "order-2001").await?;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await?;
+    let retry = send(&body, "order-2001").await?;
+    assert_eq!(
+        retry.status(),
+        StatusCode::CREATED,
+        "a retry is not a conflict"
+    );
+    assert_eq!(retry.json::<Value>().await?, first);
+    let mut other = body.clone();
+    other["tracking_number"] = json!("SBX-ONTIME-000602");
+    let reused = send(&other, "order-2001").await?;
+    assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reused.json::<Value>().await?["code"],
+        "idempotency_key_reused"
+    );
+    // Keys are per merchant: another merchant's same key is its own.
+    let (_, key_b) = merchant(&app, "shop-b").await?;
+    let theirs = api
+        .request(Method::POST, "/shipments", &key_b)
+        .header("Idempotency-Key", "order-2001")
+        .json(&body)
+        .send()
+        .await?;
+    assert_eq!(theirs.status(), StatusCode::CREATED);
+    Ok(())
+}
+
+#[tokio::test]
+async fn another_merchants_key_gets_404_for_everything_of_the_first() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let api = Api::serve(&app).await?;
+    let (_, key_a) = merchant(&app, "shop-a").await?;
+    let (_, key_b) = merchant(&app, "shop-b").await?;
+    let (_, shipment) = api
+        .call(
+            Method::POST,
+            "/shipments",
+            &key_a,
+            Some(new_shipment("SBX-ONTIME-000701")),
+        )
+        .await?;
+    let (_, accounts) = api
+        .call(Method::GET, "/carrier-accounts", &key_a, None)
+        .await?;
+    let shipment_id = shipment["id"].as_str().unwrap_or_default();
+    let account_id = accounts[0]["id"].as_str().unwrap_or_default();
+    let routes = [
+        (Method::GET, format!("/shipments/{shipment_id}"), None),
+        (
+            Method::PATCH,
+            format!("/shipments/{shipment_id}"),
+            Some(json!({"muted": true})),
+        ),
+        (Method::DELETE, format!("/shipments/{shipment_id}"), None),
+        (Method::GET, format!("/carrier-accounts/{account_id}"), None),
+        (
+            Method::PATCH,
+            format!("/carrier-accounts/{account_id}"),
+            Some(json!({"name": "mine now"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/carrier-accounts/{account_id}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/carrier-accounts/{account_id}/test"),
+            Some(json!({"tracking_number": "SBX-ONTIME-000701"})),
+        ),
+    ];
+    for (method, path, body) in &routes {
+        let (status, problem) = api.call(method.clone(), path, &key_b, body.clone()).await?;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {problem}");
+        assert_eq!(problem["code"], "not_found");
+        // The same words as for something that never existed.
+        let (_, never) = api
+            .call(
+                method.clone(),
+                &path
+                    .replace(shipment_id, &Uuid::now_v7().to_string())
+                    .replace(account_id, &Uuid::now_v7().to_string()),
+                &key_b,
+                body.clone(),
+            )
+            .await?;
+        assert_eq!(problem, never, "{method} {path}");
+    }
+    // Lists and their filters show B nothing of A's.
+    for query in [
+        "",
+        "?order_reference=WM-2001",
+        "?carrier=sandbox",
+        "?status=pending",
+    ] {
+        let (status, page) = api
+            .call(Method::GET, &format!("/shipments{query}"), &key_b, None)
+            .await?;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["shipments"], json!([]), "{query}: {page}");
+    }
+    let (_, theirs) = api
+        .call(Method::GET, "/carrier-accounts", &key_b, None)
+        .await?;
+    assert!(!theirs.to_string().contains(account_id));
+    // A's shipment is untouched by all of it.
+    let (status, mine) = api
+        .call(
+            Method::GET,
+            &format!("/shipments/{shipment_id}"),
+            &key_a,
+            None,
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mine["muted"], false);
+    assert_eq!(mine["erased_at"], Value::Null);
+    Ok(())
+}
+
+#[tokio::test]
+async fn refusals_are_problem_json_with_a_code_and_the_field() -> anyhow::Result<()> {
+    let app = spawn_app_with(|config| {
+        config.http.api_requests_per_second = 1;
+        config.http.api_burst = 30;
+    })
+    .await?;
+    let api = Api::serve(&app).await?;
+    let (merchant_id, key) = merchant(&app, "shop-a").await?;
+
+    let problem = |response: reqwest::Response| async move {
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(kind, "application/problem+json", "{status}");
+        let body: Value = response.json().await.unwrap_or_default();
+        assert_eq!(body["status"], status.as_u16());
+        (status, body)
+    };
+    let url = format!("{}/shipments", api.base);
+
+    let (status, body) = problem(api.client.get(&url).send().await?).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (status, _) = problem(
+        api.client
+            .get(&url)
+            .bearer_auth("wm_guessed_key")
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let post = || api.request(Method::POST, "/shipments", &key);
+    let (status, body) = problem(post().body("tracking_number=1").send().await?).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    let (status, body) = problem(
+        post()
+            .header("content-type", "application/json")
+            .body("{\"tracking_number\": ")
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    let (status, body) = problem(post().json(&json!({"tracking_number": "X"})).send().await?).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["field"], "customer_email", "{body}");
+    let mut wrong = new_shipment("SBX-ONTIME-000801");
+    wrong["customer_email"] = json!("not-an-address");
+    wrong["destination_country"] = json!("Germany");
+    let (status, body) = problem(post().json(&wrong).send().await?).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "invalid_field");
+    let fields: HashSet<&str> = body["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        fields,
+        HashSet::from(["customer_email", "destination_country"])
+    );
+    let mut huge = new_shipment("SBX-ONTIME-000802");
+    huge["customer_name"] = json!("x".repeat(waymark::api::MAX_JSON_BODY));
+    let (status, body) = problem(post().json(&huge).send().await?).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
+    );
+    let (status, body) = problem(
+        api.request(Method::GET, "/shipments?limit=0", &key)
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("limit"))
+    );
+    let (status, body) = problem(
+        api.request(Method::GET, "/shipments/not-an-id", &key)
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, _) = problem(
+        api.request(Method::GET, "/nothing-here", &key)
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A revoked key stops working at once.
+    let revoked = key_for(&app, merchant_id).await?;
+    let prefix = &revoked[..11];
+    let (status, _) = api.call(Method::GET, "/shipments", &revoked, None).await?;
+    assert_eq!(status, StatusCode::OK);
+    app.store()
+        .revoke_api_key(merchant_id, prefix, Timestamp::now())
+        .await?
+        .expect("the key exists");
+    let (status, _) = problem(
+        api.request(Method::GET, "/shipments", &revoked)
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Past its burst, a key waits; `Retry-After` says how long.
+    let mut limited = None;
+    for _ in 0..40 {
+        let response = api
+            .request(Method::GET, "/carrier-accounts", &key)
+            .send()
+            .await?;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(response);
+            break;
+        }
+    }
+    let limited = limited.expect("a key is limited past its burst");
+    let retry_after: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let (_, body) = problem(limited).await;
+    assert_eq!(body["code"], "rate_limited");
+    Ok(())
+}
+
+#[tokio::test]
+async fn pages_list_every_shipment_once_while_more_are_registered() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let api = Api::serve(&app).await?;
+    let (_, key) = merchant(&app, "shop-a").await?;
+    let mut registered = HashSet::new();
+    for seq in 0..25 {
+        let (status, created) = api
+            .call(
+                Method::POST,
+                "/shipments",
+                &key,
+                Some(new_shipment(&format!("SBX-ONTIME-0009{seq:02}"))),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        registered.insert(created["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/shipments?limit=10&cursor={c}"),
+            None => "/shipments?limit=10".to_owned(),
+        };
+        let (status, page) = api.call(Method::GET, &path, &key, None).await?;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        pages += 1;
+        for shipment in page["shipments"].as_array().into_iter().flatten() {
+            seen.push(shipment["id"].as_str().unwrap_or_default().to_owned());
+        }
+        // Registered between pages: newer than every page, so never in a later one.
+        api.call(
+            Method::POST,
+            "/shipments",
+            &key,
+            Some(new_shipment(&format!("SBX-ONTIME-0008{pages:02}"))),
+        )
+        .await?;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let unique: HashSet<String> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "a shipment was listed twice");
+    assert_eq!(
+        unique, registered,
+        "every shipment registered before, each once"
+    );
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first");
+    // Filters narrow the walk.
+    let (_, filtered) = api
+        .call(Method::GET, "/shipments?status=delivered", &key, None)
+        .await?;
+    assert_eq!(filtered["shipments"], json!([]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let api = Api::serve(&app).await?;
+    let document: Value = api
+        .client
+        .get(format!("{}/openapi.json", api.base))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(document["openapi"], "3.1.0");
+    let mut documented = Vec::new();
+    for (path, item) in document["paths"].as_object().into_iter().flatten() {
+        for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    assert_eq!(
+        documented,
+        [
+            "DELETE /carrier-accounts/{id}",
+            "DELETE /shipments/{id}",
+            "GET /carrier-accounts",
+            "GET /carrier-accounts/{id}",
+            "GET /shipments",
+            "GET /shipments/{id}",
+            "PATCH /carrier-accounts/{id}",
+            "PATCH /shipments/{id}",
+            "POST /carrier-accounts",
+            "POST /carrier-accounts/{id}/test",
+            "POST /shipments",
+        ]
+    );
+    // Every documented route exists: without a key it is refused as unauthorized, not unknown.
+    for route in &documented {
+        let (method, path) = route.split_once(' ').unwrap_or_default();
+        let path = path.replace("{id}", &Uuid::now_v7().to_string());
+        let response = api
+            .client
+            .request(method.parse()?, format!("{}{path}", api.base))
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{route}");
+    }
+    // And it is a valid OpenAPI 3.1 document, as an independent validator reads it.
+    let file = app.dir().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&document)?)?;
+    let python = std::env::var("WAYMARK_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    let output = std::process::Command::new(python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()?;
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn credentials_are_nowhere_in_the_database_files() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let api = Api::serve(&app).await?;
+    let (_, key) = merchant(&app, "shop-a").await?;
+    let through_api = "api-secret-7f3c9e1d";
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/carrier-accounts",
+            &key,
+            Some(json!({"carrier": "dhl", "credentials": {"api_key": through_api}})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // And through the CLI, on the same database and key file.
+    let through_cli = "cli-secret-2b8a4c6e";
+    let mut env = daemon_env(app.dir(), app.smtp.port, 1.0);
+    env.retain(|(k, _)| k != "WAYMARK_DATABASE_URL");
+    env.push(("WAYMARK_DATABASE_URL".into(), app.database_url().to_owned()));
+    let output = run_waymark(
+        app.dir(),
+        &env,
+        &[
+            "accounts",
+            "add",
+            "--carrier",
+            "ups",
+            "--credential",
+            &format!("client_secret={through_cli}"),
+            "--credential",
+            "client_id=waymark",
+        ],
+    )?;
+    assert!(output.status.success(), "{output:?}");
+    let listed = run_waymark(app.dir(), &env, &["accounts", "list"])?;
+    assert!(listed.stdout.contains("client_secret"), "{listed:?}");
+    for secret in [through_api, through_cli] {
+        assert!(!listed.stdout.contains(secret) && !listed.stderr.contains(secret));
+    }
+    // The secrets still open for the pollers.
+    let ups = waymark::domain::CarrierCode::parse("ups")?;
+    let account = app
+        .store()
+        .carrier_account_by_name(MerchantId::DEFAULT, &ups, "default")
+        .await?
+        .expect("the CLI's account");
+    assert_eq!(
+        account.credentials.expose("client_secret"),
+        Some(through_cli)
+    );
+
+    let database = app
+        .database_url()
+        .trim_start_matches("sqlite://")
+        .to_owned();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{database}{suffix}");
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        for secret in [through_api, through_cli] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} is in {path}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn merchants_and_their_keys_are_managed_with_the_cli() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let api = Api::serve(&app).await?;
+    let mut env = daemon_env(app.dir(), app.smtp.port, 1.0);
+    env.retain(|(k, _)| k != "WAYMARK_DATABASE_URL");
+    env.push(("WAYMARK_DATABASE_URL".into(), app.database_url().to_owned()));
+    let run = |args: &[&str]| run_waymark(app.dir(), &env, args);
+
+    let created = run(&[
+        "merchants",
+        "create",
+        "shop-berlin",
+        "--name",
+        "Shop Berlin",
+    ])?;
+    assert!(created.status.success(), "{created:?}");
+    let again = run(&[
+        "merchants",
+        "create",
+        "shop-berlin",
+        "--name",
+        "Shop Berlin",
+    ])?;
+    assert!(
+        !again.status.success() && again.stderr.contains("slug"),
+        "{again:?}"
+    );
+    let bad = run(&["merchants", "create", "Shop Berlin", "--name", "x"])?;
+    assert!(
+        !bad.status.success() && bad.stderr.contains("slug"),
+        "{bad:?}"
+    );
+    let listed = run(&["merchants", "list"])?;
+    assert!(
+        listed.stdout.contains("default") && listed.stdout.contains("shop-berlin"),
+        "{listed:?}"
+    );
+
+    let made = run(&[
+        "api-keys",
+        "create",
+        "--merchant",
+        "shop-berlin",
+        "--name",
+        "ERP",
+    ])?;
+    assert!(made.status.success(), "{made:?}");
+    let key = made.stdout.trim().to_owned();
+    assert!(key.starts_with("wm_") && key.len() == 44, "{key}");
+    let (status, page) = api.call(Method::GET, "/shipments", &key, None).await?;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (_, accounts) = api
+        .call(Method::GET, "/carrier-accounts", &key, None)
+        .await?;
+    assert_eq!(
+        accounts[0]["carrier"], "sandbox",
+        "a new merchant can try the sandbox at once"
+    );
+
+    let keys = run(&["api-keys", "list", "--merchant", "shop-berlin"])?;
+    assert!(
+        keys.stdout.contains(&key[..11]) && keys.stdout.contains("ERP"),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.stdout.contains(&key[12..]),
+        "the key is shown once only"
+    );
+    assert!(
+        !run(&["api-keys", "list"])?.stdout.contains(&key[..11]),
+        "keys are per merchant"
+    );
+    let unknown = run(&["api-keys", "list", "--merchant", "nobody"])?;
+    assert!(
+        !unknown.status.success() && unknown.stderr.contains("merchant"),
+        "{unknown:?}"
+    );
+
+    let revoked = run(&[
+        "api-keys",
+        "revoke",
+        "--merchant",
+        "shop-berlin",
+        &key[..11],
+    ])?;
+    assert!(revoked.status.success(), "{revoked:?}");
+    let (status, _) = api.call(Method::GET, "/shipments", &key, None).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let keys = run(&["api-keys", "list", "--merchant", "shop-berlin"])?;
+    assert!(keys.stdout.contains("revoked"), "{keys:?}");
+    Ok(())
+}
