@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::domain::{CarrierCode, HolidayCalendar, MerchantId};
 use crate::housekeeping::Housekeeping;
 use crate::intake::DEFAULT_ACCOUNT;
+use crate::notify::brand::Brands;
 use crate::notify::dispatcher::{Dispatcher, Sender};
 use crate::notify::email::sender_from_config;
 use crate::notify::quiet_hours::QuietHours;
@@ -30,6 +31,8 @@ pub struct Waymark {
     pub clock: Clock,
     pub calendar: Arc<HolidayCalendar>,
     pub templates: Templates,
+    /// Each merchant's sender, look and quiet hours, over the configured ones.
+    pub brands: Brands,
 }
 
 /// The master keys the configuration names (`master_key`, `WAYMARK_MASTER_KEY`, or the key
@@ -54,6 +57,23 @@ pub(crate) fn open_vault(config: &Config) -> anyhow::Result<crate::vault::Vault>
         );
     }
     Ok(vault)
+}
+
+/// Who messages come from and where their links point, as configured.
+fn configured_sender(config: &Config) -> anyhow::Result<Sender> {
+    Ok(Sender {
+        merchant_name: config.merchant_name.clone(),
+        from: config.email.from.parse().context("email.from")?,
+        reply_to: config
+            .email
+            .reply_to
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("email.reply_to")?,
+        public_url: config.public_url.clone(),
+        message_id_domain: config.message_id_domain(),
+    })
 }
 
 /// The key file the master keys live in, or `None` when they are given directly.
@@ -133,6 +153,11 @@ impl Waymark {
         let templates =
             Templates::load(config.templates_dir.as_deref()).context("loading templates")?;
 
+        let brands = Brands::new(
+            store.clone(),
+            configured_sender(&config)?,
+            QuietHours::from_config(&config.quiet_hours),
+        );
         let waymark = Waymark {
             config,
             store,
@@ -140,6 +165,7 @@ impl Waymark {
             clock,
             calendar: Arc::new(calendar),
             templates,
+            brands,
         };
         waymark.ensure_sandbox_account(MerchantId::DEFAULT).await?;
         waymark.save_configured_accounts().await?;
@@ -226,20 +252,7 @@ impl Waymark {
 
     pub fn dispatcher(&self) -> anyhow::Result<Dispatcher> {
         let email = sender_from_config(&self.config.email)?;
-        let sender = Sender {
-            merchant_name: self.config.merchant_name.clone(),
-            from: self.config.email.from.parse().context("email.from")?,
-            reply_to: self
-                .config
-                .email
-                .reply_to
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .context("email.reply_to")?,
-            public_url: self.config.public_url.clone(),
-            message_id_domain: self.config.message_id_domain(),
-        };
+        let sender = self.brands.defaults().clone();
         Ok(Dispatcher::new(
             self.store.clone(),
             email,
@@ -271,6 +284,8 @@ impl Waymark {
             self.carriers.clone(),
             self.clock.clone(),
             self.config.public_url.clone(),
+            self.templates.clone(),
+            self.brands.clone(),
             crate::api::RateLimit {
                 per_second: std::num::NonZeroU32::new(http.api_requests_per_second)
                     .unwrap_or(std::num::NonZeroU32::MIN),

@@ -25,10 +25,13 @@ use uuid::Uuid;
 use crate::carriers::CarrierRegistry;
 use crate::clock::Clock;
 use crate::domain::{ApiKeyHash, MerchantId};
+use crate::notify::brand::Brands;
+use crate::notify::render::Templates;
 use crate::store::Store;
 
 pub mod accounts;
 pub mod problem;
+pub mod settings;
 pub mod shipments;
 
 pub use problem::Problem;
@@ -44,6 +47,10 @@ pub struct ApiState {
     pub clock: Clock,
     /// Where customers reach Waymark: tracking links start with it.
     pub public_url: String,
+    /// The message templates, for previews.
+    pub templates: Templates,
+    /// Each merchant's sender and look, for previews.
+    pub brands: Brands,
     limiter: Arc<DefaultKeyedRateLimiter<Uuid>>,
 }
 
@@ -57,11 +64,14 @@ pub struct RateLimit {
 }
 
 impl ApiState {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         carriers: CarrierRegistry,
         clock: Clock,
         public_url: String,
+        templates: Templates,
+        brands: Brands,
         limit: RateLimit,
     ) -> Self {
         let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
@@ -70,6 +80,8 @@ impl ApiState {
             carriers,
             clock,
             public_url,
+            templates,
+            brands,
             limiter: Arc::new(RateLimiter::keyed(quota)),
         }
     }
@@ -88,6 +100,7 @@ impl ApiState {
     tags(
         (name = "shipments", description = "Parcels Waymark follows for the merchant"),
         (name = "carrier accounts", description = "The merchant's own accounts at carriers"),
+        (name = "settings", description = "Branding, notification settings and message previews"),
     )
 )]
 struct ApiDoc;
@@ -122,6 +135,8 @@ pub fn documented_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::create, accounts::list))
         .routes(routes!(accounts::show, accounts::update, accounts::delete))
         .routes(routes!(accounts::test))
+        .routes(routes!(settings::show, settings::replace))
+        .routes(routes!(settings::preview))
         .split_for_parts()
 }
 

@@ -29,7 +29,19 @@ use super::status::{Reason, Status, UnknownName};
 use super::timeline::{Timeline, is_final};
 
 /// What a customer is told about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// The carrier has the parcel and is moving it.

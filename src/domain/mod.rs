@@ -6,6 +6,7 @@ pub mod detect;
 pub mod estimate;
 pub mod event;
 pub mod merchant;
+pub mod merchant_settings;
 pub mod outbox;
 pub mod shipment;
 pub mod status;
@@ -17,6 +18,7 @@ pub use detect::{Detection, DetectionPolicy, Facts, Situation, Trigger, detect};
 pub use estimate::{DeliveryWindow, EstimateChange, EstimateSource};
 pub use event::{EventKey, EventTime, KeyedEvent, TrackingEvent};
 pub use merchant::{ApiKey, ApiKeyHash, Merchant, MerchantId, MerchantSlug, NewApiKey};
+pub use merchant_settings::{Branding, MerchantSettings, NotificationSettings, QuietHoursSetting};
 pub use outbox::{Channel, NewNotification, Notification, NotificationState};
 pub use shipment::{
     CarrierCode, CountryCode, Customer, EmailAddress, FetchCount, InvalidField, JourneyState,

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::carriers::CarrierRegistry;
 use crate::clock::Clock;
 use crate::config::DispatcherConfig;
+use crate::notify::brand::{Brand, Brands};
 use crate::notify::email::{EmailSender, Envelope, SendError, build_message};
 use crate::notify::quiet_hours::QuietHours;
 use crate::notify::render::{DeliveryChangeLink, MessageContext, PickupPointContext, Templates};
@@ -129,8 +130,8 @@ pub struct Dispatcher {
     carriers: CarrierRegistry,
     clock: Clock,
     config: DispatcherConfig,
-    quiet_hours: Option<QuietHours>,
-    sender: Sender,
+    /// Each merchant's sender, look and quiet hours, over the configured ones.
+    brands: Brands,
     owner: String,
     /// Rung by a scheduler in this process when it queues messages.
     wakeup: Arc<tokio::sync::Notify>,
@@ -149,14 +150,13 @@ impl Dispatcher {
         sender: Sender,
     ) -> Self {
         Dispatcher {
+            brands: Brands::new(store.clone(), sender, quiet_hours),
             store,
             email,
             templates,
             carriers,
             clock,
             config,
-            quiet_hours,
-            sender,
             owner: format!("dispatcher-{}", Uuid::now_v7()),
             wakeup: Arc::new(tokio::sync::Notify::new()),
         }
@@ -316,13 +316,32 @@ impl Dispatcher {
                 ),
             });
         }
+        let brand = match self.brands.of(shipment.merchant_id).await {
+            Ok(brand) => brand,
+            Err(error) => {
+                return Some(self.retry(
+                    n.attempts,
+                    format!("reading the merchant's settings: {error}"),
+                    now,
+                ));
+            }
+        };
+        if !brand.settings.sends(n.trigger, n.channel) {
+            return Some(Completion::Suppressed {
+                why: format!(
+                    "the merchant turned off `{}` messages by {}",
+                    n.trigger,
+                    n.channel.as_str()
+                ),
+            });
+        }
         let tz = shipment.customer.time_zone.time_zone();
-        if let Some(until) = self.quiet_hours.and_then(|q| q.next_allowed(now, &tz)) {
+        if let Some(until) = brand.quiet_hours.and_then(|q| q.next_allowed(now, &tz)) {
             return Some(Completion::Deferred {
                 available_at: until,
             });
         }
-        let context = self.context(item);
+        let context = self.context(item, &brand);
         let rendered = match self.templates.render_email(&context) {
             Ok(rendered) => rendered,
             // A broken template will not fix itself by retrying: say so loudly.
@@ -346,10 +365,10 @@ impl Dispatcher {
                 return Some(self.retry(n.attempts, format!("reading the thread: {error}"), now));
             }
         };
-        let message_id = format!("<{}@{}>", n.id, self.sender.message_id_domain);
+        let message_id = format!("<{}@{}>", n.id, self.brands.defaults().message_id_domain);
         let envelope = Envelope {
-            from: self.sender.from.clone(),
-            reply_to: self.sender.reply_to.clone(),
+            from: brand.from.clone(),
+            reply_to: brand.reply_to.clone(),
             to,
             message_id: message_id.clone(),
             thread,
@@ -455,33 +474,50 @@ impl Dispatcher {
         }
     }
 
-    fn context(&self, item: &OutboxItem) -> MessageContext {
-        let (n, shipment) = (&item.notification, &item.shipment);
-        let profile = self.carriers.get(&shipment.carrier).map(|c| c.profile());
-        let base = self.sender.public_url.trim_end_matches('/');
-        MessageContext {
-            trigger: n.trigger,
-            language: n.locale.language(),
-            customer_name: shipment.customer.name.clone(),
-            merchant_name: self.sender.merchant_name.clone(),
-            tracking_number: shipment.tracking_number.as_str().to_owned(),
-            carrier_name: profile.map_or_else(|| shipment.carrier.to_string(), |p| p.name.clone()),
-            order_reference: shipment.order_reference.clone(),
-            tracking_page_url: format!("{base}/t/{}", shipment.public_token),
-            carrier_tracking_url: profile
-                .map(|p| p.tracking_url(&shipment.tracking_number))
-                .unwrap_or_default(),
-            unsubscribe_url: format!("{base}/u/{}", shipment.public_token),
-            delivery_changes: delivery_changes(n, profile, &shipment.tracking_number),
-            pickup_point: n.facts.pickup_point.as_ref().map(|p| PickupPointContext {
-                name: p.name.clone(),
-                address: p.address.clone(),
-                hold_until: p.hold_until,
-            }),
-            facts: n.facts.clone(),
-            time_zone: shipment.customer.time_zone.clone(),
-            reason: n.reason.clone(),
-        }
+    fn context(&self, item: &OutboxItem, brand: &Brand) -> MessageContext {
+        message_context(
+            &self.carriers,
+            &self.brands.defaults().public_url,
+            brand,
+            &item.notification,
+            &item.shipment,
+        )
+    }
+}
+
+/// What the templates get for message `n` about `shipment`, from `brand`'s merchant.
+pub fn message_context(
+    carriers: &CarrierRegistry,
+    public_url: &str,
+    brand: &Brand,
+    n: &crate::domain::Notification,
+    shipment: &crate::domain::Shipment,
+) -> MessageContext {
+    let profile = carriers.get(&shipment.carrier).map(|c| c.profile());
+    let base = public_url.trim_end_matches('/');
+    MessageContext {
+        trigger: n.trigger,
+        language: n.locale.language(),
+        customer_name: shipment.customer.name.clone(),
+        merchant_name: brand.merchant_name.clone(),
+        brand: brand.context.clone(),
+        tracking_number: shipment.tracking_number.as_str().to_owned(),
+        carrier_name: profile.map_or_else(|| shipment.carrier.to_string(), |p| p.name.clone()),
+        order_reference: shipment.order_reference.clone(),
+        tracking_page_url: format!("{base}/t/{}", shipment.public_token),
+        carrier_tracking_url: profile
+            .map(|p| p.tracking_url(&shipment.tracking_number))
+            .unwrap_or_default(),
+        unsubscribe_url: format!("{base}/u/{}", shipment.public_token),
+        delivery_changes: delivery_changes(n, profile, &shipment.tracking_number),
+        pickup_point: n.facts.pickup_point.as_ref().map(|p| PickupPointContext {
+            name: p.name.clone(),
+            address: p.address.clone(),
+            hold_until: p.hold_until,
+        }),
+        facts: n.facts.clone(),
+        time_zone: shipment.customer.time_zone.clone(),
+        reason: n.reason.clone(),
     }
 }
 

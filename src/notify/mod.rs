@@ -1,7 +1,9 @@
 //! Telling people: rendering messages from templates and sending them.
 
+pub mod brand;
 pub mod dispatcher;
 pub mod email;
 pub mod format;
+pub mod preview;
 pub mod quiet_hours;
 pub mod render;

@@ -46,6 +46,9 @@ pub struct MessageContext {
     pub customer_name: Option<String>,
     /// The shop the customer ordered from, as customers know it.
     pub merchant_name: String,
+    /// The shop's logo, colour, support contact and legal line, where it set them.
+    #[serde(default)]
+    pub brand: super::brand::BrandContext,
     /// The carrier's tracking number.
     pub tracking_number: String,
     /// The carrier as customers know it ("DHL", "InPost").

@@ -72,6 +72,7 @@ fn context(trigger: Trigger, language: Language) -> MessageContext {
         language,
         customer_name: Some("Anna".into()),
         merchant_name: "Tea & Cake".into(),
+        brand: Default::default(),
         tracking_number: "00340434161094042557".into(),
         carrier_name: "DHL".into(),
         order_reference: Some("1234".into()),

@@ -504,10 +504,19 @@ impl Scheduler {
         // At most one "delayed" email per shipment per period: a slip within it waits for a
         // poll at the period's end, which tells it with the estimate of the moment.
         let mut recheck_at = None;
-        let cap = SignedDuration::from_hours(
-            i64::try_from(self.config.delayed_email_every_hours).unwrap_or(i64::MAX / 3600),
-        );
-        if cap.is_positive() && detections.iter().any(|d| d.trigger == Trigger::Delayed) {
+        let delayed = detections.iter().any(|d| d.trigger == Trigger::Delayed);
+        // The merchant's own cap where it set one (read only when there is a delay to tell).
+        let hours = match delayed {
+            true => self
+                .store
+                .merchant_settings(shipment.merchant_id)
+                .await?
+                .and_then(|s| s.notifications.delayed_message_every_hours)
+                .map_or(self.config.delayed_email_every_hours, u64::from),
+            false => self.config.delayed_email_every_hours,
+        };
+        let cap = SignedDuration::from_hours(i64::try_from(hours).unwrap_or(i64::MAX / 3600));
+        if cap.is_positive() && delayed {
             if let Some(sent) = self
                 .store
                 .last_sent_at(shipment.id, Trigger::Delayed)

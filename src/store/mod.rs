@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::carriers::CarrierAccount;
 use crate::domain::{
     ApiKey, ApiKeyHash, CarrierCode, EstimateChange, FetchCount, JourneyState, KeyedEvent,
-    Merchant, MerchantId, MerchantSlug, NewNotification, NewShipment, Notification, Reason,
-    Shipment, Status, TrackingNumber, Trigger,
+    Merchant, MerchantId, MerchantSettings, MerchantSlug, NewNotification, NewShipment,
+    Notification, Reason, Shipment, Status, TrackingNumber, Trigger,
 };
 use crate::vault::Vault;
 pub use sqlite::SqliteStore;
@@ -190,6 +190,18 @@ pub trait Store: Send + Sync + 'static {
     async fn merchant_by_slug(&self, slug: &MerchantSlug) -> Result<Option<Merchant>, StoreError>;
     /// Every merchant, by slug.
     async fn merchants(&self) -> Result<Vec<Merchant>, StoreError>;
+    /// The merchant's branding and notification settings; `None` when there is no such
+    /// merchant.
+    async fn merchant_settings(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Option<MerchantSettings>, StoreError>;
+    /// Replace the merchant's settings; false when there is no such merchant.
+    async fn save_merchant_settings(
+        &self,
+        merchant: MerchantId,
+        settings: &MerchantSettings,
+    ) -> Result<bool, StoreError>;
 
     /// Keep a new API key: its listing and the hash it is recognised by (never the key).
     async fn create_api_key(&self, key: &ApiKey, hash: &ApiKeyHash) -> Result<(), StoreError>;

@@ -42,8 +42,9 @@ use crate::carriers::CarrierAccount;
 use crate::domain::{
     ApiKey, ApiKeyHash, CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress,
     EstimateChange, EstimateSource, EventKey, EventTime, Facts, FetchCount, JourneyState,
-    KeyedEvent, Locale, Merchant, MerchantId, MerchantSlug, NewShipment, Notification,
-    NotificationState, PostalCode, Shipment, TimeZoneName, TrackingEvent, TrackingNumber, Trigger,
+    KeyedEvent, Locale, Merchant, MerchantId, MerchantSettings, MerchantSlug, NewShipment,
+    Notification, NotificationState, PostalCode, Shipment, TimeZoneName, TrackingEvent,
+    TrackingNumber, Trigger,
 };
 use crate::vault::Vault;
 
@@ -368,6 +369,21 @@ impl Store for SqliteStore {
 
     async fn merchants(&self) -> Result<Vec<Merchant>, StoreError> {
         self.all_merchants().await
+    }
+
+    async fn merchant_settings(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Option<MerchantSettings>, StoreError> {
+        self.settings_of(merchant).await
+    }
+
+    async fn save_merchant_settings(
+        &self,
+        merchant: MerchantId,
+        settings: &MerchantSettings,
+    ) -> Result<bool, StoreError> {
+        self.write_settings(merchant, settings).await
     }
 
     async fn create_api_key(&self, key: &ApiKey, hash: &ApiKeyHash) -> Result<(), StoreError> {

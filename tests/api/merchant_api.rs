@@ -102,6 +102,14 @@ async fn key_for(app: &TestApp, merchant: MerchantId) -> anyhow::Result<String> 
     Ok(new.key.expose().to_owned())
 }
 
+/// The fields a problem's `errors` name.
+fn error_fields(problem: &Value) -> HashSet<&str> {
+    problem["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default()
+}
+
 fn new_shipment(number: &str) -> Value {
     json!({
         "carrier": "sandbox",
@@ -219,10 +227,7 @@ async fn a_merchant_registers_follows_changes_and_erases_a_shipment() -> anyhow:
         )
         .await?;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
-    let fields: HashSet<&str> = refused["errors"]
-        .as_array()
-        .map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect())
-        .unwrap_or_default();
+    let fields = error_fields(&refused);
     assert_eq!(fields, HashSet::from(["customer_email", "locale"]));
 
     // Erasure keeps anonymous statistics only, and the shipment stays listed as erased.
@@ -456,10 +461,7 @@ async fn refusals_are_problem_json_with_a_code_and_the_field() -> anyhow::Result
     let (status, body) = problem(post().json(&wrong).send().await?).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "invalid_field");
-    let fields: HashSet<&str> = body["errors"]
-        .as_array()
-        .map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect())
-        .unwrap_or_default();
+    let fields = error_fields(&body);
     assert_eq!(
         fields,
         HashSet::from(["customer_email", "destination_country"])
@@ -630,13 +632,16 @@ async fn the_openapi_document_matches_the_routes() -> anyhow::Result<()> {
             "DELETE /shipments/{id}",
             "GET /carrier-accounts",
             "GET /carrier-accounts/{id}",
+            "GET /settings",
             "GET /shipments",
             "GET /shipments/{id}",
             "PATCH /carrier-accounts/{id}",
             "PATCH /shipments/{id}",
             "POST /carrier-accounts",
             "POST /carrier-accounts/{id}/test",
+            "POST /previews",
             "POST /shipments",
+            "PUT /settings",
         ]
     );
     // Every documented route exists: without a key it is refused as unauthorized, not unknown.
@@ -831,4 +836,279 @@ async fn merchants_and_their_keys_are_managed_with_the_cli() -> anyhow::Result<(
     let keys = run(&["api-keys", "list", "--merchant", "shop-berlin"])?;
     assert!(keys.stdout.contains("revoked"), "{keys:?}");
     Ok(())
+}
+
+fn branding() -> Value {
+    json!({
+        "branding": {
+            "sender_name": "Laden Berlin",
+            "sender_address": "hallo@laden.example",
+            "reply_to": "hilfe@laden.example",
+            "logo_url": "https://laden.example/logo.png",
+            "primary_colour": "#0f766e",
+            "support_email": "hilfe@laden.example",
+            "support_url": "https://laden.example/hilfe",
+            "legal_footer": "Laden Berlin GmbH, Marktplatz 1, 10115 Berlin, HRB 12345"
+        },
+        "notifications": {"channels": {"stalled": []}}
+    })
+}
+
+#[tokio::test]
+async fn a_merchants_branding_reaches_its_previews_and_its_customers() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let api = Api::serve(&app).await?;
+    let (_, key) = merchant(&app, "laden").await?;
+    let (_, other) = merchant(&app, "other").await?;
+
+    let (status, unset) = api.call(Method::GET, "/settings", &key, None).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(unset["branding"]["sender_name"], Value::Null);
+    let (status, saved) = api
+        .call(Method::PUT, "/settings", &key, Some(branding()))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    let (_, read) = api.call(Method::GET, "/settings", &key, None).await?;
+    assert_eq!(read, saved);
+    let mut wrong = branding();
+    wrong["branding"]["primary_colour"] = json!("teal");
+    wrong["branding"]["support_url"] = json!("http://laden.example/hilfe");
+    let (status, refused) = api
+        .call(Method::PUT, "/settings", &key, Some(wrong))
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let fields = error_fields(&refused);
+    assert_eq!(
+        fields,
+        HashSet::from(["branding.primary_colour", "branding.support_url"])
+    );
+    let (_, others) = api.call(Method::GET, "/settings", &other, None).await?;
+    assert_eq!(
+        others["branding"]["sender_name"],
+        Value::Null,
+        "settings are per merchant"
+    );
+
+    // A sample preview in German carries the branding.
+    let (status, sample) = api
+        .call(
+            Method::POST,
+            "/previews",
+            &key,
+            Some(json!({"trigger": "available_for_pickup", "locale": "de"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{sample}");
+    let html = sample["html"].as_str().unwrap_or_default();
+    for expected in [
+        "https://laden.example/logo.png",
+        "#0f766e",
+        "mailto:hilfe@laden.example",
+        "Laden Berlin GmbH",
+        "Kiosk am Markt",
+    ] {
+        assert!(html.contains(expected), "no {expected} in {html}");
+    }
+    assert!(
+        sample["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Fragen zu Ihrer Bestellung")
+    );
+    assert!(!sample["subject"].as_str().unwrap_or_default().is_empty());
+
+    // A preview of a real shipment names it; another merchant's is not found.
+    let (_, shipment) = api
+        .call(
+            Method::POST,
+            "/shipments",
+            &key,
+            Some(new_shipment("SBX-ONTIME-001001")),
+        )
+        .await?;
+    let id = shipment["id"].as_str().unwrap_or_default();
+    let (status, real) = api
+        .call(
+            Method::POST,
+            "/previews",
+            &key,
+            Some(json!({"trigger": "out_for_delivery", "shipment_id": id})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{real}");
+    assert!(
+        real["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SBX-ONTIME-001001")
+    );
+    assert!(
+        real["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Lena Vogel"),
+        "{real}"
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/previews",
+            &other,
+            Some(json!({"trigger": "out_for_delivery", "shipment_id": id})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/previews",
+            &key,
+            Some(json!({"trigger": "teleported"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The customer's emails come from the merchant, with its look.
+    app.run_until_done().await?;
+    let emails: Vec<_> = app
+        .smtp
+        .emails()?
+        .into_iter()
+        .filter(|e| e.shipment_id() == id)
+        .collect();
+    assert!(!emails.is_empty());
+    for email in &emails {
+        let from = email.header("From").unwrap_or_default();
+        assert!(from.contains("hallo@laden.example"), "{from}");
+        assert!(from.contains("Laden Berlin"), "{from}");
+        let reply_to = email.header("Reply-To").unwrap_or_default();
+        assert!(reply_to.contains("hilfe@laden.example"), "{reply_to}");
+        assert!(
+            email.text().contains("Laden Berlin GmbH"),
+            "{}",
+            email.text()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_trigger_the_merchant_turned_off_is_not_sent() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let api = Api::serve(&app).await?;
+    let (_, key) = merchant(&app, "laden").await?;
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            "/settings",
+            &key,
+            Some(json!({"notifications": {"channels": {"delivered": [], "out_for_delivery": []}}})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    let (_, shipment) = api
+        .call(
+            Method::POST,
+            "/shipments",
+            &key,
+            Some(new_shipment("SBX-ONTIME-001101")),
+        )
+        .await?;
+    let id = shipment["id"].as_str().unwrap_or_default();
+    app.run_until_done().await?;
+    let (_, detail) = api
+        .call(Method::GET, &format!("/shipments/{id}"), &key, None)
+        .await?;
+    let states: Vec<(String, String)> = detail["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["trigger"].as_str().unwrap_or_default().to_owned(),
+                m["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&("delivered".into(), "suppressed".into())),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&("shipped".into(), "sent".into())),
+        "{states:?}"
+    );
+    let sent: Vec<String> = app
+        .smtp
+        .emails()?
+        .iter()
+        .filter(|e| e.shipment_id() == id)
+        .map(|e| e.trigger())
+        .collect();
+    assert!(!sent.contains(&"delivered".to_owned()), "{sent:?}");
+    assert!(!sent.contains(&"out_for_delivery".to_owned()), "{sent:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn rotating_the_master_key_seals_every_credential_again() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = daemon_env(dir.path(), 25, 1.0);
+    let run = |args: &[&str]| run_waymark(dir.path(), &env, args);
+    let added = run(&[
+        "accounts",
+        "add",
+        "--carrier",
+        "dhl",
+        "--credential",
+        "api_key=rotate-me-5d1e",
+    ])?;
+    assert!(added.status.success(), "{added:?}");
+    let key_file = dir.path().join("waymark.db.key");
+    let database_url = format!("sqlite://{}", dir.path().join("waymark.db").display());
+    let before = stored_credentials(&database_url).await?;
+    assert!(before.iter().all(|c| c.starts_with("wmk1.")), "{before:?}");
+
+    let rotated = run(&["keys", "rotate"])?;
+    assert!(rotated.status.success(), "{rotated:?}");
+    let keys: Vec<String> = std::fs::read_to_string(&key_file)?
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split(':').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        keys.len(),
+        2,
+        "the new key first, the old one kept: {keys:?}"
+    );
+    let after = stored_credentials(&database_url).await?;
+    assert!(
+        after
+            .iter()
+            .all(|c| c.starts_with(&format!("wmk1.{}.", keys[0]))),
+        "{after:?} not all under {}",
+        keys[0]
+    );
+    // The credential still opens, with the key file as it now is.
+    let store = crate::helpers::open_store(&database_url).await?;
+    let dhl = waymark::domain::CarrierCode::parse("dhl")?;
+    let account = store
+        .carrier_account_by_name(MerchantId::DEFAULT, &dhl, "default")
+        .await?
+        .expect("the account");
+    assert_eq!(
+        account.credentials.expose("api_key"),
+        Some("rotate-me-5d1e")
+    );
+    Ok(())
+}
+
+/// Every account's stored `credentials` column, as the file holds it.
+async fn stored_credentials(database_url: &str) -> anyhow::Result<Vec<String>> {
+    let pool = sqlx::SqlitePool::connect(database_url).await?;
+    let stored = sqlx::query_scalar("SELECT credentials FROM carrier_accounts")
+        .fetch_all(&pool)
+        .await?;
+    pool.close().await;
+    Ok(stored)
 }

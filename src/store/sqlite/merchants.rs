@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::{Cols, SqliteStore, corrupt, millis};
-use crate::domain::{ApiKey, ApiKeyHash, Merchant, MerchantId, MerchantSlug};
+use crate::domain::{ApiKey, ApiKeyHash, Merchant, MerchantId, MerchantSettings, MerchantSlug};
 use crate::store::StoreError;
 
 /// How stale `last_used_at` may get: a busy key is written at most once a minute, not once a
@@ -56,6 +56,36 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(decode_merchant).collect()
+    }
+
+    pub(super) async fn settings_of(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Option<MerchantSettings>, StoreError> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT settings FROM merchants WHERE id = ?1")
+                .bind(merchant.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        text.map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|e| corrupt("merchants", format!("row {merchant}: settings: {e}")))
+        })
+        .transpose()
+    }
+
+    pub(super) async fn write_settings(
+        &self,
+        merchant: MerchantId,
+        settings: &MerchantSettings,
+    ) -> Result<bool, StoreError> {
+        let text = serde_json::to_string(settings).map_err(|e| corrupt("merchants", e))?;
+        let result = sqlx::query("UPDATE merchants SET settings = ?2 WHERE id = ?1")
+            .bind(merchant.to_string())
+            .bind(text)
+            .execute(&self.writer)
+            .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     pub(super) async fn insert_api_key(
