@@ -271,7 +271,6 @@ impl Waymark {
             store: self.store.clone(),
             carriers: self.carriers.clone(),
             templates: self.templates.clone(),
-            merchant_name: self.config.merchant_name.clone(),
             api: self.api_state(),
         }
     }

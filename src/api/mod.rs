@@ -30,6 +30,7 @@ use crate::notify::render::Templates;
 use crate::store::Store;
 
 pub mod accounts;
+pub mod import;
 pub mod problem;
 pub mod settings;
 pub mod shipments;
@@ -125,7 +126,12 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API's routes with their OpenAPI document, before the document is served.
 pub fn documented_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
+    // A CSV file may be larger than any JSON body.
+    let import = OpenApiRouter::new()
+        .routes(routes!(import::upload))
+        .layer(axum::extract::DefaultBodyLimit::max(import::MAX_CSV_BODY));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(import)
         .routes(routes!(shipments::create, shipments::list))
         .routes(routes!(
             shipments::show,

@@ -23,7 +23,6 @@ pub struct HttpState {
     pub store: Arc<dyn Store>,
     pub carriers: CarrierRegistry,
     pub templates: Templates,
-    pub merchant_name: String,
     /// The merchant API under `/api/v1`.
     pub api: crate::api::ApiState,
 }
@@ -135,6 +134,7 @@ async fn tracking_page(
     Path(token): Path<String>,
 ) -> Result<Html<String>, AppError> {
     let shipment = shipment(&state, &token).await?;
+    let brand = state.api.brands.of(shipment.merchant_id).await?;
     let tz = shipment.customer.time_zone.time_zone();
     let mut events: Vec<PageEvent> = state
         .store
@@ -159,7 +159,8 @@ async fn tracking_page(
     let profile = state.carriers.get(&shipment.carrier).map(|c| c.profile());
     let context = minijinja::context! {
         lang => shipment.customer.locale.language().as_str(),
-        merchant_name => &state.merchant_name,
+        merchant_name => &brand.merchant_name,
+        brand => &brand.context,
         tracking_number => shipment.tracking_number.as_str(),
         order_reference => &shipment.order_reference,
         carrier_name => profile.map_or_else(|| shipment.carrier.to_string(), |p| p.name.clone()),
@@ -187,9 +188,11 @@ async fn unsubscribe_page(
     Path(token): Path<String>,
 ) -> Result<Html<String>, AppError> {
     let shipment = shipment(&state, &token).await?;
+    let brand = state.api.brands.of(shipment.merchant_id).await?;
     let context = minijinja::context! {
         lang => shipment.customer.locale.language().as_str(),
-        merchant_name => &state.merchant_name,
+        merchant_name => &brand.merchant_name,
+        brand => &brand.context,
         tracking_number => shipment.tracking_number.as_str(),
         muted => shipment.muted,
         done => false,
@@ -209,9 +212,11 @@ async fn unsubscribe(
     let shipment = shipment(&state, &token).await?;
     state.store.set_muted(shipment.id, true).await?;
     info!(shipment = %shipment.id, "customer unsubscribed from this shipment");
+    let brand = state.api.brands.of(shipment.merchant_id).await?;
     let context = minijinja::context! {
         lang => shipment.customer.locale.language().as_str(),
-        merchant_name => &state.merchant_name,
+        merchant_name => &brand.merchant_name,
+        brand => &brand.context,
         tracking_number => shipment.tracking_number.as_str(),
         muted => true,
         done => true,

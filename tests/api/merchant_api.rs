@@ -641,6 +641,7 @@ async fn the_openapi_document_matches_the_routes() -> anyhow::Result<()> {
             "POST /carrier-accounts/{id}/test",
             "POST /previews",
             "POST /shipments",
+            "POST /shipments/import",
             "PUT /settings",
         ]
     );
@@ -968,6 +969,20 @@ async fn a_merchants_branding_reaches_its_previews_and_its_customers() -> anyhow
         .await?;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
+    // Its tracking page is signed with its name and support contact.
+    let page_url = shipment["tracking_url"]
+        .as_str()
+        .unwrap_or_default()
+        .replace(
+            crate::helpers::PUBLIC_URL,
+            api.base.trim_end_matches("/api/v1"),
+        );
+    let page = api.client.get(&page_url).send().await?.text().await?;
+    assert!(
+        page.contains("Laden Berlin") && page.contains("mailto:hilfe@laden.example"),
+        "{page}"
+    );
+
     // The customer's emails come from the merchant, with its look.
     app.run_until_done().await?;
     let emails: Vec<_> = app
@@ -1111,4 +1126,64 @@ async fn stored_credentials(database_url: &str) -> anyhow::Result<Vec<String>> {
         .await?;
     pool.close().await;
     Ok(stored)
+}
+
+#[tokio::test]
+async fn a_csv_file_over_the_api_imports_the_good_rows_and_reports_the_bad() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let api = Api::serve(&app).await?;
+    let (_, key) = merchant(&app, "shop-a").await?;
+    let (_, key_b) = merchant(&app, "shop-b").await?;
+    let csv = "tracking_number,customer_email,locale,destination_country,order_reference\n\
+               SBX-ONTIME-001201,anna@example.com,de,DE,A-1\n\
+               SBX-ONTIME-001202,not-an-address,de,DE,A-2\n\
+               SBX-LATE-001203,olivia@example.com,en,GB,A-3\n";
+    let upload = |key: &str, kind: &str| {
+        api.request(Method::POST, "/shipments/import", key)
+            .header("content-type", kind)
+            .body(csv)
+            .send()
+    };
+    let response = upload(&key, "text/csv").await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let report: Value = response.json().await?;
+    assert_eq!(report["imported"], 2, "{report}");
+    assert_eq!(report["refused"], 1);
+    assert_eq!(report["refusals"][0]["line"], 3);
+    assert!(
+        report["refusals"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("customer_email: ")),
+        "{report}"
+    );
+    let (_, page) = api
+        .call(Method::GET, "/shipments?order_reference=A-3", &key, None)
+        .await?;
+    assert_eq!(page["shipments"][0]["tracking_number"], "SBX-LATE-001203");
+    // The same file again: every number is taken on this merchant's account, not on another's.
+    let again: Value = upload(&key, "text/csv").await?.json().await?;
+    assert_eq!(
+        (again["imported"].as_u64(), again["refused"].as_u64()),
+        (Some(0), Some(3))
+    );
+    let theirs: Value = upload(&key_b, "text/csv").await?.json().await?;
+    assert_eq!(theirs["imported"], 2, "{theirs}");
+    let response = upload(&key, "application/json").await?;
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Larger than a JSON body may be, smaller than the file limit.
+    let mut big = String::from("tracking_number,customer_email,locale,destination_country\n");
+    for seq in 0..8000 {
+        big.push_str(&format!("SBX-ONTIME-2{seq:05},anna@example.com,de,DE\n"));
+    }
+    assert!(big.len() > waymark::api::MAX_JSON_BODY);
+    let response = api
+        .request(Method::POST, "/shipments/import", &key)
+        .header("content-type", "text/csv")
+        .body(big)
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let report: Value = response.json().await?;
+    assert_eq!(report["imported"], 8000, "{report}");
+    Ok(())
 }
