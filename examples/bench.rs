@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
             tracking_number: scenario.example_number(n).to_string(),
             customer_email: format!("customer{n}@example.com"),
             customer_name: Some(format!("Customer {n}")),
+            customer_phone: None,
             locale: ["en", "de", "pl"][n as usize % 3].into(),
             destination_country: ["GB", "DE", "PL"][n as usize % 3].into(),
             ..ShipmentInput::default()

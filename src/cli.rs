@@ -110,7 +110,7 @@ pub enum ShipmentsCommand {
     /// Register one shipment.
     Add(Box<AddShipment>),
     /// Register shipments from a CSV file with a header row (carrier, tracking_number,
-    /// customer_email, customer_name, locale, time_zone, destination_country,
+    /// customer_email, customer_name, customer_phone, locale, time_zone, destination_country,
     /// destination_postal_code, order_reference, promise, account).
     Import { file: PathBuf },
     /// Show what Waymark knows about a registered shipment: timeline and messages.
@@ -159,6 +159,9 @@ pub struct AddShipment {
     pub email: String,
     #[arg(long)]
     pub name: Option<String>,
+    /// The customer's phone for text messages, as their country writes it or as +<country>….
+    #[arg(long)]
+    pub phone: Option<String>,
     /// The customer's language: en, de or pl (region variants like de-AT are fine).
     #[arg(long)]
     pub locale: String,
@@ -246,6 +249,7 @@ async fn shipments(
                 tracking_number: add.tracking_number,
                 customer_email: add.email,
                 customer_name: add.name,
+                customer_phone: add.phone,
                 locale: add.locale,
                 time_zone: add.time_zone,
                 destination_country: add.country,

@@ -189,6 +189,7 @@ async fn register(waymark: &Waymark) -> anyhow::Result<Vec<(Scenario, Shipment)>
                 tracking_number: scenario.example_number(seq).to_string(),
                 customer_email: email.into(),
                 customer_name: Some(name.into()),
+                customer_phone: None,
                 locale: locale.into(),
                 time_zone: Some(zone.into()),
                 destination_country: country.into(),

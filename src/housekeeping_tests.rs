@@ -329,6 +329,7 @@ async fn a_finished_shipments_personal_data_is_erased_on_disk_and_its_statistics
         tracking_number: "SBX-ONTIME-000042".into(),
         customer_email: "henrietta.quarrington@example.org".into(),
         customer_name: Some("Henrietta Quarrington".into()),
+        customer_phone: Some("0151 98765432".into()),
         locale: "en".into(),
         destination_country: "DE".into(),
         destination_postal_code: Some("10115".into()),
@@ -382,6 +383,7 @@ async fn a_finished_shipments_personal_data_is_erased_on_disk_and_its_statistics
     let personal = [
         "henrietta.quarrington@example.org",
         "Henrietta Quarrington",
+        "+4915198765432",
         "M. SCHNEIDER",
         "ORDER-QUARRINGTON-7",
     ];

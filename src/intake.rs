@@ -9,7 +9,8 @@ use std::io::Read;
 use crate::carriers::CarrierRegistry;
 use crate::domain::{
     CarrierCode, CountryCode, Customer, DeliveryWindow, EmailAddress, InvalidField, Locale,
-    MerchantId, NewShipment, PostalCode, Shipment, TimeZoneName, TrackingNumber, ZoneTable,
+    MerchantId, NewShipment, PhoneNumber, PostalCode, Shipment, TimeZoneName, TrackingNumber,
+    ZoneTable,
 };
 use crate::store::{ShipmentChanges, Store, StoreError};
 
@@ -32,6 +33,9 @@ pub struct ShipmentInput {
     pub customer_email: String,
     #[serde(default)]
     pub customer_name: Option<String>,
+    /// For text messages: as the destination country writes it, or international (`+49…`).
+    #[serde(default)]
+    pub customer_phone: Option<String>,
     pub locale: String,
     /// IANA zone; when empty, the destination country's, or where the country spans several
     /// zones, the one the postal code places the customer in.
@@ -104,6 +108,13 @@ impl ShipmentInput {
             ),
             None => None,
         };
+        // Read in the destination's numbering plan, so not without a country.
+        let phone = match (&country, non_empty(&self.customer_phone)) {
+            (Some(country), Some(raw)) => {
+                keep(&mut problems, PhoneNumber::parse(raw, country)).map(Some)
+            }
+            _ => Some(None),
+        };
         let name = non_empty(&self.customer_name).map(str::to_owned);
         if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
             problems.push(InvalidField::new(
@@ -138,6 +149,7 @@ impl ShipmentInput {
                 customer: Customer {
                     email: Some(email),
                     name,
+                    phone: phone.flatten(),
                     locale,
                     time_zone,
                 },
@@ -158,6 +170,8 @@ pub struct ShipmentChangeInput {
     pub customer_email: Option<String>,
     /// Empty removes the name.
     pub customer_name: Option<String>,
+    /// Read in the destination country's numbering plan; empty removes the number.
+    pub customer_phone: Option<String>,
     pub locale: Option<String>,
     pub time_zone: Option<String>,
     /// A date or a window; empty removes the promise.
@@ -189,6 +203,15 @@ pub fn shipment_changes(
             ));
         }
         customer.name = (!name.is_empty()).then(|| name.to_owned());
+    }
+    if let Some(phone) = input.customer_phone.as_deref().map(str::trim) {
+        match phone {
+            "" => customer.phone = None,
+            raw => match PhoneNumber::parse(raw, &shipment.destination_country) {
+                Ok(phone) => customer.phone = Some(phone),
+                Err(e) => problems.push(e),
+            },
+        }
     }
     if let Some(locale) = &input.locale {
         match Locale::parse(locale) {

@@ -35,7 +35,7 @@ pub struct ImportResult {
 }
 
 /// Register the shipments of a CSV file (`text/csv`, a header row naming the columns:
-/// `carrier, tracking_number, customer_email, customer_name, locale, time_zone,
+/// `carrier, tracking_number, customer_email, customer_name, customer_phone, locale, time_zone,
 /// destination_country, destination_postal_code, order_reference, promise, account`). Good
 /// rows are registered, bad ones reported by line; the answer is 200 either way.
 #[utoipa::path(

@@ -49,6 +49,8 @@ pub struct ShipmentView {
     /// Empty once the customer's data was erased.
     pub customer_email: Option<String>,
     pub customer_name: Option<String>,
+    /// E.164.
+    pub customer_phone: Option<String>,
     pub locale: String,
     pub time_zone: String,
     pub destination_country: String,
@@ -90,6 +92,11 @@ impl ShipmentView {
                 .as_ref()
                 .map(|e| e.as_str().to_owned()),
             customer_name: shipment.customer.name.clone(),
+            customer_phone: shipment
+                .customer
+                .phone
+                .as_ref()
+                .map(|p| p.as_str().to_owned()),
             locale: shipment.customer.locale.as_str().to_owned(),
             time_zone: shipment.customer.time_zone.as_str().to_owned(),
             destination_country: shipment.destination_country.as_str().to_owned(),

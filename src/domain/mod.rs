@@ -22,7 +22,8 @@ pub use merchant_settings::{Branding, MerchantSettings, NotificationSettings, Qu
 pub use outbox::{Channel, NewNotification, Notification, NotificationState};
 pub use shipment::{
     CarrierCode, CountryCode, Customer, EmailAddress, FetchCount, InvalidField, JourneyState,
-    Language, Locale, NewShipment, PickupPoint, PostalCode, Shipment, TimeZoneName, TrackingNumber,
+    Language, Locale, NewShipment, PhoneNumber, PickupPoint, PostalCode, Shipment, TimeZoneName,
+    TrackingNumber,
 };
 pub use status::{Reason, Status};
 pub use timeline::Timeline;

@@ -253,6 +253,58 @@ impl From<CountryCode> for String {
     }
 }
 
+/// A customer's phone number in E.164 form (`+4915112345678`): read as the customer's country
+/// writes it (`0151 1234 5678` in Germany) or in international form, and checked against the
+/// numbering plan of the country it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhoneNumber(String);
+string_newtype!(PhoneNumber);
+
+impl PhoneNumber {
+    /// `raw` as a number of `country` unless it says otherwise (`+…`, `00…`).
+    pub fn parse(raw: &str, country: &CountryCode) -> Result<Self, InvalidField> {
+        let field = "customer_phone";
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.len() > 40 {
+            return Err(InvalidField::new(field, "must be 1 to 40 characters"));
+        }
+        let region = country.as_str().parse::<phonenumber::country::Id>().ok();
+        let number = phonenumber::parse(region, trimmed)
+            .map_err(|e| InvalidField::new(field, format!("not a phone number: {e}")))?;
+        if !phonenumber::is_valid(&number) {
+            return Err(InvalidField::new(
+                field,
+                "not a number in use in its country's numbering plan",
+            ));
+        }
+        Ok(PhoneNumber(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+}
+
+impl TryFrom<String> for PhoneNumber {
+    type Error = InvalidField;
+    /// A stored number, already E.164.
+    fn try_from(e164: String) -> Result<Self, InvalidField> {
+        let valid = e164.starts_with('+')
+            && (8..=16).contains(&e164.len())
+            && e164[1..].chars().all(|c| c.is_ascii_digit());
+        if valid {
+            Ok(PhoneNumber(e164))
+        } else {
+            Err(InvalidField::new("customer_phone", "not in E.164 form"))
+        }
+    }
+}
+
+impl From<PhoneNumber> for String {
+    fn from(phone: PhoneNumber) -> String {
+        phone.0
+    }
+}
+
 /// A destination postal code, written the way its country writes it (`94105`, `V6B 1A1`,
 /// `00-950`, `SW1A 1AA`): trimmed, upper case, spaces and dashes where the country puts them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -512,6 +564,9 @@ pub struct Customer {
     /// Where messages go; `None` once the customer's personal data was erased.
     pub email: Option<EmailAddress>,
     pub name: Option<String>,
+    /// For text messages, E.164; `None` when not given or erased.
+    #[serde(default)]
+    pub phone: Option<PhoneNumber>,
     pub locale: Locale,
     /// Where the customer lives; quiet hours and dates are shown in this zone.
     pub time_zone: TimeZoneName,
@@ -615,6 +670,35 @@ impl FetchCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phone_numbers_are_kept_as_e164_read_in_the_customers_country() {
+        let de = CountryCode::parse("DE").unwrap();
+        let pl = CountryCode::parse("PL").unwrap();
+        let phone = |raw: &str, country: &CountryCode| PhoneNumber::parse(raw, country);
+        assert_eq!(
+            phone("0151 23456789", &de).unwrap().as_str(),
+            "+4915123456789"
+        );
+        assert_eq!(
+            phone("+48 512 345 678", &de).unwrap().as_str(),
+            "+48512345678"
+        );
+        assert_eq!(phone("512-345-678", &pl).unwrap().as_str(), "+48512345678");
+        assert_eq!(
+            phone("0048 512 345 678", &de).unwrap().as_str(),
+            "+48512345678"
+        );
+        for bad in ["", "hello", "0151", "+49 000 0000000", &"1".repeat(41)] {
+            assert_eq!(
+                phone(bad, &de).unwrap_err().field,
+                "customer_phone",
+                "{bad:?}"
+            );
+        }
+        assert!(PhoneNumber::try_from("+4915123456789".to_owned()).is_ok());
+        assert!(PhoneNumber::try_from("015123456789".to_owned()).is_err());
+    }
 
     #[test]
     fn tracking_numbers_are_normalised_or_refused_with_the_field() {

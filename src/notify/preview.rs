@@ -34,6 +34,7 @@ pub fn sample_shipment(merchant: MerchantId, locale: &Locale, now: Timestamp) ->
         customer: Customer {
             email: EmailAddress::parse("anna@example.com").ok(),
             name: Some(name.into()),
+            phone: None,
             locale: locale.clone(),
             time_zone: TimeZoneName::parse(zone).unwrap_or_else(|_| unreachable!("a valid zone")),
         },

@@ -43,8 +43,8 @@ use crate::domain::{
     ApiKey, ApiKeyHash, CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress,
     EstimateChange, EstimateSource, EventKey, EventTime, Facts, FetchCount, JourneyState,
     KeyedEvent, Locale, Merchant, MerchantId, MerchantSettings, MerchantSlug, NewShipment,
-    Notification, NotificationState, PostalCode, Shipment, TimeZoneName, TrackingEvent,
-    TrackingNumber, Trigger,
+    Notification, NotificationState, PhoneNumber, PostalCode, Shipment, TimeZoneName,
+    TrackingEvent, TrackingNumber, Trigger,
 };
 use crate::vault::Vault;
 
@@ -1193,6 +1193,7 @@ struct ShipmentRow {
     tracking_number: String,
     customer_email: String,
     customer_name: Option<String>,
+    customer_phone: Option<String>,
     locale: String,
     time_zone: String,
     destination_country: String,
@@ -1236,6 +1237,12 @@ impl ShipmentRow {
                 ),
             },
             name: self.customer_name,
+            // Like the address, the number stays out of the error: it is customer data.
+            phone: self
+                .customer_phone
+                .map(PhoneNumber::try_from)
+                .transpose()
+                .map_err(|_| c.err("customer_phone", "not an E.164 number"))?,
             locale: c.parse("locale", &self.locale, Locale::parse)?,
             time_zone: c.parse("time_zone", &self.time_zone, TimeZoneName::parse)?,
         };

@@ -63,6 +63,7 @@ fn new_shipment(account: Uuid, number: &str) -> anyhow::Result<NewShipment> {
         customer: Customer {
             email: Some(EmailAddress::parse("anna@example.com")?),
             name: Some("Anna Nowak".into()),
+            phone: None,
             locale: Locale::parse("pl")?,
             time_zone: TimeZoneName::parse("Europe/Warsaw")?,
         },

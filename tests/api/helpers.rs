@@ -779,6 +779,7 @@ pub fn sandbox_shipment(
         tracking_number: scenario.example_number(seq).to_string(),
         customer_email: email.into(),
         customer_name: Some(name.into()),
+        customer_phone: None,
         locale: locale.into(),
         time_zone: None,
         destination_country: country.into(),

@@ -116,6 +116,7 @@ fn new_shipment(number: &str) -> Value {
         "tracking_number": number,
         "customer_email": "lena.vogel@example.de",
         "customer_name": "Lena Vogel",
+        "customer_phone": "0151 23456789",
         "locale": "de",
         "destination_country": "DE",
         "destination_postal_code": "10115",
@@ -165,6 +166,7 @@ async fn a_merchant_registers_follows_changes_and_erases_a_shipment() -> anyhow:
         .await?;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["status"], "pending");
+    assert_eq!(created["customer_phone"], "+4915123456789");
     assert_eq!(created["carrier_account_id"], account["id"]);
     let id = created["id"].as_str().unwrap_or_default().to_owned();
     assert!(
@@ -241,6 +243,7 @@ async fn a_merchant_registers_follows_changes_and_erases_a_shipment() -> anyhow:
     assert!(erased["erased_at"].is_string(), "{erased}");
     assert_eq!(erased["customer_email"], Value::Null);
     assert_eq!(erased["customer_name"], Value::Null);
+    assert_eq!(erased["customer_phone"], Value::Null);
     assert_eq!(erased["tracking_url"], Value::Null);
     assert_eq!(erased["status"], "delivered");
     assert!(!erased.to_string().contains("Lena"), "{erased}");
@@ -466,6 +469,10 @@ async fn refusals_are_problem_json_with_a_code_and_the_field() -> anyhow::Result
         fields,
         HashSet::from(["customer_email", "destination_country"])
     );
+    let mut wrong = new_shipment("SBX-ONTIME-000803");
+    wrong["customer_phone"] = json!("0151");
+    let (_, body) = problem(post().json(&wrong).send().await?).await;
+    assert_eq!(body["field"], "customer_phone", "{body}");
     let mut huge = new_shipment("SBX-ONTIME-000802");
     huge["customer_name"] = json!("x".repeat(waymark::api::MAX_JSON_BODY));
     let (status, body) = problem(post().json(&huge).send().await?).await;

@@ -211,6 +211,7 @@ async fn no_customer_is_named_in_the_log_or_in_any_stored_error() -> anyhow::Res
             tracking_number: "00340434161094042557".into(),
             customer_email: quoted_email.into(),
             customer_name: Some(quoted_name.into()),
+            customer_phone: None,
             locale: "pl".into(),
             destination_country: "PL".into(),
             ..ShipmentInput::default()

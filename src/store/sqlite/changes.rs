@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use uuid::Uuid;
 
 use super::{BEGIN_WRITE, ShipmentRow, SqliteStore, millis};
-use crate::domain::{EmailAddress, MerchantId, Shipment};
+use crate::domain::{EmailAddress, MerchantId, PhoneNumber, Shipment};
 use crate::store::{ShipmentChanges, StoreError};
 
 impl SqliteStore {
@@ -34,7 +34,7 @@ impl SqliteStore {
         let row = sqlx::query(
             "UPDATE shipments SET customer_email = ?3, customer_name = ?4, locale = ?5, \
                time_zone = ?6, promise_earliest = ?7, promise_latest = ?8, muted = ?9, \
-               updated_at = ?10 \
+               updated_at = ?10, customer_phone = ?11 \
              WHERE id = ?1 AND merchant_id = ?2 RETURNING *",
         )
         .bind(id.to_string())
@@ -53,6 +53,7 @@ impl SqliteStore {
         .bind(promise.as_ref().map(|p| p.1.as_str()))
         .bind(changes.muted)
         .bind(millis(now))
+        .bind(changes.customer.phone.as_ref().map(PhoneNumber::as_str))
         .fetch_one(&mut *tx)
         .await?;
         let previous = earliest.zip(latest);

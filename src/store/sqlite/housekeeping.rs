@@ -193,7 +193,7 @@ impl SqliteStore {
         let now = millis(now);
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let erased = sqlx::query(
-            "UPDATE shipments SET customer_email = '', customer_name = NULL, \
+            "UPDATE shipments SET customer_email = '', customer_name = NULL, customer_phone = NULL, \
              destination_postal_code = NULL, order_reference = NULL, \
              public_token = 'erased:' || id, last_error = NULL, last_error_at = NULL, \
              active = 0, next_poll_at = NULL, lease_owner = NULL, lease_expires_at = NULL, \

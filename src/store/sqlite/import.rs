@@ -8,12 +8,12 @@ use uuid::Uuid;
 
 use super::{BEGIN_WRITE, DEFAULT_POLL_PRIORITY, SqliteStore, millis, public_token};
 use crate::domain::{
-    DeliveryWindow, EmailAddress, NewShipment, PostalCode, Status, TrackingNumber,
+    DeliveryWindow, EmailAddress, NewShipment, PhoneNumber, PostalCode, Status, TrackingNumber,
 };
 use crate::store::StoreError;
 
 /// Shipments per INSERT statement. Every statement is a round trip to sqlx's worker thread and
-/// a step of SQLite's virtual machine, so packing rows saves most of the per-row cost; at 14
+/// a step of SQLite's virtual machine, so packing rows saves most of the per-row cost; at 21
 /// parameters a row, 100 rows stay far below SQLite's limit of 32 766 parameters.
 const ROWS_PER_STATEMENT: usize = 100;
 
@@ -22,10 +22,10 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// account's (looked up by the last parameter of the row, the account again).
 const SHIPMENT_COLUMNS: &str = "id, carrier_account_id, carrier, tracking_number, \
     customer_email, customer_name, locale, time_zone, destination_country, order_reference, \
-    promise_earliest, promise_latest, public_token, destination_postal_code, \
+    promise_earliest, promise_latest, public_token, destination_postal_code, customer_phone, \
     created_at, updated_at, next_poll_at, status, poll_priority, muted, active, merchant_id";
 /// Parameters of one shipment row, before its literal `0, 1` and the merchant's lookup.
-const SHIPMENT_PARAMS: usize = 19;
+const SHIPMENT_PARAMS: usize = 20;
 /// How each shipment row ends: unmuted, active, and its account's merchant.
 const SHIPMENT_ROW_END: &str = ", 0, 1, (SELECT merchant_id FROM carrier_accounts WHERE id = ?)";
 /// Parameters of one promise row (id, shipment, earliest, latest, reason, now), before its
@@ -103,6 +103,7 @@ impl SqliteStore {
                     .bind(new.promise.map(|w| w.latest.to_string()))
                     .bind(public_token())
                     .bind(new.destination_postal_code.as_ref().map(PostalCode::as_str))
+                    .bind(new.customer.phone.as_ref().map(PhoneNumber::as_str))
                     .bind(millis(now))
                     .bind(millis(now))
                     .bind(millis(now))

@@ -50,6 +50,7 @@ fn shipment(account: Uuid, number: &str, promise: bool) -> anyhow::Result<NewShi
         customer: Customer {
             email: Some(EmailAddress::parse(&format!("{number}@example.pl"))?),
             name: Some("Anna Nowak".into()),
+            phone: None,
             locale: Locale::parse("pl")?,
             time_zone: TimeZoneName::parse("Europe/Warsaw")?,
         },
