@@ -158,6 +158,61 @@ async fn a_merchant_registers_follows_changes_and_erases_a_shipment() -> anyhow:
         .await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(accounts.as_array().map(Vec::len), Some(2), "{accounts}");
+    let account_path = format!(
+        "/carrier-accounts/{}",
+        account["id"].as_str().unwrap_or_default()
+    );
+    let (status, tested) = api
+        .call(
+            Method::POST,
+            &format!("{account_path}/test"),
+            &key,
+            Some(json!({"tracking_number": "SBX-ONTIME-000501"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["outcome"], "ok", "{tested}");
+    let (status, changed) = api
+        .call(
+            Method::PATCH,
+            &account_path,
+            &key,
+            Some(json!({"daily_quota": 500, "base_url": "ftp://nope"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{changed}");
+    assert_eq!(changed["field"], "base_url");
+    let (status, changed) = api
+        .call(
+            Method::PATCH,
+            &account_path,
+            &key,
+            Some(json!({"daily_quota": 500})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["daily_quota"], 500);
+    assert_eq!(
+        changed["credential_names"],
+        json!(["api_key"]),
+        "credentials stay"
+    );
+    let (_, spare) = api
+        .call(
+            Method::POST,
+            "/carrier-accounts",
+            &key,
+            Some(json!({"carrier": "dhl", "name": "spare"})),
+        )
+        .await?;
+    let spare_path = format!(
+        "/carrier-accounts/{}",
+        spare["id"].as_str().unwrap_or_default()
+    );
+    let (status, _) = api.call(Method::DELETE, &spare_path, &key, None).await?;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api.call(Method::GET, &spare_path, &key, None).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     let mut body = new_shipment("SBX-ONTIME-000501");
     body["account"] = json!("main");
@@ -183,6 +238,11 @@ async fn a_merchant_registers_follows_changes_and_erases_a_shipment() -> anyhow:
     assert_eq!(duplicate["code"], "duplicate");
     assert_eq!(duplicate["field"], "tracking_number");
     assert_eq!(duplicate["existing"]["id"], json!(id));
+
+    // An account shipments are registered on stays.
+    let (status, in_use) = api.call(Method::DELETE, &account_path, &key, None).await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{in_use}");
+    assert_eq!(in_use["code"], "in_use");
 
     // The journey plays out; the API shows the timeline, the estimates and the messages.
     app.run_until_done().await?;
