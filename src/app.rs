@@ -157,6 +157,7 @@ impl Waymark {
             store.clone(),
             configured_sender(&config)?,
             QuietHours::from_config(&config.quiet_hours),
+            templates.clone(),
         );
         let waymark = Waymark {
             config,
@@ -283,7 +284,6 @@ impl Waymark {
             self.carriers.clone(),
             self.clock.clone(),
             self.config.public_url.clone(),
-            self.templates.clone(),
             self.brands.clone(),
             crate::api::RateLimit {
                 per_second: std::num::NonZeroU32::new(http.api_requests_per_second)

@@ -26,7 +26,6 @@ use crate::carriers::CarrierRegistry;
 use crate::clock::Clock;
 use crate::domain::{ApiKeyHash, MerchantId};
 use crate::notify::brand::Brands;
-use crate::notify::render::Templates;
 use crate::store::Store;
 
 pub mod accounts;
@@ -34,6 +33,7 @@ pub mod import;
 pub mod problem;
 pub mod settings;
 pub mod shipments;
+pub mod templates;
 
 pub use problem::Problem;
 
@@ -48,9 +48,7 @@ pub struct ApiState {
     pub clock: Clock,
     /// Where customers reach Waymark: tracking links start with it.
     pub public_url: String,
-    /// The message templates, for previews.
-    pub templates: Templates,
-    /// Each merchant's sender and look, for previews.
+    /// Each merchant's sender, look and templates, for previews.
     pub brands: Brands,
     limiter: Arc<DefaultKeyedRateLimiter<Uuid>>,
 }
@@ -65,13 +63,11 @@ pub struct RateLimit {
 }
 
 impl ApiState {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         carriers: CarrierRegistry,
         clock: Clock,
         public_url: String,
-        templates: Templates,
         brands: Brands,
         limit: RateLimit,
     ) -> Self {
@@ -81,7 +77,6 @@ impl ApiState {
             carriers,
             clock,
             public_url,
-            templates,
             brands,
             limiter: Arc::new(RateLimiter::keyed(quota)),
         }
@@ -143,6 +138,8 @@ pub fn documented_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::test))
         .routes(routes!(settings::show, settings::replace))
         .routes(routes!(settings::preview))
+        .routes(routes!(templates::list))
+        .routes(routes!(templates::replace, templates::delete))
         .split_for_parts()
 }
 

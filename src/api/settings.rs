@@ -58,6 +58,8 @@ pub async fn replace(
             caller.merchant
         )));
     }
+    // This process's messages use them at once; other processes' within seconds.
+    state.brands.forget(caller.merchant);
     Ok(json_response(StatusCode::OK, settings))
 }
 
@@ -131,7 +133,6 @@ pub async fn preview(
     }
     let brand = state.brands.of(caller.merchant).await?;
     let previewer = preview::Previewer {
-        templates: &state.templates,
         carriers: &state.carriers,
         public_url: &state.public_url,
     };

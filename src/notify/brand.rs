@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use super::dispatcher::Sender;
 use super::quiet_hours::QuietHours;
+use super::render::Templates;
 use crate::config::QuietHoursConfig;
 use crate::domain::{Merchant, MerchantId, MerchantSettings};
 use crate::store::{Store, StoreError};
+use tracing::warn;
 
 /// How long a merchant's settings are used before they are read again: a change made over the
 /// API reaches messages within this.
@@ -39,6 +41,8 @@ pub struct Brand {
     pub quiet_hours: Option<QuietHours>,
     pub context: BrandContext,
     pub settings: MerchantSettings,
+    /// The templates with the merchant's own versions in place.
+    pub templates: Templates,
 }
 
 impl Brand {
@@ -50,6 +54,7 @@ impl Brand {
         settings: MerchantSettings,
         defaults: &Sender,
         quiet_hours: Option<QuietHours>,
+        templates: Templates,
     ) -> Brand {
         let b = &settings.branding;
         let merchant_name = b.sender_name.clone().unwrap_or_else(|| {
@@ -98,6 +103,7 @@ impl Brand {
                 legal_footer: b.legal_footer.clone(),
             },
             settings,
+            templates,
         }
     }
 }
@@ -111,18 +117,36 @@ pub struct Brands {
     store: Arc<dyn Store>,
     defaults: Sender,
     quiet_hours: Option<QuietHours>,
+    templates: Templates,
     cache: Arc<Mutex<BrandCache>>,
 }
 
 impl Brands {
-    /// Brands over the configured sender and quiet hours.
-    pub fn new(store: Arc<dyn Store>, defaults: Sender, quiet_hours: Option<QuietHours>) -> Self {
+    /// Brands over the configured sender, quiet hours and templates.
+    pub fn new(
+        store: Arc<dyn Store>,
+        defaults: Sender,
+        quiet_hours: Option<QuietHours>,
+        templates: Templates,
+    ) -> Self {
         Brands {
             store,
             defaults,
             quiet_hours,
+            templates,
             cache: Arc::default(),
         }
+    }
+
+    /// The templates every merchant starts from.
+    pub fn base_templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    /// Forget what is kept of the merchant, so its next message reads its settings and
+    /// templates afresh (after the API changed them).
+    pub fn forget(&self, merchant: MerchantId) {
+        self.lock().remove(&merchant);
     }
 
     /// The configured defaults: sender, links and `Message-ID` domain.
@@ -151,11 +175,29 @@ impl Brands {
             name: self.defaults.merchant_name.clone(),
             created_at: jiff::Timestamp::UNIX_EPOCH,
         });
+        let own: Vec<(String, String)> = self
+            .store
+            .merchant_templates(merchant)
+            .await?
+            .into_iter()
+            .map(|(name, source, _)| (name, source))
+            .collect();
+        let templates = if own.is_empty() {
+            self.templates.clone()
+        } else {
+            // Each was checked when saved; one that no longer compiles (after an upgrade
+            // changed what templates may use) must not stop the merchant's messages.
+            self.templates.with_overrides(&own).unwrap_or_else(|error| {
+                warn!(%merchant, %error, "the merchant's templates do not compile; the bundled ones are used");
+                self.templates.clone()
+            })
+        };
         let brand = Arc::new(Brand::settle(
             &record,
             settings,
             &self.defaults,
             self.quiet_hours,
+            templates,
         ));
         self.lock()
             .insert(merchant, (Instant::now(), brand.clone()));
@@ -202,6 +244,7 @@ mod tests {
             MerchantSettings::default(),
             &defaults(),
             QuietHours::from_config(&QuietHoursConfig::default()),
+            Templates::embedded(),
         );
         assert_eq!(brand.merchant_name, "Kwiaciarnia Róża");
         assert_eq!(brand.from, defaults().from);
@@ -230,6 +273,7 @@ mod tests {
             settings,
             &defaults(),
             QuietHours::from_config(&QuietHoursConfig::default()),
+            Templates::embedded(),
         );
         assert_eq!(brand.merchant_name, "Laden Berlin");
         assert_eq!(brand.from.to_string(), "Laden Berlin <hallo@laden.example>");

@@ -126,7 +126,6 @@ impl DispatchRound {
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     email: Arc<dyn EmailSender>,
-    templates: Templates,
     carriers: CarrierRegistry,
     clock: Clock,
     config: DispatcherConfig,
@@ -150,10 +149,9 @@ impl Dispatcher {
         sender: Sender,
     ) -> Self {
         Dispatcher {
-            brands: Brands::new(store.clone(), sender, quiet_hours),
+            brands: Brands::new(store.clone(), sender, quiet_hours, templates),
             store,
             email,
-            templates,
             carriers,
             clock,
             config,
@@ -342,7 +340,7 @@ impl Dispatcher {
             });
         }
         let context = self.context(item, &brand);
-        let rendered = match self.templates.render_email(&context) {
+        let rendered = match brand.templates.render_email(&context) {
             Ok(rendered) => rendered,
             // A broken template will not fix itself by retrying: say so loudly.
             Err(error) => {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::brand::Brand;
 use super::dispatcher::message_context;
-use super::render::{RenderError, RenderedEmail, Templates};
+use super::render::{RenderError, RenderedEmail};
 use crate::carriers::CarrierRegistry;
 use crate::domain::detect::EventFacts;
 use crate::domain::{
@@ -133,9 +133,8 @@ pub fn preview_notification(
     }
 }
 
-/// Where previews render: the templates, the carriers, the base of links.
+/// Where previews render: the carriers and the base of links (the templates are the brand's).
 pub struct Previewer<'a> {
-    pub templates: &'a Templates,
     pub carriers: &'a CarrierRegistry,
     pub public_url: &'a str,
 }
@@ -158,6 +157,6 @@ impl Previewer<'_> {
             &notification,
             shipment,
         );
-        self.templates.render_email(&context)
+        brand.templates.render_email(&context)
     }
 }

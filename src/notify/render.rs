@@ -192,6 +192,31 @@ impl Templates {
         Ok(Templates { env: Arc::new(env) })
     }
 
+    /// These templates with `overrides` (name, source) in place of the ones of the same names:
+    /// a merchant's own versions. Each is compiled now; a name this set has no template of is
+    /// refused, so an override can only replace, never add.
+    pub fn with_overrides(&self, overrides: &[(String, String)]) -> Result<Self, RenderError> {
+        let mut env = (*self.env).clone();
+        for (name, source) in overrides {
+            if self.env.get_template(name).is_err() {
+                return Err(RenderError::Missing {
+                    template: name.clone(),
+                });
+            }
+            env.add_template_owned(name.clone(), source.clone())
+                .map_err(|source| RenderError::Template {
+                    template: name.clone(),
+                    source,
+                })?;
+        }
+        Ok(Templates { env: Arc::new(env) })
+    }
+
+    /// Whether there is a template of this name (`email/de/delivered.html`).
+    pub fn has(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
+    }
+
     /// Render the email for `ctx.trigger` in the customer's language (or in English when that
     /// language lacks any of the trigger's three templates).
     pub fn render_email(&self, ctx: &MessageContext) -> Result<RenderedEmail, RenderError> {

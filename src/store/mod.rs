@@ -196,6 +196,25 @@ pub trait Store: Send + Sync + 'static {
         &self,
         merchant: MerchantId,
     ) -> Result<Option<MerchantSettings>, StoreError>;
+    /// The merchant's own templates: (name, source, last changed), by name.
+    async fn merchant_templates(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Vec<(String, String, Timestamp)>, StoreError>;
+    /// Keep `source` as the merchant's version of template `name`.
+    async fn save_merchant_template(
+        &self,
+        merchant: MerchantId,
+        name: &str,
+        source: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Go back to the bundled template `name`; false when the merchant had no version of it.
+    async fn delete_merchant_template(
+        &self,
+        merchant: MerchantId,
+        name: &str,
+    ) -> Result<bool, StoreError>;
     /// Replace the merchant's settings; false when there is no such merchant.
     async fn save_merchant_settings(
         &self,

@@ -378,6 +378,31 @@ impl Store for SqliteStore {
         self.settings_of(merchant).await
     }
 
+    async fn merchant_templates(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Vec<(String, String, Timestamp)>, StoreError> {
+        self.templates_of(merchant).await
+    }
+
+    async fn save_merchant_template(
+        &self,
+        merchant: MerchantId,
+        name: &str,
+        source: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write_template(merchant, name, source, now).await
+    }
+
+    async fn delete_merchant_template(
+        &self,
+        merchant: MerchantId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        self.remove_template(merchant, name).await
+    }
+
     async fn save_merchant_settings(
         &self,
         merchant: MerchantId,

@@ -697,11 +697,13 @@ async fn the_openapi_document_matches_the_routes() -> anyhow::Result<()> {
         [
             "DELETE /carrier-accounts/{id}",
             "DELETE /shipments/{id}",
+            "DELETE /templates/email/{language}/{file}",
             "GET /carrier-accounts",
             "GET /carrier-accounts/{id}",
             "GET /settings",
             "GET /shipments",
             "GET /shipments/{id}",
+            "GET /templates",
             "PATCH /carrier-accounts/{id}",
             "PATCH /shipments/{id}",
             "POST /carrier-accounts",
@@ -710,12 +712,16 @@ async fn the_openapi_document_matches_the_routes() -> anyhow::Result<()> {
             "POST /shipments",
             "POST /shipments/import",
             "PUT /settings",
+            "PUT /templates/email/{language}/{file}",
         ]
     );
     // Every documented route exists: without a key it is refused as unauthorized, not unknown.
     for route in &documented {
         let (method, path) = route.split_once(' ').unwrap_or_default();
-        let path = path.replace("{id}", &Uuid::now_v7().to_string());
+        let path = path
+            .replace("{id}", &Uuid::now_v7().to_string())
+            .replace("{language}", "de")
+            .replace("{file}", "delivered.html");
         let response = api
             .client
             .request(method.parse()?, format!("{}{path}", api.base))
@@ -1252,5 +1258,96 @@ async fn a_csv_file_over_the_api_imports_the_good_rows_and_reports_the_bad() -> 
     assert_eq!(response.status(), StatusCode::OK);
     let report: Value = response.json().await?;
     assert_eq!(report["imported"], 8000, "{report}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_merchants_own_template_replaces_the_bundled_one_for_its_customers_only()
+-> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let api = Api::serve(&app).await?;
+    let (_, key) = merchant(&app, "laden").await?;
+    let (_, other) = merchant(&app, "other").await?;
+    let path = "/templates/email/de/delivered.subject.txt";
+    let subject = |key: String| {
+        let api = &api;
+        async move {
+            let (status, preview) = api
+                .call(
+                    Method::POST,
+                    "/previews",
+                    &key,
+                    Some(json!({"trigger": "delivered", "locale": "de"})),
+                )
+                .await?;
+            anyhow::ensure!(status == StatusCode::OK, "{preview}");
+            Ok(preview["subject"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let bundled = subject(key.clone()).await?;
+
+    let (status, saved) = api
+        .call(
+            Method::PUT,
+            path,
+            &key,
+            Some(json!({"source": "Angekommen: {{ tracking_number }}"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(subject(key.clone()).await?, "Angekommen: SBX-ONTIME-000001");
+    assert_eq!(
+        subject(other.clone()).await?,
+        bundled,
+        "only its own customers"
+    );
+    let (_, listed) = api.call(Method::GET, "/templates", &key, None).await?;
+    assert_eq!(
+        listed[0]["name"], "email/de/delivered.subject.txt",
+        "{listed}"
+    );
+    let (_, theirs) = api.call(Method::GET, "/templates", &other, None).await?;
+    assert_eq!(theirs, json!([]));
+
+    for broken in ["{% if %}", "{{ tracking_number | no_such_filter }}"] {
+        let (status, refused) = api
+            .call(Method::PUT, path, &key, Some(json!({"source": broken})))
+            .await?;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{broken}: {refused}"
+        );
+        assert_eq!(refused["field"], "source");
+    }
+    assert_eq!(
+        subject(key.clone()).await?,
+        "Angekommen: SBX-ONTIME-000001",
+        "kept"
+    );
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            "/templates/email/de/no_such.html",
+            &key,
+            Some(json!({"source": "x"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            "/templates/email/..%2F..%2Fpage/tracking.html",
+            &key,
+            Some(json!({"source": "x"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, _) = api.call(Method::DELETE, path, &key, None).await?;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(subject(key.clone()).await?, bundled);
+    let (status, _) = api.call(Method::DELETE, path, &key, None).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     Ok(())
 }

@@ -88,6 +88,61 @@ impl SqliteStore {
         Ok(result.rows_affected() == 1)
     }
 
+    pub(super) async fn templates_of(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Vec<(String, String, Timestamp)>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT name, source, updated_at FROM merchant_templates \
+             WHERE merchant_id = ?1 ORDER BY name",
+        )
+        .bind(merchant.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(name, source, at)| {
+                let at = Cols::new("merchant_templates", &name).time("updated_at", at)?;
+                Ok((name, source, at))
+            })
+            .collect()
+    }
+
+    pub(super) async fn write_template(
+        &self,
+        merchant: MerchantId,
+        name: &str,
+        source: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO merchant_templates (merchant_id, name, source, updated_at) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (merchant_id, name) DO UPDATE SET \
+               source = excluded.source, updated_at = excluded.updated_at",
+        )
+        .bind(merchant.to_string())
+        .bind(name)
+        .bind(source)
+        .bind(millis(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn remove_template(
+        &self,
+        merchant: MerchantId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("DELETE FROM merchant_templates WHERE merchant_id = ?1 AND name = ?2")
+                .bind(merchant.to_string())
+                .bind(name)
+                .execute(&self.writer)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     pub(super) async fn insert_api_key(
         &self,
         key: &ApiKey,
