@@ -581,30 +581,77 @@ async fn send_all(setup: &Setup) {
     }
 }
 
-/// At most one "delayed" email a day: slips within the day after one was sent are told in the
-/// next one, with the latest estimate, not one email each.
-#[tokio::test]
-async fn slips_within_a_day_of_a_delay_email_are_told_in_the_next_one() {
+/// A sandbox account whose carrier announces the estimate the test sets, polled hourly so every
+/// slip is seen as it happens; the estimate starts on 10 March.
+async fn slipping(start: Timestamp) -> (Setup, Arc<Announcing>) {
     let mut setup = setup().await;
-    let start: Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
     setup.clock = Clock::manual(start);
     let mut profile = crate::carriers::CarrierProfile::from_toml(
         "carriers/sandbox.toml",
         crate::carriers::sandbox::BUNDLED_PROFILE,
     )
     .unwrap();
-    // Polled hourly, so every slip is seen as it happens.
     profile.cadence.in_transit = 60;
     profile.cadence.jitter_percent = 0;
-    let day = |n: i8| crate::domain::DeliveryWindow::on(jiff::civil::date(2026, 3, n));
     let carrier = Arc::new(Announcing {
         profile,
         picked_up: start - SignedDuration::from_hours(1),
-        estimate: std::sync::Mutex::new(Some(day(10))),
+        estimate: std::sync::Mutex::new(Some(crate::domain::DeliveryWindow::on(
+            jiff::civil::date(2026, 3, 10),
+        ))),
     });
     setup.carriers = CarrierRegistry::new();
     setup.carriers.register(carrier.clone());
     account(&setup, "default", None).await;
+    (setup, carrier)
+}
+
+/// A merchant that wants every slip told sets its own cap to none: each slip is an email.
+#[tokio::test]
+async fn a_merchant_without_a_delay_cap_tells_every_slip() {
+    let start: Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
+    let (setup, carrier) = slipping(start).await;
+    let mut settings = crate::domain::MerchantSettings::default();
+    settings.notifications.delayed_message_every_hours = Some(0);
+    assert!(
+        setup
+            .store
+            .save_merchant_settings(MerchantId::DEFAULT, &settings)
+            .await
+            .unwrap()
+    );
+    let shipment = ship(&setup, "default", "SBX-ANY-000002".into(), start).await;
+    let scheduler = scheduler(&setup);
+    setup.clock.advance_to(start);
+    scheduler.run_once().await.unwrap();
+    for (hours, to) in [(1, 11), (3, 12), (6, 13)] {
+        *carrier.estimate.lock().unwrap() = Some(crate::domain::DeliveryWindow::on(
+            jiff::civil::date(2026, 3, to),
+        ));
+        setup
+            .clock
+            .advance_to(start + SignedDuration::from_hours(hours));
+        scheduler.run_once().await.unwrap();
+        send_all(&setup).await;
+    }
+    let delayed = setup
+        .store
+        .notifications(shipment.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.trigger == Trigger::Delayed)
+        .count();
+    assert_eq!(delayed, 3);
+}
+
+/// At most one "delayed" email a day: slips within the day after one was sent are told in the
+/// next one, with the latest estimate, not one email each.
+#[tokio::test]
+async fn slips_within_a_day_of_a_delay_email_are_told_in_the_next_one() {
+    let start: Timestamp = "2026-03-03T09:00:00Z".parse().unwrap();
+    let (setup, carrier) = slipping(start).await;
+    let day = |n: i8| crate::domain::DeliveryWindow::on(jiff::civil::date(2026, 3, n));
     let shipment = ship(&setup, "default", "SBX-ANY-000001".into(), start).await;
     let scheduler = scheduler(&setup);
     let delayed = async || {
