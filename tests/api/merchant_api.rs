@@ -1055,6 +1055,7 @@ async fn a_merchants_branding_reaches_its_previews_and_its_customers() -> anyhow
         page.contains("Laden Berlin") && page.contains("mailto:hilfe@laden.example"),
         "{page}"
     );
+    assert!(page.contains("HRB 12345"), "the legal line: {page}");
 
     // The customer's emails come from the merchant, with its look.
     app.run_until_done().await?;
