@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::domain::{CarrierCode, HolidayCalendar, MerchantId};
 use crate::housekeeping::Housekeeping;
 use crate::intake::DEFAULT_ACCOUNT;
+use crate::links::Links;
 use crate::notify::brand::Brands;
 use crate::notify::dispatcher::{Dispatcher, Sender};
 use crate::notify::email::sender_from_config;
@@ -33,6 +34,8 @@ pub struct Waymark {
     pub templates: Templates,
     /// Each merchant's sender, look and quiet hours, over the configured ones.
     pub brands: Brands,
+    /// Makes and checks the tokens of customers' links.
+    pub links: Links,
 }
 
 /// The master keys the configuration names (`master_key`, `WAYMARK_MASTER_KEY`, or the key
@@ -60,7 +63,7 @@ pub(crate) fn open_vault(config: &Config) -> anyhow::Result<crate::vault::Vault>
 }
 
 /// Who messages come from and where their links point, as configured.
-fn configured_sender(config: &Config) -> anyhow::Result<Sender> {
+fn configured_sender(config: &Config, links: Links) -> anyhow::Result<Sender> {
     Ok(Sender {
         merchant_name: config.merchant_name.clone(),
         from: config.email.from.parse().context("email.from")?,
@@ -73,6 +76,7 @@ fn configured_sender(config: &Config) -> anyhow::Result<Sender> {
             .context("email.reply_to")?,
         public_url: config.public_url.clone(),
         message_id_domain: config.message_id_domain(),
+        links,
     })
 }
 
@@ -89,6 +93,9 @@ fn key_source(config: &Config) -> Option<std::path::PathBuf> {
             .unwrap_or_else(|| store::default_key_file(&config.database_url))
     })
 }
+
+/// The settings key holding the secret of customers' links.
+const LINK_SECRET: &str = "link_secret";
 
 /// The settings key holding the accelerated clock's anchor.
 const CLOCK_ANCHOR: &str = "clock_anchor";
@@ -153,9 +160,16 @@ impl Waymark {
         let templates =
             Templates::load(config.templates_dir.as_deref()).context("loading templates")?;
 
+        // The secret of the customers' links is kept with the data: every replica, and every
+        // restart, makes and accepts the same links.
+        let secret = store
+            .setting_or_insert(LINK_SECRET, &Links::generate_secret())
+            .await?;
+        let links = Links::from_hex(&secret)
+            .with_context(|| format!("the stored `{LINK_SECRET}` is not 32 bytes of hex"))?;
         let brands = Brands::new(
             store.clone(),
-            configured_sender(&config)?,
+            configured_sender(&config, links.clone())?,
             QuietHours::from_config(&config.quiet_hours),
             templates.clone(),
         );
@@ -167,6 +181,7 @@ impl Waymark {
             calendar: Arc::new(calendar),
             templates,
             brands,
+            links,
         };
         waymark.ensure_sandbox_account(MerchantId::DEFAULT).await?;
         waymark.save_configured_accounts().await?;
@@ -270,6 +285,9 @@ impl Waymark {
     pub fn http_state(&self) -> crate::http::HttpState {
         crate::http::HttpState {
             store: self.store.clone(),
+            links_expire_after: jiff::SignedDuration::from_hours(
+                24 * i64::from(self.config.http.links_expire_after_days),
+            ),
             carriers: self.carriers.clone(),
             templates: self.templates.clone(),
             api: self.api_state(),
@@ -283,7 +301,6 @@ impl Waymark {
             self.store.clone(),
             self.carriers.clone(),
             self.clock.clone(),
-            self.config.public_url.clone(),
             self.brands.clone(),
             crate::api::RateLimit {
                 per_second: std::num::NonZeroU32::new(http.api_requests_per_second)

@@ -79,6 +79,9 @@ pub struct HttpConfig {
     pub api_requests_per_second: u32,
     /// Requests one key may make at once after a quiet spell.
     pub api_burst: u32,
+    /// Days after a journey's last scan, once it is over, that its tracking and preferences
+    /// links keep working.
+    pub links_expire_after_days: u32,
 }
 
 impl Default for HttpConfig {
@@ -88,6 +91,7 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".into(),
             api_requests_per_second: 20,
             api_burst: 40,
+            links_expire_after_days: 30,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod domain;
 pub mod housekeeping;
 pub mod http;
 pub mod intake;
+pub mod links;
 pub mod notify;
 pub mod printout;
 pub mod redact;

@@ -46,9 +46,7 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub carriers: CarrierRegistry,
     pub clock: Clock,
-    /// Where customers reach Waymark: tracking links start with it.
-    pub public_url: String,
-    /// Each merchant's sender, look and templates, for previews.
+    /// Each merchant's sender, look and templates, and the links every one shares.
     pub brands: Brands,
     limiter: Arc<DefaultKeyedRateLimiter<Uuid>>,
 }
@@ -67,7 +65,6 @@ impl ApiState {
         store: Arc<dyn Store>,
         carriers: CarrierRegistry,
         clock: Clock,
-        public_url: String,
         brands: Brands,
         limit: RateLimit,
     ) -> Self {
@@ -76,7 +73,6 @@ impl ApiState {
             store,
             carriers,
             clock,
-            public_url,
             brands,
             limiter: Arc::new(RateLimiter::keyed(quota)),
         }

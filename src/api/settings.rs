@@ -134,7 +134,7 @@ pub async fn preview(
     let brand = state.brands.of(caller.merchant).await?;
     let previewer = preview::Previewer {
         carriers: &state.carriers,
-        public_url: &state.public_url,
+        sender: state.brands.defaults(),
     };
     let rendered = previewer
         .render(&brand, request.trigger, &shipment, &timeline, now)

@@ -15,6 +15,8 @@ use crate::domain::{
     InvalidField, KeyedEvent, MerchantId, Notification, Reason, Shipment, Status, TrackingNumber,
 };
 use crate::intake::{self, IntakeError, ShipmentChangeInput, ShipmentInput};
+use crate::links::LinkPurpose;
+use crate::notify::dispatcher::Sender;
 use crate::store::{ShipmentChanges, ShipmentFilter, StoreError};
 
 /// Shipments a page lists when the request does not say.
@@ -72,7 +74,7 @@ pub struct ShipmentView {
 }
 
 impl ShipmentView {
-    pub fn of(shipment: &Shipment, public_url: &str) -> Self {
+    pub fn of(shipment: &Shipment, sender: &Sender) -> Self {
         let window = |w: &crate::domain::DeliveryWindow| WindowView {
             earliest: w.earliest.to_string(),
             latest: w.latest.to_string(),
@@ -112,8 +114,8 @@ impl ShipmentView {
             tracking_url: shipment.erased_at.is_none().then(|| {
                 format!(
                     "{}/t/{}",
-                    public_url.trim_end_matches('/'),
-                    shipment.public_token
+                    sender.public_url.trim_end_matches('/'),
+                    sender.links.token(LinkPurpose::Tracking, shipment.id)
                 )
             }),
             last_error: shipment.last_error.clone(),
@@ -352,7 +354,7 @@ async fn register(
     )
     .await
     {
-        Ok(shipment) => Ok(ShipmentView::of(&shipment, &state.public_url)),
+        Ok(shipment) => Ok(ShipmentView::of(&shipment, state.brands.defaults())),
         Err(IntakeError::Invalid(fields)) => {
             if let [field] = fields.as_slice()
                 && field.field == "tracking_number"
@@ -362,7 +364,7 @@ async fn register(
                 let problem = Problem::duplicate("tracking_number", field.reason.clone());
                 return Err(match existing {
                     Some(shipment) => {
-                        problem.with_existing(ShipmentView::of(&shipment, &state.public_url))
+                        problem.with_existing(ShipmentView::of(&shipment, state.brands.defaults()))
                     }
                     None => problem,
                 });
@@ -474,7 +476,7 @@ pub async fn list(
         ShipmentPage {
             shipments: shipments
                 .iter()
-                .map(|s| ShipmentView::of(s, &state.public_url))
+                .map(|s| ShipmentView::of(s, state.brands.defaults()))
                 .collect(),
             next_cursor,
         },
@@ -521,7 +523,7 @@ async fn detail(state: &ApiState, shipment: &Shipment) -> Result<ShipmentDetail,
     let estimates = state.store.estimate_changes(shipment.id).await?;
     let messages = state.store.notifications(shipment.id).await?;
     Ok(ShipmentDetail {
-        shipment: ShipmentView::of(shipment, &state.public_url),
+        shipment: ShipmentView::of(shipment, state.brands.defaults()),
         timeline: timeline.iter().map(EventView::from).collect(),
         estimate_history: estimates
             .iter()
@@ -571,7 +573,7 @@ pub async fn update(
     };
     Ok(json_response(
         StatusCode::OK,
-        ShipmentView::of(&updated, &state.public_url),
+        ShipmentView::of(&updated, state.brands.defaults()),
     ))
 }
 

@@ -123,7 +123,7 @@ pub async fn replace(
     let sample = preview::sample_shipment(caller.merchant, &locale, now);
     let previewer = preview::Previewer {
         carriers: &state.carriers,
-        public_url: &state.public_url,
+        sender: state.brands.defaults(),
     };
     for trigger in Trigger::ALL {
         previewer

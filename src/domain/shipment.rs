@@ -626,7 +626,8 @@ pub struct Shipment {
     pub order_reference: Option<String>,
     pub promise: Option<DeliveryWindow>,
     pub created_at: Timestamp,
-    /// Unguessable token in the customer's tracking-page and unsubscribe links.
+    /// The random token of the customer's links for shipments registered before links carried
+    /// their own proof (`v2:<id>` for later ones, which no link uses): their emails still work.
     pub public_token: String,
     /// The customer asked for no more messages about this shipment.
     pub muted: bool,

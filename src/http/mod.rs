@@ -2,7 +2,7 @@
 //! a health check, and the merchant API (`/api/v1`, see [`crate::api`]). Pages show the parcel, never the customer's personal data.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -12,8 +12,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use tower_http::set_header::SetResponseHeaderLayer;
+
 use crate::carriers::CarrierRegistry;
 use crate::domain::{Shipment, Status};
+use crate::links::LinkPurpose;
 use crate::notify::render::Templates;
 use crate::store::Store;
 
@@ -21,6 +24,8 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct HttpState {
     pub store: Arc<dyn Store>,
+    /// Links stop working this long after the journey's last scan, once it is over.
+    pub links_expire_after: jiff::SignedDuration,
     pub carriers: CarrierRegistry,
     pub templates: Templates,
     /// The merchant API under `/api/v1`.
@@ -32,6 +37,7 @@ pub fn router(state: HttpState) -> Router {
     let api = crate::api::router(state.api.clone());
     Router::new()
         .route("/health", get(health))
+        .route("/assets/page.css", get(stylesheet))
         .route("/t/{token}", get(tracking_page))
         .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
         .with_state(state)
@@ -40,6 +46,41 @@ pub fn router(state: HttpState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(10),
         ))
+        .layer(header_layer(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+        .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        // Pages about a parcel are the customer's: no cache keeps them (the style sheet says
+        // otherwise for itself).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+}
+
+/// What a page may load and who may frame it: only Waymark's own style sheet and images, no
+/// script at all, no inline style, forms posting back to Waymark only, no framing.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The customer pages' style sheet, built in.
+const STYLESHEET: &str = include_str!("../../assets/page.css");
+
+fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
 }
 
 /// Serve until `shutdown` is cancelled, letting requests in flight finish.
@@ -108,16 +149,40 @@ async fn health(State(state): State<HttpState>) -> Response {
     }
 }
 
-async fn shipment(state: &HttpState, token: &str) -> Result<Shipment, AppError> {
-    // Tokens are 32 URL-safe characters; anything else is not worth a query.
-    if token.len() > 64 || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
+/// The length of the random tokens of links sent before links carried their own proof.
+const LEGACY_TOKEN_LEN: usize = 32;
+
+/// The shipment a link's token opens for `purpose`: unknown, forged, erased and expired ones
+/// all look the same, not found.
+async fn shipment(
+    state: &HttpState,
+    token: &str,
+    purpose: LinkPurpose,
+) -> Result<Shipment, AppError> {
+    let links = &state.api.brands.defaults().links;
+    let found = if let Some(id) = links.shipment(purpose, token) {
+        state.store.shipment(id).await?
+    } else if token.len() == LEGACY_TOKEN_LEN && token.chars().all(|c| c.is_ascii_alphanumeric()) {
+        // A link in an email sent before: its one token opened both pages.
+        state.store.shipment_by_token(token).await?
+    } else {
+        None
+    };
+    let shipment = found
+        .filter(|s| s.erased_at.is_none())
+        .ok_or(AppError::NotFound)?;
+    let ended = shipment
+        .journey
+        .last_event_at
+        .unwrap_or(shipment.created_at);
+    let expired = !shipment.journey.active
+        && ended
+            .checked_add(state.links_expire_after)
+            .is_ok_and(|until| until < state.api.clock.now());
+    if expired {
         return Err(AppError::NotFound);
     }
-    state
-        .store
-        .shipment_by_token(token)
-        .await?
-        .ok_or(AppError::NotFound)
+    Ok(shipment)
 }
 
 #[derive(Serialize)]
@@ -133,7 +198,7 @@ async fn tracking_page(
     State(state): State<HttpState>,
     Path(token): Path<String>,
 ) -> Result<Html<String>, AppError> {
-    let shipment = shipment(&state, &token).await?;
+    let shipment = shipment(&state, &token, LinkPurpose::Tracking).await?;
     let brand = state.api.brands.of(shipment.merchant_id).await?;
     let tz = shipment.customer.time_zone.time_zone();
     let mut events: Vec<PageEvent> = state
@@ -174,8 +239,9 @@ async fn tracking_page(
         active => shipment.journey.active,
         estimate => shipment.journey.carrier_estimate,
         promise => shipment.promise,
+        // No link to the preferences page: whoever the customer forwards this page to must not
+        // be able to mute them. Their emails carry it.
         muted => shipment.muted,
-        unsubscribe_url => format!("/u/{token}"),
         events => events,
     };
     Ok(Html(
@@ -187,7 +253,7 @@ async fn unsubscribe_page(
     State(state): State<HttpState>,
     Path(token): Path<String>,
 ) -> Result<Html<String>, AppError> {
-    let shipment = shipment(&state, &token).await?;
+    let shipment = shipment(&state, &token, LinkPurpose::Preferences).await?;
     let brand = state.api.brands.of(shipment.merchant_id).await?;
     let context = minijinja::context! {
         lang => shipment.customer.locale.language().as_str(),
@@ -209,7 +275,7 @@ async fn unsubscribe(
     State(state): State<HttpState>,
     Path(token): Path<String>,
 ) -> Result<Html<String>, AppError> {
-    let shipment = shipment(&state, &token).await?;
+    let shipment = shipment(&state, &token, LinkPurpose::Preferences).await?;
     state.store.set_muted(shipment.id, true).await?;
     info!(shipment = %shipment.id, "customer unsubscribed from this shipment");
     let brand = state.api.brands.of(shipment.merchant_id).await?;

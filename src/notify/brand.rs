@@ -225,6 +225,7 @@ mod tests {
             reply_to: None,
             public_url: "https://track.shop.test".into(),
             message_id_domain: "shop.test".into(),
+            links: crate::links::Links::new([7; 32]),
         }
     }
 

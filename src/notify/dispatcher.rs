@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::carriers::CarrierRegistry;
 use crate::clock::Clock;
 use crate::config::DispatcherConfig;
+use crate::links::LinkPurpose;
 use crate::notify::brand::{Brand, Brands};
 use crate::notify::email::{EmailSender, Envelope, SendError, build_message};
 use crate::notify::quiet_hours::QuietHours;
@@ -96,6 +97,8 @@ pub struct Sender {
     pub public_url: String,
     /// Right-hand side of `Message-ID`s.
     pub message_id_domain: String,
+    /// Makes the tokens of the tracking-page and preferences links.
+    pub links: crate::links::Links,
 }
 
 /// What one round of dispatching did.
@@ -475,7 +478,7 @@ impl Dispatcher {
     fn context(&self, item: &OutboxItem, brand: &Brand) -> MessageContext {
         message_context(
             &self.carriers,
-            &self.brands.defaults().public_url,
+            self.brands.defaults(),
             brand,
             &item.notification,
             &item.shipment,
@@ -486,13 +489,14 @@ impl Dispatcher {
 /// What the templates get for message `n` about `shipment`, from `brand`'s merchant.
 pub fn message_context(
     carriers: &CarrierRegistry,
-    public_url: &str,
+    sender: &Sender,
     brand: &Brand,
     n: &crate::domain::Notification,
     shipment: &crate::domain::Shipment,
 ) -> MessageContext {
     let profile = carriers.get(&shipment.carrier).map(|c| c.profile());
-    let base = public_url.trim_end_matches('/');
+    let base = sender.public_url.trim_end_matches('/');
+    let token = |purpose| sender.links.token(purpose, shipment.id);
     MessageContext {
         trigger: n.trigger,
         language: n.locale.language(),
@@ -502,11 +506,11 @@ pub fn message_context(
         tracking_number: shipment.tracking_number.as_str().to_owned(),
         carrier_name: profile.map_or_else(|| shipment.carrier.to_string(), |p| p.name.clone()),
         order_reference: shipment.order_reference.clone(),
-        tracking_page_url: format!("{base}/t/{}", shipment.public_token),
+        tracking_page_url: format!("{base}/t/{}", token(LinkPurpose::Tracking)),
         carrier_tracking_url: profile
             .map(|p| p.tracking_url(&shipment.tracking_number))
             .unwrap_or_default(),
-        unsubscribe_url: format!("{base}/u/{}", shipment.public_token),
+        unsubscribe_url: format!("{base}/u/{}", token(LinkPurpose::Preferences)),
         delivery_changes: delivery_changes(n, profile, &shipment.tracking_number),
         pickup_point: n.facts.pickup_point.as_ref().map(|p| PickupPointContext {
             name: p.name.clone(),

@@ -145,6 +145,7 @@ fn dispatcher(setup: &Setup, email: Arc<GatedSender>, config: DispatcherConfig) 
             reply_to: None,
             public_url: "http://localhost:8080".into(),
             message_id_domain: "example.com".into(),
+            links: crate::links::Links::new([7; 32]),
         },
     )
 }

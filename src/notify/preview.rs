@@ -133,10 +133,10 @@ pub fn preview_notification(
     }
 }
 
-/// Where previews render: the carriers and the base of links (the templates are the brand's).
+/// Where previews render: the carriers and the links (the templates are the brand's).
 pub struct Previewer<'a> {
     pub carriers: &'a CarrierRegistry,
-    pub public_url: &'a str,
+    pub sender: &'a super::dispatcher::Sender,
 }
 
 impl Previewer<'_> {
@@ -150,13 +150,7 @@ impl Previewer<'_> {
         now: Timestamp,
     ) -> Result<RenderedEmail, RenderError> {
         let notification = preview_notification(trigger, shipment, timeline, now);
-        let context = message_context(
-            self.carriers,
-            self.public_url,
-            brand,
-            &notification,
-            shipment,
-        );
+        let context = message_context(self.carriers, self.sender, brand, &notification, shipment);
         brand.templates.render_email(&context)
     }
 }

@@ -12,8 +12,6 @@
 use async_trait::async_trait;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -63,8 +61,6 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 const WRITER_CACHE: &str = "-65536";
 /// The size in bytes the write-ahead log file is cut back to when SQLite starts it over: 64 MiB.
 const WAL_SIZE_LIMIT: &str = "67108864";
-/// Length of a shipment's public token: 32 alphanumerics are about 190 bits.
-const TOKEN_LEN: usize = 32;
 /// Where a freshly registered shipment stands in the queue when the quota is short.
 const DEFAULT_POLL_PRIORITY: i64 = 3;
 
@@ -1088,13 +1084,11 @@ fn millis(at: Timestamp) -> i64 {
     at.as_millisecond()
 }
 
-/// An unguessable token for the customer's links.
-fn public_token() -> String {
-    rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(TOKEN_LEN)
-        .map(char::from)
-        .collect()
+/// What the `public_token` column holds for a shipment registered now. Its links carry their
+/// own proof (see [`crate::links`]); the column's random tokens are those of shipments
+/// registered before, whose emails still link with them.
+fn public_token(id: Uuid) -> String {
+    format!("v2:{id}")
 }
 
 /// A JSON array of strings, bound as one parameter and read with `json_each`, so a list of any

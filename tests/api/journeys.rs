@@ -1,6 +1,7 @@
 //! Every sandbox journey, end to end over SMTP: what each customer finds in their mailbox.
 
 use std::collections::HashSet;
+use waymark::links::LinkPurpose;
 
 use waymark::carriers::sandbox::Scenario;
 use waymark::domain::{NotificationState, Status};
@@ -105,7 +106,11 @@ async fn every_journey_emails_its_customer_in_their_language_threaded_per_shipme
         let got: Vec<String> = received.iter().map(|e| e.trigger()).collect();
         assert_eq!(got, expected_triggers(*scenario), "{story}: triggers");
 
-        let token = &shipment.public_token;
+        let token = app.waymark.links.token(LinkPurpose::Tracking, shipment.id);
+        let preferences = app
+            .waymark
+            .links
+            .token(LinkPurpose::Preferences, shipment.id);
         let tracking_link = format!("{PUBLIC_URL}/t/{token}");
         let first_id = received[0].message_id().unwrap_or_default();
         for (i, email) in received.iter().enumerate() {
@@ -146,7 +151,7 @@ async fn every_journey_emails_its_customer_in_their_language_threaded_per_shipme
             );
             assert_eq!(
                 email.header("List-Unsubscribe"),
-                Some(format!("<{PUBLIC_URL}/u/{token}>")),
+                Some(format!("<{PUBLIC_URL}/u/{preferences}>")),
                 "{what}"
             );
             assert_eq!(

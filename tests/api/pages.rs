@@ -2,6 +2,7 @@
 //! one-click unsubscribe (RFC 8058) and the health check.
 
 use waymark::carriers::sandbox::Scenario;
+use waymark::links::LinkPurpose;
 
 use crate::helpers::{sandbox_shipment, spawn_app};
 
@@ -20,6 +21,11 @@ async fn the_tracking_page_and_one_click_unsubscribe_work_over_http() -> anyhow:
         .await?;
     app.run_until_done().await?;
 
+    let tracking = app.waymark.links.token(LinkPurpose::Tracking, shipment.id);
+    let preferences = app
+        .waymark
+        .links
+        .token(LinkPurpose::Preferences, shipment.id);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let stop = tokio_util::sync::CancellationToken::new();
@@ -40,10 +46,7 @@ async fn the_tracking_page_and_one_click_unsubscribe_work_over_http() -> anyhow:
     assert_eq!(health["active_shipments"], 0);
 
     // The page speaks the customer's language, shows the journey, and nothing personal.
-    let page = client
-        .get(format!("{base}/t/{}", shipment.public_token))
-        .send()
-        .await?;
+    let page = client.get(format!("{base}/t/{tracking}")).send().await?;
     assert_eq!(page.status(), 200);
     let html = page.text().await?;
     assert!(html.contains(r#"<html lang="de">"#), "{html}");
@@ -62,7 +65,7 @@ async fn the_tracking_page_and_one_click_unsubscribe_work_over_http() -> anyhow:
 
     // A person clicking the link gets a button; a mail client's one-click POST mutes at once.
     let confirm = client
-        .get(format!("{base}/u/{}", shipment.public_token))
+        .get(format!("{base}/u/{preferences}"))
         .send()
         .await?
         .text()
@@ -70,7 +73,7 @@ async fn the_tracking_page_and_one_click_unsubscribe_work_over_http() -> anyhow:
     assert!(confirm.contains(r#"<form method="post">"#), "{confirm}");
     assert!(!app.shipment(shipment.id).await?.muted);
     let one_click = client
-        .post(format!("{base}/u/{}", shipment.public_token))
+        .post(format!("{base}/u/{preferences}"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("List-Unsubscribe=One-Click")
         .send()
@@ -78,13 +81,109 @@ async fn the_tracking_page_and_one_click_unsubscribe_work_over_http() -> anyhow:
     assert_eq!(one_click.status(), 200);
     assert!(app.shipment(shipment.id).await?.muted);
     let after = client
-        .get(format!("{base}/t/{}", shipment.public_token))
+        .get(format!("{base}/t/{tracking}"))
         .send()
         .await?
         .text()
         .await?;
     assert!(after.contains("Sie erhalten keine E-Mails mehr"), "{after}");
 
+    stop.cancel();
+    server.await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_link_opens_its_own_page_with_strict_headers_until_it_expires() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let shipment = app
+        .register(&sandbox_shipment(
+            Scenario::OnTime,
+            2,
+            "jan.kowalski@example.pl",
+            "Jan Kowalski",
+            "pl",
+            "PL",
+        ))
+        .await?;
+    app.run_until_done().await?;
+    let tracking = app.waymark.links.token(LinkPurpose::Tracking, shipment.id);
+    let preferences = app
+        .waymark
+        .links
+        .token(LinkPurpose::Preferences, shipment.id);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(waymark::http::serve(
+        listener,
+        app.waymark.http_state(),
+        stop.clone(),
+    ));
+    let client = reqwest::Client::new();
+    let get = |path: String| client.get(format!("{base}{path}")).send();
+
+    let page = get(format!("/t/{tracking}")).await?;
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let csp = header("content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("cache-control"), "no-store");
+    let html = page.text().await?;
+    assert!(!html.contains("<style") && !html.contains("style=") && !html.contains("<script"));
+    assert!(
+        !html.contains(&preferences),
+        "the page must not hand out the preferences link"
+    );
+    let css = get("/assets/page.css".into()).await?;
+    assert_eq!(css.status(), 200);
+    assert!(
+        css.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/css")
+    );
+
+    // Each token opens its own page only: a forwarded tracking link cannot mute the customer.
+    assert_eq!(get(format!("/u/{tracking}")).await?.status(), 404);
+    assert_eq!(get(format!("/t/{preferences}")).await?.status(), 404);
+    let muted = client
+        .post(format!("{base}/u/{tracking}"))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await?;
+    assert_eq!(muted.status(), 404);
+    assert!(!app.shipment(shipment.id).await?.muted);
+    assert_eq!(get(format!("/u/{preferences}")).await?.status(), 200);
+
+    // Thirty days after the journey's last scan the links stop working, like unknown ones.
+    let unknown = get("/t/not-a-token".into()).await?.text().await?;
+    let last = app
+        .shipment(shipment.id)
+        .await?
+        .journey
+        .last_event_at
+        .expect("a delivered parcel has scans");
+    app.waymark
+        .clock
+        .advance_to(last + jiff::SignedDuration::from_hours(24 * 31));
+    for path in [format!("/t/{tracking}"), format!("/u/{preferences}")] {
+        let expired = get(path.clone()).await?;
+        assert_eq!(expired.status(), 404, "{path}");
+        assert_eq!(expired.text().await?, unknown, "{path}");
+    }
     stop.cancel();
     server.await??;
     Ok(())

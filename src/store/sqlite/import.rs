@@ -101,7 +101,7 @@ impl SqliteStore {
                     .bind(new.order_reference.as_deref())
                     .bind(new.promise.map(|w| w.earliest.to_string()))
                     .bind(new.promise.map(|w| w.latest.to_string()))
-                    .bind(public_token())
+                    .bind(public_token(*id))
                     .bind(new.destination_postal_code.as_ref().map(PostalCode::as_str))
                     .bind(new.customer.phone.as_ref().map(PhoneNumber::as_str))
                     .bind(millis(now))
