@@ -285,6 +285,7 @@ impl Waymark {
     pub fn http_state(&self) -> crate::http::HttpState {
         crate::http::HttpState {
             store: self.store.clone(),
+            attempts: crate::http::Attempts::default(),
             links_expire_after: jiff::SignedDuration::from_hours(
                 24 * i64::from(self.config.http.links_expire_after_days),
             ),

@@ -28,6 +28,10 @@ pub enum LinkPurpose {
     Tracking,
     /// The preferences page, `/u/{token}`: unsubscribe from this shipment or the merchant.
     Preferences,
+    /// A tracking page unlocked with the destination's postal code (the cookie that says so).
+    Unlocked,
+    /// A form on a page, so that only Waymark's own page can post it (CSRF).
+    Form,
 }
 
 impl LinkPurpose {
@@ -35,6 +39,8 @@ impl LinkPurpose {
         match self {
             LinkPurpose::Tracking => b"waymark link: tracking\0",
             LinkPurpose::Preferences => b"waymark link: preferences\0",
+            LinkPurpose::Unlocked => b"waymark stamp: unlocked\0",
+            LinkPurpose::Form => b"waymark stamp: form\0",
         }
     }
 }
@@ -103,6 +109,37 @@ impl Links {
     }
 }
 
+impl Links {
+    /// A proof for `purpose` about shipment `id` that holds until `until`:
+    /// `<unix seconds>.<base64url MAC>`, for a cookie or a form field.
+    pub fn stamp(&self, purpose: LinkPurpose, id: Uuid, until: jiff::Timestamp) -> String {
+        let seconds = until.as_second();
+        let mut mac = self.mac(purpose, id);
+        mac.update(&seconds.to_be_bytes());
+        let tag = mac.finalize().into_bytes();
+        format!("{seconds}.{}", URL_SAFE_NO_PAD.encode(&tag[..MAC_LEN]))
+    }
+
+    /// Whether `stamp` is this Waymark's proof for `purpose` about `id`, still valid at `now`.
+    pub fn check_stamp(
+        &self,
+        purpose: LinkPurpose,
+        id: Uuid,
+        stamp: &str,
+        now: jiff::Timestamp,
+    ) -> bool {
+        let Some((seconds, tag)) = stamp.split_once('.') else {
+            return false;
+        };
+        let (Ok(seconds), Ok(tag)) = (seconds.parse::<i64>(), URL_SAFE_NO_PAD.decode(tag)) else {
+            return false;
+        };
+        let mut mac = self.mac(purpose, id);
+        mac.update(&seconds.to_be_bytes());
+        mac.verify_truncated_left(&tag).is_ok() && now.as_second() < seconds
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +178,27 @@ mod tests {
                 None,
                 "{junk:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_stamp_holds_for_its_purpose_and_shipment_until_it_runs_out() {
+        let links = links();
+        let id = Uuid::now_v7();
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let until = now + jiff::SignedDuration::from_hours(1);
+        let stamp = links.stamp(LinkPurpose::Unlocked, id, until);
+        assert!(links.check_stamp(LinkPurpose::Unlocked, id, &stamp, now));
+        assert!(!links.check_stamp(LinkPurpose::Unlocked, id, &stamp, until));
+        assert!(!links.check_stamp(LinkPurpose::Form, id, &stamp, now));
+        assert!(!links.check_stamp(LinkPurpose::Unlocked, Uuid::now_v7(), &stamp, now));
+        let later = stamp.replacen(&until.as_second().to_string(), "9999999999", 1);
+        assert!(
+            !links.check_stamp(LinkPurpose::Unlocked, id, &later, now),
+            "{later}"
+        );
+        for junk in ["", ".", "x.y", "1.", ".abc"] {
+            assert!(!links.check_stamp(LinkPurpose::Unlocked, id, junk, now));
         }
     }
 

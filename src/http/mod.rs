@@ -2,17 +2,20 @@
 //! a health check, and the merchant API (`/api/v1`, see [`crate::api`]). Pages show the parcel, never the customer's personal data.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use tower_http::set_header::SetResponseHeaderLayer;
+
+mod gate;
+pub use gate::Attempts;
 
 use crate::carriers::CarrierRegistry;
 use crate::domain::{Shipment, Status};
@@ -24,6 +27,8 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct HttpState {
     pub store: Arc<dyn Store>,
+    /// Wrong postal codes at the tracking page's gate, counted.
+    pub attempts: gate::Attempts,
     /// Links stop working this long after the journey's last scan, once it is over.
     pub links_expire_after: jiff::SignedDuration,
     pub carriers: CarrierRegistry,
@@ -38,7 +43,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/assets/page.css", get(stylesheet))
-        .route("/t/{token}", get(tracking_page))
+        .route("/t/{token}", get(tracking_page).post(unlock))
         .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
         .with_state(state)
         .merge(api)
@@ -83,6 +88,12 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
+impl HttpState {
+    fn links(&self) -> &crate::links::Links {
+        &self.api.brands.defaults().links
+    }
+}
+
 /// Serve until `shutdown` is cancelled, letting requests in flight finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -90,14 +101,22 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     info!(address = %listener.local_addr()?, "http listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    // The client's address, for the gate's count of wrong postal codes per client.
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }
 
 /// An error page: 4xx say what is wrong, 5xx are logged and say nothing more.
 enum AppError {
     NotFound,
+    /// A form that did not come from Waymark's own page (or too long ago).
+    Forbidden,
+    /// Too many tries: wait this many seconds.
+    TooMany(u64),
     Internal(String),
 }
 
@@ -107,6 +126,17 @@ impl IntoResponse for AppError {
             AppError::NotFound => (
                 StatusCode::NOT_FOUND,
                 Html("<!doctype html><title>Not found</title><p>This link is not valid (any more).</p>"),
+            )
+                .into_response(),
+            AppError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                Html("<!doctype html><title>Expired</title><p>This form has expired; please reload the page and try again.</p>"),
+            )
+                .into_response(),
+            AppError::TooMany(seconds) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, seconds.to_string())],
+                Html(format!("<!doctype html><title>Too many tries</title><p>Too many tries; please wait {} minutes.</p>", seconds.div_ceil(60))),
             )
                 .into_response(),
             AppError::Internal(cause) => {
@@ -159,7 +189,7 @@ async fn shipment(
     token: &str,
     purpose: LinkPurpose,
 ) -> Result<Shipment, AppError> {
-    let links = &state.api.brands.defaults().links;
+    let links = state.links();
     let found = if let Some(id) = links.shipment(purpose, token) {
         state.store.shipment(id).await?
     } else if token.len() == LEGACY_TOKEN_LEN && token.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -197,8 +227,66 @@ struct PageEvent {
 async fn tracking_page(
     State(state): State<HttpState>,
     Path(token): Path<String>,
-) -> Result<Html<String>, AppError> {
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let shipment = shipment(&state, &token, LinkPurpose::Tracking).await?;
+    let unlocked = gate::unlocked(&headers, state.links(), shipment.id, state.api.clock.now());
+    let page = render_tracking(&state, &shipment, unlocked, false).await?;
+    Ok(page.into_response())
+}
+
+/// The postal-code form of a locked tracking page.
+#[derive(Deserialize)]
+struct UnlockForm {
+    postal_code: String,
+    /// The page's stamp (CSRF).
+    form: String,
+}
+
+/// The gate's form: the right postal code unlocks the page for an hour (a cookie for this page
+/// only), a wrong one says so; too many tries wait.
+async fn unlock(
+    State(state): State<HttpState>,
+    Path(token): Path<String>,
+    client: Option<axum::extract::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    form: Result<axum::Form<UnlockForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, AppError> {
+    let shipment = shipment(&state, &token, LinkPurpose::Tracking).await?;
+    let now = state.api.clock.now();
+    let Ok(axum::Form(form)) = form else {
+        return Err(AppError::Forbidden);
+    };
+    if !state
+        .links()
+        .check_stamp(LinkPurpose::Form, shipment.id, &form.form, now)
+    {
+        return Err(AppError::Forbidden);
+    }
+    let ip = client.map(|c| c.0.0.ip());
+    if let Err(seconds) = state.attempts.try_one(shipment.id, ip) {
+        return Err(AppError::TooMany(seconds));
+    }
+    if !gate::postal_code_matches(&shipment, &form.postal_code) {
+        info!(shipment = %shipment.id, "wrong postal code on the tracking page");
+        let page = render_tracking(&state, &shipment, false, true).await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    let path = format!("/t/{token}");
+    let secure = state.api.brands.defaults().public_url.starts_with("https:");
+    let cookie = gate::unlock_cookie(state.links(), shipment.id, &path, now, secure);
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, path), (header::SET_COOKIE, cookie)],
+    )
+        .into_response())
+}
+
+async fn render_tracking(
+    state: &HttpState,
+    shipment: &Shipment,
+    unlocked: bool,
+    wrong_code: bool,
+) -> Result<Html<String>, AppError> {
     let brand = state.api.brands.of(shipment.merchant_id).await?;
     let tz = shipment.customer.time_zone.time_zone();
     let mut events: Vec<PageEvent> = state
@@ -222,6 +310,10 @@ async fn tracking_page(
         .collect();
     events.reverse();
     let profile = state.carriers.get(&shipment.carrier).map(|c| c.profile());
+    let now = state.api.clock.now();
+    let links = state.links();
+    // What only the customer sees: behind the postal code.
+    let personal = |value| if unlocked { value } else { None };
     let context = minijinja::context! {
         lang => shipment.customer.locale.language().as_str(),
         merchant_name => &brand.merchant_name,
@@ -231,7 +323,7 @@ async fn tracking_page(
         carrier_name => profile.map_or_else(|| shipment.carrier.to_string(), |p| p.name.clone()),
         carrier_tracking_url => profile.map(|p| p.tracking_url(&shipment.tracking_number)),
         delivery_changes => profile
-            .filter(|_| shipment.journey.active)
+            .filter(|_| shipment.journey.active && unlocked)
             .map(|p| p.delivery_change_links(&shipment.tracking_number))
             .unwrap_or_default(),
         status => shipment.journey.status,
@@ -239,10 +331,20 @@ async fn tracking_page(
         active => shipment.journey.active,
         estimate => shipment.journey.carrier_estimate,
         promise => shipment.promise,
-        // No link to the preferences page: whoever the customer forwards this page to must not
-        // be able to mute them. Their emails carry it.
         muted => shipment.muted,
         events => events,
+        unlocked => unlocked,
+        can_unlock => shipment.destination_postal_code.is_some(),
+        wrong_code => wrong_code,
+        form => links.stamp(LinkPurpose::Form, shipment.id, now + gate::FORM_VALID_FOR),
+        customer_name => personal(shipment.customer.name.clone()),
+        postal_code => personal(shipment.destination_postal_code.as_ref().map(|p| p.as_str().to_owned())),
+        // Only behind the gate: whoever the customer forwards the link to must not be able to
+        // mute them.
+        preferences_url => personal(Some(format!(
+            "/u/{}",
+            links.token(LinkPurpose::Preferences, shipment.id)
+        ))),
     };
     Ok(Html(
         state.templates.render_page("page/tracking.html", context)?,

@@ -188,3 +188,133 @@ async fn each_link_opens_its_own_page_with_strict_headers_until_it_expires() -> 
     server.await??;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_postal_code_unlocks_the_details_and_guessing_it_is_limited() -> anyhow::Result<()> {
+    let app = spawn_app().await?;
+    let mut input = sandbox_shipment(
+        Scenario::OnTime,
+        3,
+        "lena.vogel@example.de",
+        "Lena Vogel",
+        "de",
+        "DE",
+    );
+    input.destination_postal_code = Some("10115".into());
+    let shipment = app.register(&input).await?;
+    let tracking = app.waymark.links.token(LinkPurpose::Tracking, shipment.id);
+    let preferences = app
+        .waymark
+        .links
+        .token(LinkPurpose::Preferences, shipment.id);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(waymark::http::serve(
+        listener,
+        app.waymark.http_state(),
+        stop.clone(),
+    ));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let page_url = format!("{base}/t/{tracking}");
+    let form_of = |html: &str| -> String {
+        let start = html.find(r#"name="form" value=""#).map(|i| i + 19);
+        start
+            .and_then(|i| html[i..].find('"').map(|j| html[i..i + j].to_owned()))
+            .unwrap_or_default()
+    };
+
+    // Locked: the status, nothing personal, no preferences link.
+    let locked = client.get(&page_url).send().await?.text().await?;
+    assert!(locked.contains(r#"name="postal_code""#), "{locked}");
+    for personal in ["Lena Vogel", "10115", preferences.as_str()] {
+        assert!(!locked.contains(personal), "{personal} before the gate");
+    }
+    let form = form_of(&locked);
+    assert!(!form.is_empty());
+    let post = |code: &str, form: &str| {
+        client
+            .post(&page_url)
+            .form(&[("postal_code", code), ("form", form)])
+            .send()
+    };
+
+    // A form not from the page is refused.
+    assert_eq!(post("10115", "forged.stamp").await?.status(), 403);
+    // A wrong code says so; the right one sets a cookie for this page only.
+    let wrong = post("10117", &form).await?;
+    assert_eq!(wrong.status(), 422);
+    assert!(wrong.text().await?.contains("passt nicht"));
+    let right = post(" 10115 ", &form).await?;
+    assert_eq!(right.status(), 303);
+    let cookie = right
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(cookie.contains(&format!("Path=/t/{tracking}")), "{cookie}");
+    let value = cookie.split(';').next().unwrap_or_default().to_owned();
+    let unlocked = client
+        .get(&page_url)
+        .header("cookie", &value)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        unlocked.contains("Lena Vogel") && unlocked.contains("10115"),
+        "{unlocked}"
+    );
+    assert!(
+        unlocked.contains(&format!("/u/{preferences}")),
+        "{unlocked}"
+    );
+
+    // Another shipment's page does not take this one's cookie.
+    let other = app
+        .register(&sandbox_shipment(
+            Scenario::OnTime,
+            4,
+            "jan@example.de",
+            "Jan Other",
+            "de",
+            "DE",
+        ))
+        .await?;
+    let other_url = format!(
+        "{base}/t/{}",
+        app.waymark.links.token(LinkPurpose::Tracking, other.id)
+    );
+    let theirs = client
+        .get(&other_url)
+        .header("cookie", &value)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(!theirs.contains("Jan Other"));
+
+    // Guessing is cut short: five tries a shipment, then it waits.
+    let mut statuses = Vec::new();
+    for guess in ["10000", "10001", "10002", "10003", "10004"] {
+        statuses.push(post(guess, &form).await?.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [422, 422, 422, 429, 429],
+        "two tries were used above"
+    );
+    let limited = post("10115", &form).await?;
+    assert_eq!(limited.status(), 429, "even the right code waits");
+    assert!(limited.headers().contains_key("retry-after"));
+    stop.cancel();
+    server.await??;
+    Ok(())
+}
