@@ -18,7 +18,7 @@ mod gate;
 pub use gate::Attempts;
 
 use crate::carriers::CarrierRegistry;
-use crate::domain::{Shipment, Status};
+use crate::domain::{Channel, Shipment, Status};
 use crate::links::LinkPurpose;
 use crate::notify::render::Templates;
 use crate::store::Store;
@@ -356,14 +356,40 @@ async fn unsubscribe_page(
     Path(token): Path<String>,
 ) -> Result<Html<String>, AppError> {
     let shipment = shipment(&state, &token, LinkPurpose::Preferences).await?;
+    preferences(&state, &shipment, None).await
+}
+
+/// The preferences page; `done` names what was just switched off.
+async fn preferences(
+    state: &HttpState,
+    shipment: &Shipment,
+    done: Option<&str>,
+) -> Result<Html<String>, AppError> {
     let brand = state.api.brands.of(shipment.merchant_id).await?;
+    let recipient = shipment
+        .customer
+        .email
+        .as_ref()
+        .map(|e| e.as_str().to_owned());
+    let opted_out = match &recipient {
+        Some(address) => {
+            state
+                .store
+                .is_suppressed(shipment.merchant_id, Channel::Email, address)
+                .await?
+        }
+        None => false,
+    };
+    let now = state.api.clock.now();
     let context = minijinja::context! {
         lang => shipment.customer.locale.language().as_str(),
         merchant_name => &brand.merchant_name,
         brand => &brand.context,
         tracking_number => shipment.tracking_number.as_str(),
         muted => shipment.muted,
-        done => false,
+        opted_out => opted_out,
+        done => done,
+        form => state.links().stamp(LinkPurpose::Form, shipment.id, now + gate::FORM_VALID_FOR),
     };
     Ok(Html(
         state
@@ -372,26 +398,48 @@ async fn unsubscribe_page(
     ))
 }
 
-/// RFC 8058 one-click: a POST, no cookies, no confirmation; a browser form posts here too.
+/// What the preferences page posts. A mail client's RFC 8058 one-click sends
+/// `List-Unsubscribe=One-Click` and nothing else.
+#[derive(Deserialize, Default)]
+struct PreferencesForm {
+    /// `shipment` (the default) or `merchant`: every message of the merchant.
+    scope: Option<String>,
+    /// The page's stamp; needed for `merchant`, which a one-click POST never asks for.
+    form: Option<String>,
+}
+
+/// RFC 8058 one-click: a POST, no cookies, no confirmation, mutes this shipment. The page's
+/// second button opts out of all of the merchant's emails, with the page's stamp.
 async fn unsubscribe(
     State(state): State<HttpState>,
     Path(token): Path<String>,
+    form: Result<axum::Form<PreferencesForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Html<String>, AppError> {
-    let shipment = shipment(&state, &token, LinkPurpose::Preferences).await?;
+    let mut shipment = shipment(&state, &token, LinkPurpose::Preferences).await?;
+    // One-click bodies and bare posts alike mean this shipment.
+    let form = form.map(|f| f.0).unwrap_or_default();
+    if form.scope.as_deref() == Some("merchant") {
+        let now = state.api.clock.now();
+        let stamped = form.form.as_deref().is_some_and(|f| {
+            state
+                .links()
+                .check_stamp(LinkPurpose::Form, shipment.id, f, now)
+        });
+        if !stamped {
+            return Err(AppError::Forbidden);
+        }
+        if let Some(address) = &shipment.customer.email {
+            state
+                .store
+                .suppress_recipient(shipment.merchant_id, Channel::Email, address.as_str(), now)
+                .await?;
+        }
+        info!(shipment = %shipment.id, merchant = %shipment.merchant_id,
+            "customer opted out of all of the merchant's emails");
+        return preferences(&state, &shipment, Some("merchant")).await;
+    }
     state.store.set_muted(shipment.id, true).await?;
+    shipment.muted = true;
     info!(shipment = %shipment.id, "customer unsubscribed from this shipment");
-    let brand = state.api.brands.of(shipment.merchant_id).await?;
-    let context = minijinja::context! {
-        lang => shipment.customer.locale.language().as_str(),
-        merchant_name => &brand.merchant_name,
-        brand => &brand.context,
-        tracking_number => shipment.tracking_number.as_str(),
-        muted => true,
-        done => true,
-    };
-    Ok(Html(
-        state
-            .templates
-            .render_page("page/unsubscribe.html", context)?,
-    ))
+    preferences(&state, &shipment, Some("shipment")).await
 }

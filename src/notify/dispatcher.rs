@@ -307,6 +307,21 @@ impl Dispatcher {
                 why: "the customer muted this shipment".into(),
             });
         }
+        match self
+            .store
+            .is_suppressed(shipment.merchant_id, n.channel, &n.recipient)
+            .await
+        {
+            Ok(true) => {
+                return Some(Completion::Suppressed {
+                    why: "the customer opted out of all of the merchant's messages".into(),
+                });
+            }
+            Ok(false) => {}
+            Err(error) => {
+                return Some(self.retry(n.attempts, format!("reading the opt-outs: {error}"), now));
+            }
+        }
         // Attempts count when they start: one that never finished (the process died while
         // sending) still counts, so a message that crashes every time ends here.
         if n.attempts >= self.config.max_attempts {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::carriers::CarrierAccount;
 use crate::domain::{
-    ApiKey, ApiKeyHash, CarrierCode, EstimateChange, FetchCount, JourneyState, KeyedEvent,
+    ApiKey, ApiKeyHash, CarrierCode, Channel, EstimateChange, FetchCount, JourneyState, KeyedEvent,
     Merchant, MerchantId, MerchantSettings, MerchantSlug, NewNotification, NewShipment,
     Notification, Reason, Shipment, Status, TrackingNumber, Trigger,
 };
@@ -196,6 +196,22 @@ pub trait Store: Send + Sync + 'static {
         &self,
         merchant: MerchantId,
     ) -> Result<Option<MerchantSettings>, StoreError>;
+    /// Send `recipient` nothing more from the merchant over `channel` (they opted out of all of
+    /// its messages). Only a hash of the address is kept.
+    async fn suppress_recipient(
+        &self,
+        merchant: MerchantId,
+        channel: Channel,
+        recipient: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Whether `recipient` opted out of the merchant's messages over `channel`.
+    async fn is_suppressed(
+        &self,
+        merchant: MerchantId,
+        channel: Channel,
+        recipient: &str,
+    ) -> Result<bool, StoreError>;
     /// The merchant's own templates: (name, source, last changed), by name.
     async fn merchant_templates(
         &self,
@@ -571,4 +587,12 @@ pub fn default_key_file(url: &str) -> std::path::PathBuf {
         Some(path) => std::path::PathBuf::from(format!("{path}.key")),
         None => std::path::PathBuf::from("waymark.key"),
     }
+}
+
+/// How a recipient is kept in the suppression list: the SHA-256 of the address in lower case.
+pub fn recipient_hash(recipient: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        recipient.trim().to_lowercase().as_bytes(),
+    ))
 }

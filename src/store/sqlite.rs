@@ -374,6 +374,44 @@ impl Store for SqliteStore {
         self.settings_of(merchant).await
     }
 
+    async fn suppress_recipient(
+        &self,
+        merchant: MerchantId,
+        channel: Channel,
+        recipient: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO suppressions (merchant_id, channel, recipient_hash, created_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        )
+        .bind(merchant.to_string())
+        .bind(channel.as_str())
+        .bind(super::recipient_hash(recipient))
+        .bind(millis(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn is_suppressed(
+        &self,
+        merchant: MerchantId,
+        channel: Channel,
+        recipient: &str,
+    ) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM suppressions \
+             WHERE merchant_id = ?1 AND channel = ?2 AND recipient_hash = ?3",
+        )
+        .bind(merchant.to_string())
+        .bind(channel.as_str())
+        .bind(super::recipient_hash(recipient))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     async fn merchant_templates(
         &self,
         merchant: MerchantId,

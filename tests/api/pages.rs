@@ -318,3 +318,83 @@ async fn the_postal_code_unlocks_the_details_and_guessing_it_is_limited() -> any
     server.await??;
     Ok(())
 }
+
+#[tokio::test]
+async fn opting_out_of_all_of_a_merchants_emails_stops_the_next_shipments_too() -> anyhow::Result<()>
+{
+    let app = spawn_app().await?;
+    let customer = |seq| {
+        sandbox_shipment(
+            Scenario::OnTime,
+            seq,
+            "ola.nowak@example.pl",
+            "Ola Nowak",
+            "pl",
+            "PL",
+        )
+    };
+    let first = app.register(&customer(5)).await?;
+    let preferences = app.waymark.links.token(LinkPurpose::Preferences, first.id);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(waymark::http::serve(
+        listener,
+        app.waymark.http_state(),
+        stop.clone(),
+    ));
+    let client = reqwest::Client::new();
+    let url = format!("{base}/u/{preferences}");
+    let page = client.get(&url).send().await?.text().await?;
+    let stamp = page
+        .split(r#"name="form" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    // Without the page's stamp, a post cannot opt the customer out of everything.
+    let forged = client
+        .post(&url)
+        .form(&[("scope", "merchant"), ("form", "1.x")])
+        .send()
+        .await?;
+    assert_eq!(forged.status(), 403);
+    let done = client
+        .post(&url)
+        .form(&[("scope", "merchant"), ("form", stamp.as_str())])
+        .send()
+        .await?;
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await?.contains("od tego sklepu"));
+
+    // A later parcel of the same customer: nothing is sent, every message says why.
+    let second = app.register(&customer(6)).await?;
+    app.run_until_done().await?;
+    let sent_to_second = app
+        .smtp
+        .emails()?
+        .iter()
+        .filter(|e| e.shipment_id() == second.id.to_string())
+        .count();
+    assert_eq!(sent_to_second, 0);
+    let messages = app.store().notifications(second.id).await?;
+    assert!(!messages.is_empty());
+    assert!(
+        messages
+            .iter()
+            .all(|n| n.state == waymark::domain::NotificationState::Suppressed),
+        "{messages:?}"
+    );
+    // The list keeps no address, only its hash.
+    let db = app.db().await?;
+    let kept: Vec<String> = sqlx::query_scalar("SELECT recipient_hash FROM suppressions")
+        .fetch_all(&db)
+        .await?;
+    assert_eq!(
+        kept,
+        [waymark::store::recipient_hash("ola.nowak@example.pl")]
+    );
+    stop.cancel();
+    server.await??;
+    Ok(())
+}
