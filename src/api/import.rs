@@ -3,13 +3,13 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::ProblemDetails;
-use super::{ApiState, Caller, Problem, json_response};
+use super::{ApiState, Caller, Problem, body_problem, json_response, media_type};
 use crate::intake;
 
 /// The largest CSV file the API takes in one request; larger files go in parts, or with
@@ -54,12 +54,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, Problem> {
-    let csv = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/csv"));
-    if !csv {
+    if media_type(&headers).as_deref() != Some("text/csv") {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -67,19 +62,13 @@ pub async fn upload(
         ));
     }
     let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the file is larger than {} MiB; send it in parts, or use `waymark \
-                     shipments import`",
-                    MAX_CSV_BODY / (1024 * 1024)
-                ),
-            )
-        } else {
-            Problem::bad_request("body", rejection.body_text())
-        }
+        body_problem(
+            &rejection,
+            &format!(
+                "the file is larger than {} MiB; send it in parts, or use `waymark shipments import`",
+                MAX_CSV_BODY / (1024 * 1024)
+            ),
+        )
     })?;
     let report = intake::import_csv(
         state.store.as_ref(),

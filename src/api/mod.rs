@@ -206,15 +206,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
-        let json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                let v = v.trim();
-                v.eq_ignore_ascii_case("application/json") || v.ends_with("+json")
-            });
+        let json = media_type(request.headers())
+            .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
         if !json {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -226,16 +219,29 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .await
             .map(JsonBody)
             .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        format!("the body is larger than {MAX_JSON_BODY} bytes"),
-                    )
-                } else {
-                    Problem::bad_request("body", rejection.body_text())
-                }
+                body_problem(
+                    &rejection,
+                    &format!("the body is larger than {MAX_JSON_BODY} bytes"),
+                )
             })
+    }
+}
+
+/// A request's media type without its parameters, in lower case (`text/csv`).
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next()?.trim().to_ascii_lowercase())
+}
+
+/// A body that could not be read: 413 saying `too_large` when it is over the limit, else 400.
+pub fn body_problem(
+    rejection: &axum::extract::rejection::BytesRejection,
+    too_large: &str,
+) -> Problem {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", too_large)
+    } else {
+        Problem::bad_request("body", rejection.body_text())
     }
 }
 

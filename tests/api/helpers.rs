@@ -1028,3 +1028,22 @@ pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     )?;
     Ok(waymark::store::connect(database_url, vault).await?)
 }
+
+/// The app's HTTP side on a free port: its base URL, the switch that stops it, and its task.
+pub async fn serve_http(
+    app: &TestApp,
+) -> anyhow::Result<(
+    String,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(waymark::http::serve(
+        listener,
+        app.waymark.http_state(),
+        stop.clone(),
+    ));
+    Ok((base, stop, server))
+}

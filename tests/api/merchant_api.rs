@@ -19,16 +19,9 @@ struct Api {
 
 impl Api {
     async fn serve(app: &TestApp) -> anyhow::Result<Api> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}/api/v1", listener.local_addr()?);
-        let stop = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(waymark::http::serve(
-            listener,
-            app.waymark.http_state(),
-            stop.clone(),
-        ));
+        let (base, stop, _server) = crate::helpers::serve_http(app).await?;
         Ok(Api {
-            base,
+            base: format!("{base}/api/v1"),
             client: Client::new(),
             stop,
         })

@@ -4,7 +4,7 @@
 use waymark::carriers::sandbox::Scenario;
 use waymark::links::LinkPurpose;
 
-use crate::helpers::{sandbox_shipment, spawn_app};
+use crate::helpers::{sandbox_shipment, serve_http, spawn_app};
 
 #[tokio::test]
 async fn the_tracking_page_and_one_click_unsubscribe_work_over_http() -> anyhow::Result<()> {
@@ -26,14 +26,7 @@ async fn the_tracking_page_and_one_click_unsubscribe_work_over_http() -> anyhow:
         .waymark
         .links
         .token(LinkPurpose::Preferences, shipment.id);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(waymark::http::serve(
-        listener,
-        app.waymark.http_state(),
-        stop.clone(),
-    ));
+    let (base, stop, server) = serve_http(&app).await?;
     let client = reqwest::Client::new();
 
     let health: serde_json::Value = client
@@ -112,14 +105,7 @@ async fn each_link_opens_its_own_page_with_strict_headers_until_it_expires() -> 
         .waymark
         .links
         .token(LinkPurpose::Preferences, shipment.id);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(waymark::http::serve(
-        listener,
-        app.waymark.http_state(),
-        stop.clone(),
-    ));
+    let (base, stop, server) = serve_http(&app).await?;
     let client = reqwest::Client::new();
     let get = |path: String| client.get(format!("{base}{path}")).send();
 
@@ -207,14 +193,7 @@ async fn the_postal_code_unlocks_the_details_and_guessing_it_is_limited() -> any
         .waymark
         .links
         .token(LinkPurpose::Preferences, shipment.id);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(waymark::http::serve(
-        listener,
-        app.waymark.http_state(),
-        stop.clone(),
-    ));
+    let (base, stop, server) = serve_http(&app).await?;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
@@ -335,14 +314,7 @@ async fn opting_out_of_all_of_a_merchants_emails_stops_the_next_shipments_too() 
     };
     let first = app.register(&customer(5)).await?;
     let preferences = app.waymark.links.token(LinkPurpose::Preferences, first.id);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(waymark::http::serve(
-        listener,
-        app.waymark.http_state(),
-        stop.clone(),
-    ));
+    let (base, stop, server) = serve_http(&app).await?;
     let client = reqwest::Client::new();
     let url = format!("{base}/u/{preferences}");
     let page = client.get(&url).send().await?.text().await?;
