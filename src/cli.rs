@@ -180,6 +180,15 @@ pub struct AddShipment {
     /// Promised delivery: 2026-03-04 or 2026-03-04..2026-03-06.
     #[arg(long)]
     pub promise: Option<String>,
+    /// What the order is worth (129.90), in --currency: delivery-change rules go by it.
+    #[arg(long, requires = "currency")]
+    pub order_value: Option<String>,
+    /// The order's currency (EUR).
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// The carrier must get a signature: the customer cannot redirect the delivery.
+    #[arg(long)]
+    pub signature_required: bool,
 }
 
 /// Run the parsed command.
@@ -256,6 +265,9 @@ async fn shipments(
                 destination_postal_code: add.postal_code,
                 order_reference: add.order,
                 promise: add.promise,
+                order_value: add.order_value,
+                order_currency: add.currency,
+                signature_required: Some(add.signature_required),
             };
             let shipment = intake::register(
                 waymark.store.as_ref(),

@@ -196,6 +196,7 @@ async fn register(waymark: &Waymark) -> anyhow::Result<Vec<(Scenario, Shipment)>
                 destination_postal_code: None,
                 order_reference: Some(format!("WM-{}", 1000 + seq)),
                 promise: Some(promise.to_string()),
+                ..ShipmentInput::default()
             };
             let shipment = intake::register(
                 waymark.store.as_ref(),

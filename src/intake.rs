@@ -9,8 +9,8 @@ use std::io::Read;
 use crate::carriers::CarrierRegistry;
 use crate::domain::{
     CarrierCode, CountryCode, Customer, DeliveryWindow, EmailAddress, InvalidField, Locale,
-    MerchantId, NewShipment, PhoneNumber, PostalCode, Shipment, TimeZoneName, TrackingNumber,
-    ZoneTable,
+    MerchantId, Money, NewShipment, PhoneNumber, PostalCode, Shipment, TimeZoneName,
+    TrackingNumber, ZoneTable,
 };
 use crate::store::{ShipmentChanges, Store, StoreError};
 
@@ -51,6 +51,16 @@ pub struct ShipmentInput {
     /// `2026-03-04` or `2026-03-04..2026-03-06`.
     #[serde(default)]
     pub promise: Option<String>,
+    /// What the order is worth, a decimal like `129.90`, in `order_currency`: the merchant's
+    /// delivery-change policy and risk rules go by it.
+    #[serde(default)]
+    pub order_value: Option<String>,
+    /// ISO 4217 (`EUR`); required with `order_value`.
+    #[serde(default)]
+    pub order_currency: Option<String>,
+    /// The carrier must get a signature: the customer cannot redirect the delivery.
+    #[serde(default)]
+    pub signature_required: Option<bool>,
 }
 
 /// Why a shipment was refused.
@@ -132,6 +142,22 @@ impl ShipmentInput {
                 "longer than 100 characters",
             ));
         }
+        let order_value = match (
+            non_empty(&self.order_value),
+            non_empty(&self.order_currency),
+        ) {
+            (Some(amount), Some(currency)) => {
+                keep(&mut problems, Money::parse("order_value", amount, currency))
+            }
+            (Some(_), None) => {
+                problems.push(InvalidField::new(
+                    "order_currency",
+                    "is required with order_value",
+                ));
+                None
+            }
+            (None, _) => None,
+        };
         match (carrier, tracking_number, email, locale, country, time_zone) {
             (
                 Some(carrier),
@@ -157,6 +183,8 @@ impl ShipmentInput {
                 destination_postal_code: postal_code.ok().flatten(),
                 order_reference,
                 promise,
+                order_value,
+                signature_required: self.signature_required.unwrap_or(false),
             }),
             _ => Err(problems),
         }
@@ -289,6 +317,8 @@ pub struct ValidShipment {
     pub destination_postal_code: Option<PostalCode>,
     pub order_reference: Option<String>,
     pub promise: Option<DeliveryWindow>,
+    pub order_value: Option<Money>,
+    pub signature_required: bool,
 }
 
 impl ValidShipment {
@@ -303,6 +333,8 @@ impl ValidShipment {
             destination_postal_code: self.destination_postal_code,
             order_reference: self.order_reference,
             promise: self.promise,
+            order_value: self.order_value,
+            signature_required: self.signature_required,
         }
     }
 

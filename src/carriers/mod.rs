@@ -186,6 +186,57 @@ pub trait Carrier: Send + Sync {
         account: &CarrierAccount,
         batch: &[TrackRequest],
     ) -> Result<Vec<ParcelResult>, CarrierError>;
+
+    /// Whether the carrier takes delivery changes through its API ([`Carrier::change_delivery`]);
+    /// when not, an accepted change is handed to the merchant to make with the carrier.
+    fn takes_delivery_changes(&self) -> bool {
+        false
+    }
+
+    /// The pickup points the carrier's API lists near a parcel's destination; none where it has
+    /// no such list.
+    async fn pickup_points(
+        &self,
+        _account: &CarrierAccount,
+        _parcel: &TrackRequest,
+    ) -> Result<Vec<PickupPointChoice>, CarrierError> {
+        Ok(Vec::new())
+    }
+
+    /// Give the carrier the customer's new instruction for a parcel.
+    async fn change_delivery(
+        &self,
+        _account: &CarrierAccount,
+        order: &DeliveryOrder,
+    ) -> Result<(), CarrierError> {
+        Err(CarrierError::Permanent(format!(
+            "{} takes no delivery changes through its API ({})",
+            self.profile().name,
+            order.details.kind()
+        )))
+    }
+
+    /// Remember a change the carrier was given before this process started, for carriers that
+    /// keep no record of their own (the sandbox); real carriers have it already.
+    fn restore_delivery_change(&self, _order: &DeliveryOrder) {}
+}
+
+/// A pickup point a customer can send a parcel to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PickupPointChoice {
+    /// The carrier's id of the point.
+    pub id: String,
+    pub name: String,
+    pub address: String,
+}
+
+/// A customer's new instruction for one parcel, as a carrier is given it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryOrder {
+    pub parcel: TrackRequest,
+    pub details: crate::domain::ChangeDetails,
+    /// When the customer's change was accepted.
+    pub at: Timestamp,
 }
 
 /// The carriers this Waymark knows, by code, and how to tell them from a tracking number.

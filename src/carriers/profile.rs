@@ -203,6 +203,42 @@ pub struct DeliveryChange {
     pub url: String,
 }
 
+/// What the carrier takes from the customer through Waymark's own page (the `[delivery_change]`
+/// table); which changes follows from `[[delivery_changes]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryChangeRules {
+    /// Whether the carrier still takes a change once the parcel is out for delivery.
+    #[serde(default)]
+    pub while_out_for_delivery: bool,
+    /// The safe places the carrier's drivers know, by name (`front_door`, `garage`, ...).
+    #[serde(default = "default_safe_places")]
+    pub safe_places: Vec<String>,
+    /// How many of the next delivery days "another day" offers.
+    #[serde(default = "default_day_choices")]
+    pub another_day_choices: usize,
+}
+
+fn default_safe_places() -> Vec<String> {
+    ["front_door", "porch", "garage", "back_garden"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_day_choices() -> usize {
+    3
+}
+
+impl Default for DeliveryChangeRules {
+    fn default() -> Self {
+        DeliveryChangeRules {
+            while_out_for_delivery: false,
+            safe_places: default_safe_places(),
+            another_day_choices: default_day_choices(),
+        }
+    }
+}
+
 /// Everything `carriers/<code>.toml` says about one carrier.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +252,9 @@ pub struct CarrierProfile {
     pub detection: Detection,
     #[serde(default)]
     pub delivery_changes: Vec<DeliveryChange>,
+    /// Until when, and with which choices, the changes in `delivery_changes` are offered.
+    #[serde(default)]
+    pub delivery_change: DeliveryChangeRules,
     /// The hosts whose links from the carrier's answers (DHL's `rerouteUrl`) may go into an
     /// email: each entry allows itself and its subdomains (`dhl.de` allows `www.dhl.de`),
     /// since a carrier controls every name under its domain. Without the key, the hosts of
@@ -383,6 +422,20 @@ impl CarrierProfile {
     pub fn tracking_url(&self, number: &TrackingNumber) -> String {
         self.tracking_url
             .replace("{tracking_number}", number.as_str())
+    }
+
+    /// What a customer may change about this carrier's deliveries, and until when.
+    pub fn change_rules(&self) -> crate::domain::delivery_change::CarrierChangeRules {
+        crate::domain::delivery_change::CarrierChangeRules {
+            kinds: self
+                .delivery_changes
+                .iter()
+                .filter_map(|c| c.kind.parse().ok())
+                .collect(),
+            while_out_for_delivery: self.delivery_change.while_out_for_delivery,
+            safe_places: self.delivery_change.safe_places.clone(),
+            another_day_choices: self.delivery_change.another_day_choices,
+        }
     }
 
     /// The delivery-change options with their deep links for a number.

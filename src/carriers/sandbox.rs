@@ -28,8 +28,13 @@ use super::{
     Carrier, CarrierAccount, CarrierError, CarrierProfile, ParcelError, ParcelResult, PickupPoint,
     TrackReport, TrackRequest, delivery_to_come,
 };
+use super::{DeliveryOrder, PickupPointChoice};
 use crate::clock::Clock;
 use crate::domain::{DeliveryWindow, EventTime, TrackingEvent, TrackingNumber};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+mod changes;
 
 /// The sandbox's data file, compiled in; a file of the same name in the carriers directory
 /// replaces it (see [`CarrierProfile::load`]).
@@ -55,12 +60,40 @@ const ASSUMED_AGE_DAYS: i64 = 30;
 pub struct Sandbox {
     profile: CarrierProfile,
     clock: Clock,
+    /// The delivery changes customers made, by tracking number: later scans follow them.
+    changes: Arc<RwLock<HashMap<TrackingNumber, changes::Accepted>>>,
 }
 
 impl Sandbox {
     /// A sandbox that normalises through `profile` and reads the time from `clock`.
     pub fn new(profile: CarrierProfile, clock: Clock) -> Self {
-        Sandbox { profile, clock }
+        Sandbox {
+            profile,
+            clock,
+            changes: Arc::default(),
+        }
+    }
+
+    fn change_of(&self, number: &TrackingNumber) -> Option<changes::Accepted> {
+        self.changes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(number)
+            .cloned()
+    }
+
+    /// Follow `order` from its time on: the latest change of a parcel wins.
+    fn remember(&self, order: &DeliveryOrder) {
+        self.changes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                order.parcel.tracking_number.clone(),
+                changes::Accepted {
+                    at: order.at,
+                    details: order.details.clone(),
+                },
+            );
     }
 
     /// A sandbox with the bundled `carriers/sandbox.toml`.
@@ -97,11 +130,11 @@ impl Sandbox {
 
         let journey = scenario.journey();
         let schedule = journey.schedule(registered)?;
-        let seen: Vec<&Scan> = schedule
-            .scans
-            .iter()
-            .take_while(|scan| scan.at <= now)
-            .collect();
+        let mut played = schedule.played()?;
+        if let Some(change) = self.change_of(number) {
+            changes::apply(&mut played, &change, journey.destination.time_zone());
+        }
+        let seen: Vec<&Played> = played.iter().take_while(|scan| scan.at <= now).collect();
         let Some(latest) = seen.last() else {
             // Registered in the future as far as this clock is concerned: no label yet.
             return Err(ParcelError::NotFound);
@@ -109,11 +142,11 @@ impl Sandbox {
 
         let mut events = Vec::with_capacity(seen.len());
         for scan in &seen {
-            let Some(mapping) = self.profile.normalise(scan.step.code) else {
+            let Some(mapping) = self.profile.normalise(scan.code) else {
                 return Err(ParcelError::Malformed {
                     detail: format!(
                         "status code `{}` is not in the {} mapping (carriers/{}.toml)",
-                        scan.step.code, self.profile.name, self.profile.code
+                        scan.code, self.profile.name, self.profile.code
                     ),
                     excerpt: scan.raw_json(),
                 });
@@ -122,28 +155,15 @@ impl Sandbox {
                 time: scan.time,
                 status: mapping.status,
                 reason: mapping.reason,
-                raw_code: scan.step.code.to_owned(),
-                raw_text: scan.step.text.to_owned(),
-                location: scan.step.place.map(|p| p.label()),
+                raw_code: scan.code.to_owned(),
+                raw_text: scan.text.clone(),
+                location: scan.place.map(|p| p.label()),
             });
         }
 
-        let estimate = seen
-            .iter()
-            .rev()
-            .find_map(|scan| scan.step.estimate)
-            .map(|(from, to)| schedule.window(from, to))
-            .transpose()?;
-        let signed_by = seen
-            .iter()
-            .rev()
-            .find_map(|scan| scan.step.signed_by)
-            .map(str::to_owned);
-        let pickup_point = latest
-            .step
-            .pickup
-            .map(|shop| shop.point(schedule.day_zero))
-            .transpose()?;
+        let estimate = seen.iter().rev().find_map(|scan| scan.estimate);
+        let signed_by = seen.iter().rev().find_map(|scan| scan.signed_by.clone());
+        let pickup_point = latest.pickup.clone();
         let change_delivery_url = events
             .last()
             .filter(|e| delivery_to_come(e.status, e.reason))
@@ -170,6 +190,46 @@ impl Sandbox {
 impl Carrier for Sandbox {
     fn profile(&self) -> &CarrierProfile {
         &self.profile
+    }
+
+    fn takes_delivery_changes(&self) -> bool {
+        true
+    }
+
+    async fn pickup_points(
+        &self,
+        _account: &CarrierAccount,
+        parcel: &TrackRequest,
+    ) -> Result<Vec<PickupPointChoice>, CarrierError> {
+        let city = Scenario::for_number(&parcel.tracking_number)
+            .journey()
+            .destination
+            .city;
+        Ok(changes::pickup_points(city))
+    }
+
+    async fn change_delivery(
+        &self,
+        _account: &CarrierAccount,
+        order: &DeliveryOrder,
+    ) -> Result<(), CarrierError> {
+        // Like a real carrier, the sandbox refuses a change once the parcel is delivered.
+        let report = self
+            .report_at(&order.parcel, order.at)
+            .map_err(|e| CarrierError::Permanent(e.to_string()))?;
+        if let Some(last) = report.events.last()
+            && !delivery_to_come(last.status, last.reason)
+        {
+            return Err(CarrierError::Permanent(
+                "the parcel's journey is over; it can no longer be changed".into(),
+            ));
+        }
+        self.remember(order);
+        Ok(())
+    }
+
+    fn restore_delivery_change(&self, order: &DeliveryOrder) {
+        self.remember(order);
     }
 
     async fn track(
@@ -510,6 +570,33 @@ struct Schedule {
 }
 
 impl Schedule {
+    /// The whole journey as the sandbox answers it.
+    fn played(&self) -> Result<Vec<Played>, ParcelError> {
+        self.scans
+            .iter()
+            .map(|scan| {
+                Ok(Played {
+                    at: scan.at,
+                    time: scan.time,
+                    code: scan.step.code,
+                    text: scan.step.text.to_owned(),
+                    place: scan.step.place,
+                    estimate: scan
+                        .step
+                        .estimate
+                        .map(|(from, to)| self.window(from, to))
+                        .transpose()?,
+                    pickup: scan
+                        .step
+                        .pickup
+                        .map(|shop| shop.point(self.day_zero))
+                        .transpose()?,
+                    signed_by: scan.step.signed_by.map(str::to_owned),
+                })
+            })
+            .collect()
+    }
+
     /// An estimate of day `from` to day `to`, as dates in the destination's calendar.
     fn window(&self, from: i64, to: i64) -> Result<DeliveryWindow, ParcelError> {
         DeliveryWindow::between(add_days(self.day_zero, from)?, add_days(self.day_zero, to)?)
@@ -525,13 +612,30 @@ struct Scan {
     step: &'static Step,
 }
 
-impl Scan {
+/// A scan as the sandbox answers it: a script's step placed in time, or one a customer's
+/// delivery change put in its place.
+#[derive(Debug, Clone)]
+pub(crate) struct Played {
+    at: Timestamp,
+    time: EventTime,
+    code: &'static str,
+    text: String,
+    place: Option<Place>,
+    /// A new estimate.
+    estimate: Option<DeliveryWindow>,
+    /// The parcel waits here after this scan.
+    pickup: Option<PickupPoint>,
+    /// Proof of delivery.
+    signed_by: Option<String>,
+}
+
+impl Played {
     /// The scan as the carrier would have sent it, for error excerpts.
     fn raw_json(&self) -> String {
         serde_json::json!({
-            "code": self.step.code,
-            "description": self.step.text,
-            "location": self.step.place.map(|p| p.label()),
+            "code": self.code,
+            "description": self.text,
+            "location": self.place.map(|p| p.label()),
             "timestamp": self.time.local().strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
         })
         .to_string()
@@ -970,6 +1074,7 @@ mod tests {
         let emitted: HashSet<&str> = Scenario::JOURNEYS
             .iter()
             .flat_map(|s| s.journey().steps.iter().map(|step| step.code))
+            .chain(changes::CODES)
             .collect();
         for code in &emitted {
             assert!(profile.normalise(code).is_some(), "{code} is not mapped");
@@ -999,6 +1104,114 @@ mod tests {
                 assert!(from <= to, "{scenario:?}: estimate day {from}..{to}");
             }
         }
+    }
+
+    /// The on-time parcel's whole journey after the customer asked for `details` on day 1.
+    async fn changed(details: crate::domain::ChangeDetails) -> (Sandbox, TrackReport) {
+        let sandbox = sandbox();
+        let number = Scenario::OnTime.example_number(1);
+        let parcel = request(&number, Some(ts(REGISTERED)));
+        let order = DeliveryOrder {
+            parcel: parcel.clone(),
+            details,
+            at: ts(REGISTERED) + hours(24),
+        };
+        sandbox
+            .change_delivery(&account(), &order)
+            .await
+            .expect("the sandbox takes changes before delivery");
+        let report = sandbox
+            .report_at(&parcel, ts(REGISTERED) + hours(24 * 40))
+            .expect("a finished journey");
+        (sandbox, report)
+    }
+
+    #[tokio::test]
+    async fn a_neighbour_change_ends_delivered_to_the_neighbour_who_signs() {
+        let (_, report) = changed(crate::domain::ChangeDetails::Neighbour {
+            name: "Jan Kowalski".into(),
+            house_number: "14".into(),
+        })
+        .await;
+        let codes: Vec<&str> = report.events.iter().map(|e| e.raw_code.as_str()).collect();
+        assert!(codes.contains(&"CA"), "{codes:?}");
+        let last = report.events.last().unwrap();
+        assert_eq!(
+            (last.raw_code.as_str(), last.status, last.reason),
+            ("DN", S::Delivered, Some(R::DeliveredToNeighbour))
+        );
+        // At the time the script would have delivered it.
+        assert_eq!(local(&report, "DN"), "2026-03-05T13:12+01:00");
+        assert_eq!(
+            report.signed_by.as_deref(),
+            Some("Jan Kowalski (neighbour, no. 14)")
+        );
+    }
+
+    #[tokio::test]
+    async fn another_day_moves_the_van_and_the_estimate_to_that_day() {
+        let (_, report) = changed(crate::domain::ChangeDetails::AnotherDay {
+            date: date("2026-03-07"),
+        })
+        .await;
+        assert_eq!(local(&report, "OD"), "2026-03-07T08:40+01:00");
+        assert_eq!(local(&report, "DL"), "2026-03-07T14:10+01:00");
+        assert_eq!(
+            report.estimate,
+            Some(DeliveryWindow::on(date("2026-03-07")))
+        );
+        let vans = report.events.iter().filter(|e| e.raw_code == "OD").count();
+        assert_eq!(vans, 1, "the script's van of the 5th is gone");
+    }
+
+    #[tokio::test]
+    async fn a_pickup_point_change_waits_there_and_is_collected() {
+        let points = sandbox()
+            .pickup_points(
+                &account(),
+                &request(&Scenario::OnTime.example_number(1), None),
+            )
+            .await
+            .unwrap();
+        assert!(points.len() >= 2 && points[0].address.ends_with("Berlin"));
+        let point = points[0].clone();
+        let (_, report) = changed(crate::domain::ChangeDetails::PickupPoint {
+            point_id: point.id,
+            name: point.name.clone(),
+            address: Some(point.address),
+        })
+        .await;
+        let last = report.events.last().unwrap();
+        assert_eq!(last.raw_code, "PC");
+        let waiting = sandbox()
+            .report_at(
+                &request(&Scenario::OnTime.example_number(1), Some(ts(REGISTERED))),
+                ts(REGISTERED) + hours(24 * 40),
+            )
+            .unwrap();
+        assert_eq!(
+            waiting.events.last().unwrap().raw_code,
+            "DL",
+            "another sandbox knows nothing of it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_delivered_parcel_cannot_be_changed() {
+        let sandbox = sandbox();
+        let number = Scenario::OnTime.example_number(1);
+        let order = DeliveryOrder {
+            parcel: request(&number, Some(ts(REGISTERED))),
+            details: crate::domain::ChangeDetails::SafePlace {
+                place: "garage".into(),
+            },
+            at: ts(REGISTERED) + hours(24 * 10),
+        };
+        let refused = sandbox.change_delivery(&account(), &order).await;
+        assert!(
+            matches!(refused, Err(CarrierError::Permanent(_))),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! decide what a customer is told. Nothing in here does I/O.
 
 pub mod calendar;
+pub mod delivery_change;
 pub mod detect;
 pub mod estimate;
 pub mod event;
@@ -14,6 +15,9 @@ pub mod timeline;
 pub mod zones;
 
 pub use calendar::HolidayCalendar;
+pub use delivery_change::{
+    ChangeDetails, ChangeEvent, ChangeKind, ChangeRequest, ChangeState, DeliveryChangePolicy, Money,
+};
 pub use detect::{Detection, DetectionPolicy, Facts, Situation, Trigger, detect};
 pub use estimate::{DeliveryWindow, EstimateChange, EstimateSource};
 pub use event::{EventKey, EventTime, KeyedEvent, TrackingEvent};

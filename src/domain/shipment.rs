@@ -584,6 +584,10 @@ pub struct NewShipment {
     pub destination_postal_code: Option<PostalCode>,
     pub order_reference: Option<String>,
     pub promise: Option<DeliveryWindow>,
+    /// What the order is worth, for the merchant's delivery-change policy.
+    pub order_value: Option<super::delivery_change::Money>,
+    /// The carrier must get a signature: the delivery cannot be redirected.
+    pub signature_required: bool,
 }
 
 /// What Waymark currently knows about a shipment's journey.
@@ -625,6 +629,10 @@ pub struct Shipment {
     pub destination_postal_code: Option<PostalCode>,
     pub order_reference: Option<String>,
     pub promise: Option<DeliveryWindow>,
+    /// What the order is worth, for the merchant's delivery-change policy.
+    pub order_value: Option<super::delivery_change::Money>,
+    /// The carrier must get a signature: the delivery cannot be redirected.
+    pub signature_required: bool,
     pub created_at: Timestamp,
     /// The random token of the customer's links for shipments registered before links carried
     /// their own proof (`v2:<id>` for later ones, which no link uses): their emails still work.

@@ -42,6 +42,8 @@ pub fn sample_shipment(merchant: MerchantId, locale: &Locale, now: Timestamp) ->
         destination_country: country,
         order_reference: Some("1001".into()),
         promise: None,
+        order_value: None,
+        signature_required: false,
         created_at: now - SignedDuration::from_hours(48),
         public_token: "preview".into(),
         muted: false,

@@ -650,6 +650,8 @@ impl Scheduler {
                 destination_postal_code: shipment.destination_postal_code.clone(),
                 order_reference: shipment.order_reference.clone(),
                 promise: shipment.promise,
+                order_value: shipment.order_value.clone(),
+                signature_required: shipment.signature_required,
             };
             match self.store.insert_shipment(&sibling, now).await {
                 Ok(registered) => info!(shipment = %shipment.id, parcel = %registered.id,

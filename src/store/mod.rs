@@ -11,9 +11,10 @@ use uuid::Uuid;
 
 use crate::carriers::CarrierAccount;
 use crate::domain::{
-    ApiKey, ApiKeyHash, CarrierCode, Channel, EstimateChange, FetchCount, JourneyState, KeyedEvent,
-    Merchant, MerchantId, MerchantSettings, MerchantSlug, NewNotification, NewShipment,
-    Notification, Reason, Shipment, Status, TrackingNumber, Trigger,
+    ApiKey, ApiKeyHash, CarrierCode, ChangeEvent, ChangeRequest, ChangeState, Channel,
+    EstimateChange, FetchCount, JourneyState, KeyedEvent, Merchant, MerchantId, MerchantSettings,
+    MerchantSlug, NewNotification, NewShipment, Notification, Reason, Shipment, Status,
+    TrackingNumber, Trigger,
 };
 use crate::vault::Vault;
 pub use sqlite::SqliteStore;
@@ -542,6 +543,58 @@ pub trait Store: Send + Sync + 'static {
         before: Timestamp,
         keep_per_shipment: u32,
     ) -> Result<u64, StoreError>;
+
+    // Delivery changes.
+    /// Store a new request, with `note` as the first step of its audit trail.
+    async fn create_delivery_change(
+        &self,
+        request: &ChangeRequest,
+        note: &str,
+    ) -> Result<(), StoreError>;
+    /// Move a request from `before` (its state and wrong-code count as read) to `after`, adding
+    /// `note` to its audit trail and `notify` to its shipment's outbox, all or nothing; false,
+    /// with nothing written, when the request has moved on since it was read.
+    async fn update_delivery_change(
+        &self,
+        before: &ChangeRequest,
+        after: &ChangeRequest,
+        note: &str,
+        notify: Option<&NewNotification>,
+    ) -> Result<bool, StoreError>;
+    async fn delivery_change(&self, id: Uuid) -> Result<Option<ChangeRequest>, StoreError>;
+    /// A shipment's requests, newest first.
+    async fn shipment_delivery_changes(
+        &self,
+        shipment: Uuid,
+    ) -> Result<Vec<ChangeRequest>, StoreError>;
+    /// A merchant's requests, newest first, only those in `state` when given.
+    async fn merchant_delivery_changes(
+        &self,
+        merchant: MerchantId,
+        state: Option<ChangeState>,
+        limit: u32,
+    ) -> Result<Vec<ChangeRequest>, StoreError>;
+    /// A request's audit trail, oldest first.
+    async fn delivery_change_events(&self, id: Uuid) -> Result<Vec<ChangeEvent>, StoreError>;
+    /// How many requests the shipment's customer made since `since` (each sent a code).
+    async fn delivery_changes_since(
+        &self,
+        shipment: Uuid,
+        since: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// The requests carried out through a carrier, of shipments still on their way: what the
+    /// carriers that keep no record of their own (the sandbox) are told again at a start.
+    async fn executed_delivery_changes(&self) -> Result<Vec<AcceptedChange>, StoreError>;
+}
+
+/// A delivery change a carrier carried out, with the parcel it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedChange {
+    pub carrier: CarrierCode,
+    pub tracking_number: TrackingNumber,
+    /// When the shipment was registered with Waymark.
+    pub registered_at: Timestamp,
+    pub request: ChangeRequest,
 }
 
 /// A shipment Waymark stopped polling, and why.

@@ -23,13 +23,15 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    Backlog, ClaimOrder, Completion, ExpiredShipment, MerchantNotice, OutboxItem, PollClaim,
-    PollFailure, PollWrite, ShipmentChanges, ShipmentFilter, Store, StoreError, StoredResponse,
+    AcceptedChange, Backlog, ClaimOrder, Completion, ExpiredShipment, MerchantNotice, OutboxItem,
+    PollClaim, PollFailure, PollWrite, ShipmentChanges, ShipmentFilter, Store, StoreError,
+    StoredResponse,
 };
 
 mod accounts;
 mod changes;
 mod checkpoint;
+mod delivery_changes;
 mod housekeeping;
 mod idempotency;
 mod import;
@@ -38,11 +40,11 @@ mod merchants;
 mod poll_writes;
 use crate::carriers::CarrierAccount;
 use crate::domain::{
-    ApiKey, ApiKeyHash, CarrierCode, Channel, CountryCode, Customer, DeliveryWindow, EmailAddress,
-    EstimateChange, EstimateSource, EventKey, EventTime, Facts, FetchCount, JourneyState,
-    KeyedEvent, Locale, Merchant, MerchantId, MerchantSettings, MerchantSlug, NewShipment,
-    Notification, NotificationState, PhoneNumber, PostalCode, Shipment, TimeZoneName,
-    TrackingEvent, TrackingNumber, Trigger,
+    ApiKey, ApiKeyHash, CarrierCode, ChangeEvent, ChangeRequest, ChangeState, Channel, CountryCode,
+    Customer, DeliveryWindow, EmailAddress, EstimateChange, EstimateSource, EventKey, EventTime,
+    Facts, FetchCount, JourneyState, KeyedEvent, Locale, Merchant, MerchantId, MerchantSettings,
+    MerchantSlug, NewNotification, NewShipment, Notification, NotificationState, PhoneNumber,
+    PostalCode, Shipment, TimeZoneName, TrackingEvent, TrackingNumber, Trigger,
 };
 use crate::vault::Vault;
 
@@ -1115,6 +1117,61 @@ impl Store for SqliteStore {
     async fn erase_shipment(&self, id: Uuid, now: Timestamp) -> Result<bool, StoreError> {
         self.erase_one(id, now).await
     }
+
+    async fn create_delivery_change(
+        &self,
+        request: &ChangeRequest,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        self.insert_delivery_change(request, note).await
+    }
+
+    async fn update_delivery_change(
+        &self,
+        before: &ChangeRequest,
+        after: &ChangeRequest,
+        note: &str,
+        notify: Option<&NewNotification>,
+    ) -> Result<bool, StoreError> {
+        self.write_delivery_change(before, after, note, notify)
+            .await
+    }
+
+    async fn delivery_change(&self, id: Uuid) -> Result<Option<ChangeRequest>, StoreError> {
+        self.delivery_change_by_id(id).await
+    }
+
+    async fn shipment_delivery_changes(
+        &self,
+        shipment: Uuid,
+    ) -> Result<Vec<ChangeRequest>, StoreError> {
+        self.shipment_changes(shipment).await
+    }
+
+    async fn merchant_delivery_changes(
+        &self,
+        merchant: MerchantId,
+        state: Option<ChangeState>,
+        limit: u32,
+    ) -> Result<Vec<ChangeRequest>, StoreError> {
+        self.merchant_changes(merchant, state, limit).await
+    }
+
+    async fn delivery_change_events(&self, id: Uuid) -> Result<Vec<ChangeEvent>, StoreError> {
+        self.change_events(id).await
+    }
+
+    async fn delivery_changes_since(
+        &self,
+        shipment: Uuid,
+        since: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.changes_requested_since(shipment, since).await
+    }
+
+    async fn executed_delivery_changes(&self) -> Result<Vec<AcceptedChange>, StoreError> {
+        self.executed_changes().await
+    }
 }
 
 /// Milliseconds since the epoch, the column format of every time.
@@ -1256,6 +1313,9 @@ struct ShipmentRow {
     destination_country: String,
     destination_postal_code: Option<String>,
     order_reference: Option<String>,
+    order_value_minor: Option<i64>,
+    order_currency: Option<String>,
+    signature_required: bool,
     promise_earliest: Option<String>,
     promise_latest: Option<String>,
     created_at: i64,
@@ -1326,6 +1386,14 @@ impl ShipmentRow {
                 // Like the address, the code stays out of the error: it is customer data.
                 .map_err(|_| c.err("destination_postal_code", "not a postal code"))?,
             order_reference: self.order_reference,
+            order_value: match (self.order_value_minor, self.order_currency) {
+                (Some(amount_minor), Some(currency)) => Some(crate::domain::Money {
+                    amount_minor,
+                    currency,
+                }),
+                _ => None,
+            },
+            signature_required: self.signature_required,
             promise: c.window(
                 "promise",
                 self.promise_earliest.as_deref(),

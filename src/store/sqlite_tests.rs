@@ -71,6 +71,8 @@ fn new_shipment(account: Uuid, number: &str) -> anyhow::Result<NewShipment> {
         destination_postal_code: Some(PostalCode::parse(&CountryCode::parse("PL")?, "00950")?),
         order_reference: Some("ORDER-17".into()),
         promise: Some(DeliveryWindow::between(date(2026, 3, 4), date(2026, 3, 6))?),
+        order_value: Some(crate::domain::Money::parse("order_value", "129.90", "PLN")?),
+        signature_required: false,
     })
 }
 

@@ -785,7 +785,7 @@ pub fn sandbox_shipment(
         destination_country: country.into(),
         destination_postal_code: None,
         order_reference: Some(format!("WM-{}", 1000 + seq)),
-        promise: None,
+        ..ShipmentInput::default()
     }
 }
 

@@ -209,8 +209,9 @@ impl SqliteStore {
             "UPDATE notifications SET recipient = '', provider_response = NULL, \
              last_error = NULL, \
              facts = CASE WHEN json_type(facts, '$.event') = 'object' \
-                          THEN json_set(json_remove(facts, '$.signed_by'), '$.event.text', '') \
-                          ELSE json_remove(facts, '$.signed_by') END, \
+                          THEN json_set(json_remove(facts, '$.signed_by', '$.delivery_change'), \
+                                        '$.event.text', '') \
+                          ELSE json_remove(facts, '$.signed_by', '$.delivery_change') END, \
              state = CASE WHEN state IN ('pending', 'sending') THEN 'suppressed' ELSE state END, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = ?2 \
              WHERE shipment_id IN (SELECT value FROM json_each(?1))",
@@ -231,6 +232,7 @@ impl SqliteStore {
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
+        super::delivery_changes::erase_changes(&mut tx, &ids).await?;
         tx.commit().await?;
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.writer)

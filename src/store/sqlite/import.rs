@@ -13,7 +13,7 @@ use crate::domain::{
 use crate::store::StoreError;
 
 /// Shipments per INSERT statement. Every statement is a round trip to sqlx's worker thread and
-/// a step of SQLite's virtual machine, so packing rows saves most of the per-row cost; at 21
+/// a step of SQLite's virtual machine, so packing rows saves most of the per-row cost; at 24
 /// parameters a row, 100 rows stay far below SQLite's limit of 32 766 parameters.
 const ROWS_PER_STATEMENT: usize = 100;
 
@@ -23,9 +23,10 @@ const ROWS_PER_STATEMENT: usize = 100;
 const SHIPMENT_COLUMNS: &str = "id, carrier_account_id, carrier, tracking_number, \
     customer_email, customer_name, locale, time_zone, destination_country, order_reference, \
     promise_earliest, promise_latest, public_token, destination_postal_code, customer_phone, \
+    order_value_minor, order_currency, signature_required, \
     created_at, updated_at, next_poll_at, status, poll_priority, muted, active, merchant_id";
 /// Parameters of one shipment row, before its literal `0, 1` and the merchant's lookup.
-const SHIPMENT_PARAMS: usize = 20;
+const SHIPMENT_PARAMS: usize = 23;
 /// How each shipment row ends: unmuted, active, and its account's merchant.
 const SHIPMENT_ROW_END: &str = ", 0, 1, (SELECT merchant_id FROM carrier_accounts WHERE id = ?)";
 /// Parameters of one promise row (id, shipment, earliest, latest, reason, now), before its
@@ -104,6 +105,9 @@ impl SqliteStore {
                     .bind(public_token(*id))
                     .bind(new.destination_postal_code.as_ref().map(PostalCode::as_str))
                     .bind(new.customer.phone.as_ref().map(PhoneNumber::as_str))
+                    .bind(new.order_value.as_ref().map(|m| m.amount_minor))
+                    .bind(new.order_value.as_ref().map(|m| m.currency.as_str()))
+                    .bind(new.signature_required)
                     .bind(millis(now))
                     .bind(millis(now))
                     .bind(millis(now))

@@ -60,6 +60,8 @@ fn shipment(account: Uuid, number: &str, promise: bool) -> anyhow::Result<NewShi
         promise: promise
             .then(|| DeliveryWindow::between(date(2026, 3, 4), date(2026, 3, 6)))
             .transpose()?,
+        order_value: None,
+        signature_required: false,
     })
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{BEGIN_WRITE, json_list, millis};
-use crate::domain::Reason;
+use crate::domain::{NewNotification, Reason};
 use crate::store::{PollFailure, PollWrite, StoreError};
 
 /// Results written in one transaction at most: enough to spread a commit over many polls, few
@@ -210,34 +210,46 @@ async fn write_poll(conn: &mut SqliteConnection, write: &PollWrite) -> Result<bo
     }
 
     for new in &write.notifications {
-        let facts = serde_json::to_string(&new.facts)
-            .map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
-        // The write lock is held, so MAX(seq) + 1 cannot race; a dedupe key already used for
-        // this shipment skips the row without consuming a seq.
-        sqlx::query(
-            "INSERT INTO notifications \
-             (id, shipment_id, seq, trigger, dedupe_key, channel, recipient, locale, reason, \
-              facts, state, attempts, available_at, created_at, updated_at) \
-             VALUES (?1, ?2, \
-              (SELECT COALESCE(MAX(seq), 0) + 1 FROM notifications WHERE shipment_id = ?2), \
-              ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', 0, ?10, ?10, ?10) \
-             ON CONFLICT (shipment_id, dedupe_key) DO NOTHING",
-        )
-        .bind(new.id.to_string())
-        .bind(&shipment_id)
-        .bind(new.trigger.as_str())
-        .bind(&new.dedupe_key)
-        .bind(new.channel.as_str())
-        .bind(&new.recipient)
-        .bind(new.locale.as_str())
-        .bind(&new.reason)
-        .bind(facts)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        insert_notification(&mut *conn, &shipment_id, new, now).await?;
     }
 
     Ok(true)
+}
+
+/// Put `new` in the outbox of the shipment `shipment_id` (as text), after its earlier messages;
+/// a dedupe key already used for this shipment skips it. The caller holds the write lock, so
+/// `MAX(seq) + 1` cannot race.
+pub(super) async fn insert_notification(
+    conn: &mut SqliteConnection,
+    shipment_id: &str,
+    new: &NewNotification,
+    now: i64,
+) -> Result<(), StoreError> {
+    let facts = serde_json::to_string(&new.facts)
+        .map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+    // A dedupe key already used skips the row without consuming a seq.
+    sqlx::query(
+        "INSERT INTO notifications \
+         (id, shipment_id, seq, trigger, dedupe_key, channel, recipient, locale, reason, \
+          facts, state, attempts, available_at, created_at, updated_at) \
+         VALUES (?1, ?2, \
+          (SELECT COALESCE(MAX(seq), 0) + 1 FROM notifications WHERE shipment_id = ?2), \
+          ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', 0, ?10, ?10, ?10) \
+         ON CONFLICT (shipment_id, dedupe_key) DO NOTHING",
+    )
+    .bind(new.id.to_string())
+    .bind(shipment_id)
+    .bind(new.trigger.as_str())
+    .bind(&new.dedupe_key)
+    .bind(new.channel.as_str())
+    .bind(&new.recipient)
+    .bind(new.locale.as_str())
+    .bind(&new.reason)
+    .bind(facts)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Record one failed poll; `false`, with nothing written, when the lease is no longer held.
