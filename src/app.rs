@@ -185,7 +185,26 @@ impl Waymark {
         };
         waymark.ensure_sandbox_account(MerchantId::DEFAULT).await?;
         waymark.save_configured_accounts().await?;
+        waymark.restore_delivery_changes().await?;
         Ok(waymark)
+    }
+
+    /// Tell the carriers that keep no record of their own (the sandbox) the changes they carried
+    /// out before this start, so parcels on their way go on following them.
+    async fn restore_delivery_changes(&self) -> anyhow::Result<()> {
+        for accepted in self.store.executed_delivery_changes().await? {
+            if let Some(carrier) = self.carriers.get(&accepted.carrier) {
+                carrier.restore_delivery_change(&crate::carriers::DeliveryOrder {
+                    parcel: crate::carriers::TrackRequest {
+                        tracking_number: accepted.tracking_number,
+                        registered_at: Some(accepted.registered_at),
+                    },
+                    details: accepted.request.details,
+                    at: accepted.request.updated_at,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Every merchant can track sandbox parcels without any set-up: give it a `default` sandbox
@@ -281,9 +300,21 @@ impl Waymark {
         ))
     }
 
+    /// Customers' delivery changes, sending their codes with the configured email transport.
+    pub fn delivery_changes(&self) -> anyhow::Result<crate::delivery_changes::DeliveryChanges> {
+        Ok(crate::delivery_changes::DeliveryChanges::new(
+            self.store.clone(),
+            self.carriers.clone(),
+            self.calendar.clone(),
+            self.clock.clone(),
+            self.brands.clone(),
+            sender_from_config(&self.config.email)?,
+        ))
+    }
+
     /// What the HTTP handlers need.
-    pub fn http_state(&self) -> crate::http::HttpState {
-        crate::http::HttpState {
+    pub fn http_state(&self) -> anyhow::Result<crate::http::HttpState> {
+        Ok(crate::http::HttpState {
             store: self.store.clone(),
             attempts: crate::http::Attempts::default(),
             links_expire_after: jiff::SignedDuration::from_hours(
@@ -291,25 +322,26 @@ impl Waymark {
             ),
             carriers: self.carriers.clone(),
             templates: self.templates.clone(),
-            api: self.api_state(),
-        }
+            api: self.api_state()?,
+        })
     }
 
     /// What the merchant API's handlers need.
-    pub fn api_state(&self) -> crate::api::ApiState {
+    pub fn api_state(&self) -> anyhow::Result<crate::api::ApiState> {
         let http = &self.config.http;
-        crate::api::ApiState::new(
+        Ok(crate::api::ApiState::new(
             self.store.clone(),
             self.carriers.clone(),
             self.clock.clone(),
             self.brands.clone(),
+            self.delivery_changes()?,
             crate::api::RateLimit {
                 per_second: std::num::NonZeroU32::new(http.api_requests_per_second)
                     .unwrap_or(std::num::NonZeroU32::MIN),
                 burst: std::num::NonZeroU32::new(http.api_burst)
                     .unwrap_or(std::num::NonZeroU32::MIN),
             },
-        )
+        ))
     }
 
     /// The periodic jobs (expiry, pruning) on this Waymark's store and clock.
@@ -347,7 +379,7 @@ impl Waymark {
                 .with_context(|| {
                     format!("http.listen: cannot listen on {}", self.config.http.listen)
                 })?;
-            let state = self.http_state();
+            let state = self.http_state()?;
             let token = shutdown.clone();
             tasks.spawn(async move {
                 if let Err(error) = crate::http::serve(listener, state, token).await {

@@ -12,6 +12,7 @@ pub mod carriers;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod delivery_changes;
 pub mod demo;
 pub mod domain;
 pub mod housekeeping;

@@ -32,6 +32,8 @@ pub enum LinkPurpose {
     Unlocked,
     /// A form on a page, so that only Waymark's own page can post it (CSRF).
     Form,
+    /// The one-time code of a delivery change, kept as its MAC (the id is the request's).
+    OneTimeCode,
 }
 
 impl LinkPurpose {
@@ -41,6 +43,7 @@ impl LinkPurpose {
             LinkPurpose::Preferences => b"waymark link: preferences\0",
             LinkPurpose::Unlocked => b"waymark stamp: unlocked\0",
             LinkPurpose::Form => b"waymark stamp: form\0",
+            LinkPurpose::OneTimeCode => b"waymark code: delivery change\0",
         }
     }
 }
@@ -110,6 +113,26 @@ impl Links {
 }
 
 impl Links {
+    /// How the one-time `code` of the delivery-change request `request` is stored: its MAC
+    /// under the link secret, hex. Without the secret, a stolen database does not give the
+    /// code away (a plain hash of six digits would, by trying the million of them).
+    pub fn code_hash(&self, request: Uuid, code: &str) -> String {
+        let mut mac = self.mac(LinkPurpose::OneTimeCode, request);
+        mac.update(code.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `code` is the one whose [`Links::code_hash`] is `stored`, compared in constant
+    /// time.
+    pub fn check_code(&self, request: Uuid, code: &str, stored: &str) -> bool {
+        let Ok(stored) = hex::decode(stored) else {
+            return false;
+        };
+        let mut mac = self.mac(LinkPurpose::OneTimeCode, request);
+        mac.update(code.as_bytes());
+        mac.verify_slice(&stored).is_ok()
+    }
+
     /// A proof for `purpose` about shipment `id` that holds until `until`:
     /// `<unix seconds>.<base64url MAC>`, for a cookie or a form field.
     pub fn stamp(&self, purpose: LinkPurpose, id: Uuid, until: jiff::Timestamp) -> String {
@@ -200,6 +223,21 @@ mod tests {
         for junk in ["", ".", "x.y", "1.", ".abc"] {
             assert!(!links.check_stamp(LinkPurpose::Unlocked, id, junk, now));
         }
+    }
+
+    #[test]
+    fn one_time_codes_are_kept_as_macs_and_checked_against_them() {
+        let links = links();
+        let request = Uuid::now_v7();
+        let stored = links.code_hash(request, "042917");
+        assert!(!stored.contains("042917"));
+        assert!(links.check_code(request, "042917", &stored));
+        assert!(!links.check_code(request, "042918", &stored));
+        assert!(
+            !links.check_code(Uuid::now_v7(), "042917", &stored),
+            "another request's"
+        );
+        assert!(!links.check_code(request, "042917", "not hex"));
     }
 
     #[test]

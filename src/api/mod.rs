@@ -29,6 +29,7 @@ use crate::notify::brand::Brands;
 use crate::store::Store;
 
 pub mod accounts;
+pub mod delivery_changes;
 pub mod import;
 pub mod problem;
 pub mod settings;
@@ -48,6 +49,8 @@ pub struct ApiState {
     pub clock: Clock,
     /// Each merchant's sender, look and templates, and the links every one shares.
     pub brands: Brands,
+    /// Customers' delivery changes, which the merchant approves and rejects.
+    pub changes: crate::delivery_changes::DeliveryChanges,
     limiter: Arc<DefaultKeyedRateLimiter<Uuid>>,
 }
 
@@ -66,6 +69,7 @@ impl ApiState {
         carriers: CarrierRegistry,
         clock: Clock,
         brands: Brands,
+        changes: crate::delivery_changes::DeliveryChanges,
         limit: RateLimit,
     ) -> Self {
         let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
@@ -74,6 +78,7 @@ impl ApiState {
             carriers,
             clock,
             brands,
+            changes,
             limiter: Arc::new(RateLimiter::keyed(quota)),
         }
     }
@@ -93,6 +98,7 @@ impl ApiState {
         (name = "shipments", description = "Parcels Waymark follows for the merchant"),
         (name = "carrier accounts", description = "The merchant's own accounts at carriers"),
         (name = "settings", description = "Branding, notification settings and message previews"),
+        (name = "delivery changes", description = "Customers' changes to their deliveries, for the merchant to follow, approve or reject"),
     )
 )]
 struct ApiDoc;
@@ -136,6 +142,10 @@ pub fn documented_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(settings::preview))
         .routes(routes!(templates::list))
         .routes(routes!(templates::replace, templates::delete))
+        .routes(routes!(delivery_changes::list))
+        .routes(routes!(delivery_changes::show))
+        .routes(routes!(delivery_changes::approve))
+        .routes(routes!(delivery_changes::reject))
         .split_for_parts()
 }
 

@@ -68,10 +68,16 @@ pub enum Trigger {
     Exception,
     /// The parcel is going back to the merchant.
     ReturningToSender,
+    /// The one-time code for a delivery change the customer asked for on the tracking page:
+    /// sent at once, never through the outbox (it must not wait for quiet hours, and the code
+    /// is never stored).
+    DeliveryCode,
+    /// What became of the customer's delivery change: carried out, passed to the shop, or not.
+    DeliveryChanged,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 12] = [
+    pub const ALL: [Trigger; 14] = [
         Trigger::Shipped,
         Trigger::CustomsHold,
         Trigger::DutiesDue,
@@ -84,6 +90,8 @@ impl Trigger {
         Trigger::Delivered,
         Trigger::Exception,
         Trigger::ReturningToSender,
+        Trigger::DeliveryCode,
+        Trigger::DeliveryChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +108,8 @@ impl Trigger {
             Trigger::Delivered => "delivered",
             Trigger::Exception => "exception",
             Trigger::ReturningToSender => "returning_to_sender",
+            Trigger::DeliveryCode => "delivery_code",
+            Trigger::DeliveryChanged => "delivery_changed",
         }
     }
 
@@ -110,6 +120,10 @@ impl Trigger {
     /// that.
     pub fn supersedes(self, older: Trigger) -> bool {
         use Trigger::*;
+        if older.answers_the_customer() {
+            // What the customer asked for is answered whatever the parcel does meanwhile.
+            return false;
+        }
         match self {
             // The journey is over (or reversed): anything unsent about the way there is stale.
             Delivered | ReturningToSender => older != self,
@@ -130,11 +144,21 @@ impl Trigger {
         }
     }
 
+    /// Whether the message answers something the customer just did (a delivery change): it goes
+    /// even to a customer who muted the parcel's updates, and the merchant cannot turn it off.
+    pub fn answers_the_customer(self) -> bool {
+        matches!(self, Trigger::DeliveryCode | Trigger::DeliveryChanged)
+    }
+
     /// Whether the trigger is news from a carrier scan (rather than from an estimate or a clock).
     fn comes_from_a_scan(self) -> bool {
         !matches!(
             self,
-            Trigger::Delayed | Trigger::Stalled | Trigger::PickupReminder
+            Trigger::Delayed
+                | Trigger::Stalled
+                | Trigger::PickupReminder
+                | Trigger::DeliveryCode
+                | Trigger::DeliveryChanged
         )
     }
 }
@@ -195,6 +219,46 @@ pub struct Facts {
     /// it gave one (filled in from the carrier's report).
     #[serde(default)]
     pub change_delivery_url: Option<String>,
+    /// For the delivery-change messages: the change and what became of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_change: Option<DeliveryChangeFacts>,
+}
+
+impl Facts {
+    /// Facts of a parcel with `status` and `reason` and nothing else known.
+    pub fn bare(status: Status, reason: Option<Reason>) -> Facts {
+        Facts {
+            status,
+            reason,
+            event: None,
+            estimate: None,
+            previous_estimate: None,
+            promise: None,
+            delay_cause: None,
+            quiet_business_hours: None,
+            waiting_since: None,
+            pickup_point: None,
+            signed_by: None,
+            change_delivery_url: None,
+            delivery_change: None,
+        }
+    }
+}
+
+/// A customer's delivery change, as its messages tell it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryChangeFacts {
+    pub details: super::ChangeDetails,
+    pub state: super::ChangeState,
+    /// The one-time code, only in the message that carries it (never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// How many minutes the code is valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_valid_minutes: Option<i64>,
+    /// The shop's reason for a rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The scan a message is about, as a customer would read it.
@@ -269,18 +333,14 @@ impl Situation<'_> {
     fn facts(&self, event: Option<&KeyedEvent>) -> Facts {
         let current = self.timeline.current();
         Facts {
-            status: current.map_or(Status::Pending, |e| e.event.status),
-            reason: current.and_then(|e| e.event.reason),
             event: event.or(current).map(EventFacts::from),
             estimate: self.estimate,
             previous_estimate: self.previous_estimate,
             promise: self.promise,
-            delay_cause: None,
-            quiet_business_hours: None,
-            waiting_since: None,
-            pickup_point: None,
-            signed_by: None,
-            change_delivery_url: None,
+            ..Facts::bare(
+                current.map_or(Status::Pending, |e| e.event.status),
+                current.and_then(|e| e.event.reason),
+            )
         }
     }
 

@@ -1470,7 +1470,7 @@ fn delivered_arriving_before_out_for_delivery_is_sent_drops_it() {
     );
     let others: Vec<Trigger> = Trigger::ALL
         .into_iter()
-        .filter(|t| *t != Delivered)
+        .filter(|t| *t != Delivered && !t.answers_the_customer())
         .collect();
     assert_eq!(parcel.superseded, others);
 }
@@ -1635,7 +1635,7 @@ fn returning_to_sender_fires_once_and_silences_everything_after() {
     );
     let others: Vec<Trigger> = Trigger::ALL
         .into_iter()
-        .filter(|t| *t != ReturningToSender)
+        .filter(|t| *t != ReturningToSender && !t.answers_the_customer())
         .collect();
     assert_eq!(parcel.superseded, others);
 
@@ -1678,14 +1678,16 @@ fn a_first_poll_that_shows_the_return_announces_only_the_return() {
 fn supersession_follows_the_journey() {
     // Delivered and returning to sender make every other unsent message moot.
     for older in Trigger::ALL {
+        // Except the answers to what the customer asked for.
+        let answer = older.answers_the_customer();
         assert_eq!(
             Delivered.supersedes(older),
-            older != Delivered,
+            older != Delivered && !answer,
             "delivered over {older}"
         );
         assert_eq!(
             ReturningToSender.supersedes(older),
-            older != ReturningToSender,
+            older != ReturningToSender && !answer,
             "returning over {older}"
         );
     }
@@ -1702,7 +1704,10 @@ fn supersession_follows_the_journey() {
 
     // Any scan-driven news ends a stall; an estimate or a reminder does not.
     for newer in Trigger::ALL {
-        let from_a_scan = !matches!(newer, Delayed | Stalled | PickupReminder);
+        let from_a_scan = !matches!(
+            newer,
+            Delayed | Stalled | PickupReminder | DeliveryCode | DeliveryChanged
+        );
         assert_eq!(
             newer.supersedes(Stalled),
             from_a_scan || newer == Stalled,

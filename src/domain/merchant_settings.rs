@@ -14,6 +14,9 @@ use super::{Channel, EmailAddress, InvalidField, Trigger};
 pub struct MerchantSettings {
     pub branding: Branding,
     pub notifications: NotificationSettings,
+    /// What customers may change about a delivery on the tracking page, and what waits for
+    /// the merchant's approval.
+    pub delivery_changes: super::DeliveryChangePolicy,
 }
 
 /// How the merchant's emails and tracking page present the shop.
@@ -135,6 +138,7 @@ impl MerchantSettings {
                 }
             }
         }
+        problems.extend(self.delivery_changes.check());
         problems
     }
 

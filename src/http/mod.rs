@@ -14,6 +14,7 @@ use tracing::{error, info};
 
 use tower_http::set_header::SetResponseHeaderLayer;
 
+mod changes;
 mod gate;
 pub use gate::Attempts;
 
@@ -33,7 +34,8 @@ pub struct HttpState {
     pub links_expire_after: jiff::SignedDuration,
     pub carriers: CarrierRegistry,
     pub templates: Templates,
-    /// The merchant API under `/api/v1`.
+    /// The merchant API under `/api/v1`, and what the pages share with it (brands, delivery
+    /// changes).
     pub api: crate::api::ApiState,
 }
 
@@ -44,6 +46,11 @@ pub fn router(state: HttpState) -> Router {
         .route("/health", get(health))
         .route("/assets/page.css", get(stylesheet))
         .route("/t/{token}", get(tracking_page).post(unlock))
+        .route("/t/{token}/changes", axum::routing::post(changes::request))
+        .route(
+            "/t/{token}/changes/{id}",
+            get(changes::page).post(changes::verify),
+        )
         .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
         .with_state(state)
         .merge(api)
@@ -231,7 +238,7 @@ async fn tracking_page(
 ) -> Result<Response, AppError> {
     let shipment = shipment(&state, &token, LinkPurpose::Tracking).await?;
     let unlocked = gate::unlocked(&headers, state.links(), shipment.id, state.api.clock.now());
-    let page = render_tracking(&state, &shipment, unlocked, false).await?;
+    let page = render_tracking(&state, &shipment, unlocked, false, None).await?;
     Ok(page.into_response())
 }
 
@@ -268,7 +275,7 @@ async fn unlock(
     }
     if !gate::postal_code_matches(&shipment, &form.postal_code) {
         info!(shipment = %shipment.id, "wrong postal code on the tracking page");
-        let page = render_tracking(&state, &shipment, false, true).await?;
+        let page = render_tracking(&state, &shipment, false, true, None).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let path = format!("/t/{token}");
@@ -281,11 +288,13 @@ async fn unlock(
         .into_response())
 }
 
+/// The tracking page; `change_error` says why the delivery change just sent was not taken.
 async fn render_tracking(
     state: &HttpState,
     shipment: &Shipment,
     unlocked: bool,
     wrong_code: bool,
+    change_error: Option<String>,
 ) -> Result<Html<String>, AppError> {
     let brand = state.api.brands.of(shipment.merchant_id).await?;
     let tz = shipment.customer.time_zone.time_zone();
@@ -312,16 +321,37 @@ async fn render_tracking(
     let profile = state.carriers.get(&shipment.carrier).map(|c| c.profile());
     let now = state.api.clock.now();
     let links = state.links();
+    let token = links.token(LinkPurpose::Tracking, shipment.id);
+    // What the customer can change, and what they asked for: behind the gate.
+    let (offer, changes) = if unlocked {
+        let offer = state.api.changes.offer(shipment).await?;
+        let changes: Vec<_> = state
+            .store
+            .shipment_delivery_changes(shipment.id)
+            .await?
+            .into_iter()
+            .take(5)
+            .map(|c| {
+                minijinja::context! {
+                    details => c.details,
+                    state => c.state,
+                    url => format!("/t/{token}/changes/{}", c.id),
+                }
+            })
+            .collect();
+        (offer, changes)
+    } else {
+        (crate::delivery_changes::Offer::default(), Vec::new())
+    };
     // What only the customer sees: behind the postal code.
     let personal = |value| if unlocked { value } else { None };
     let context = minijinja::context! {
-        lang => shipment.customer.locale.language().as_str(),
-        merchant_name => &brand.merchant_name,
-        brand => &brand.context,
-        tracking_number => shipment.tracking_number.as_str(),
         order_reference => &shipment.order_reference,
-        carrier_name => profile.map_or_else(|| shipment.carrier.to_string(), |p| p.name.clone()),
         carrier_tracking_url => profile.map(|p| p.tracking_url(&shipment.tracking_number)),
+        offer => offer,
+        changes => changes,
+        changes_url => format!("/t/{token}/changes"),
+        change_error => change_error,
         delivery_changes => profile
             .filter(|_| shipment.journey.active && unlocked)
             .map(|p| p.delivery_change_links(&shipment.tracking_number))
@@ -345,10 +375,28 @@ async fn render_tracking(
             "/u/{}",
             links.token(LinkPurpose::Preferences, shipment.id)
         ))),
+        ..page_context(state, shipment, &brand)
     };
     Ok(Html(
         state.templates.render_page("page/tracking.html", context)?,
     ))
+}
+
+/// What every customer page about `shipment` shows: its language, the shop as `brand` presents
+/// it, the parcel and its carrier.
+fn page_context(
+    state: &HttpState,
+    shipment: &Shipment,
+    brand: &crate::notify::brand::Brand,
+) -> minijinja::Value {
+    let profile = state.carriers.get(&shipment.carrier).map(|c| c.profile());
+    minijinja::context! {
+        lang => shipment.customer.locale.language().as_str(),
+        merchant_name => &brand.merchant_name,
+        brand => &brand.context,
+        tracking_number => shipment.tracking_number.as_str(),
+        carrier_name => profile.map_or_else(|| shipment.carrier.to_string(), |p| p.name.clone()),
+    }
 }
 
 async fn unsubscribe_page(
@@ -382,14 +430,11 @@ async fn preferences(
     };
     let now = state.api.clock.now();
     let context = minijinja::context! {
-        lang => shipment.customer.locale.language().as_str(),
-        merchant_name => &brand.merchant_name,
-        brand => &brand.context,
-        tracking_number => shipment.tracking_number.as_str(),
         muted => shipment.muted,
         opted_out => opted_out,
         done => done,
         form => state.links().stamp(LinkPurpose::Form, shipment.id, now + gate::FORM_VALID_FOR),
+        ..page_context(state, shipment, &brand)
     };
     Ok(Html(
         state

@@ -268,6 +268,7 @@ mod tests {
                 }),
                 ..Default::default()
             },
+            ..MerchantSettings::default()
         };
         let brand = Brand::settle(
             &merchant(MerchantId::new(), "Laden Berlin"),

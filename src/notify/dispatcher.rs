@@ -302,7 +302,10 @@ impl Dispatcher {
     async fn attempt(&self, item: &OutboxItem) -> Option<Completion> {
         let (n, shipment) = (&item.notification, &item.shipment);
         let now = self.clock.now();
-        if shipment.muted {
+        // What the customer just asked for (a delivery change's outcome) is not marketing: it
+        // goes whether or not they muted the parcel's updates.
+        let asked_for = n.trigger.answers_the_customer();
+        if shipment.muted && !asked_for {
             return Some(Completion::Suppressed {
                 why: "the customer muted this shipment".into(),
             });
@@ -312,12 +315,12 @@ impl Dispatcher {
             .is_suppressed(shipment.merchant_id, n.channel, &n.recipient)
             .await
         {
-            Ok(true) => {
+            Ok(true) if !asked_for => {
                 return Some(Completion::Suppressed {
                     why: "the customer opted out of all of the merchant's messages".into(),
                 });
             }
-            Ok(false) => {}
+            Ok(_) => {}
             Err(error) => {
                 return Some(self.retry(n.attempts, format!("reading the opt-outs: {error}"), now));
             }
@@ -342,7 +345,7 @@ impl Dispatcher {
                 ));
             }
         };
-        if !brand.settings.sends(n.trigger, n.channel) {
+        if !asked_for && !brand.settings.sends(n.trigger, n.channel) {
             return Some(Completion::Suppressed {
                 why: format!(
                     "the merchant turned off `{}` messages by {}",
@@ -357,49 +360,24 @@ impl Dispatcher {
                 available_at: until,
             });
         }
-        let context = self.context(item, &brand);
-        let rendered = match brand.templates.render_email(&context) {
-            Ok(rendered) => rendered,
-            // A broken template will not fix itself by retrying: say so loudly.
-            Err(error) => {
-                return Some(Completion::Failed {
-                    error: format!("template: {error}"),
-                });
-            }
-        };
-        let to = match n.recipient.parse::<lettre::Address>() {
-            Ok(address) => Mailbox::new(shipment.customer.name.clone(), address),
-            Err(error) => {
-                return Some(Completion::Failed {
-                    error: format!("the recipient is not an address: {error}"),
-                });
-            }
-        };
         let thread = match self.store.thread_message_ids(shipment.id).await {
             Ok(thread) => thread,
             Err(error) => {
                 return Some(self.retry(n.attempts, format!("reading the thread: {error}"), now));
             }
         };
-        let message_id = format!("<{}@{}>", n.id, self.brands.defaults().message_id_domain);
-        let envelope = Envelope {
-            from: brand.from.clone(),
-            reply_to: brand.reply_to.clone(),
-            to,
-            message_id: message_id.clone(),
+        let (message, message_id) = match compose_email(
+            &self.carriers,
+            self.brands.defaults(),
+            &brand,
+            n,
+            shipment,
             thread,
-            date: std::time::SystemTime::from(now),
-            unsubscribe_url: context.unsubscribe_url.clone(),
-            trigger: n.trigger.as_str().to_owned(),
-            shipment_id: shipment.id.to_string(),
-        };
-        let message = match build_message(&envelope, &rendered) {
-            Ok(message) => message,
-            Err(error) => {
-                return Some(Completion::Failed {
-                    error: format!("building the email: {error}"),
-                });
-            }
+            now,
+        ) {
+            Ok(composed) => composed,
+            // A broken template or address will not fix itself by retrying: say so loudly.
+            Err(error) => return Some(Completion::Failed { error }),
         };
         let attempts = match self
             .store
@@ -489,16 +467,44 @@ impl Dispatcher {
             available_at: now.checked_add(simulated).unwrap_or(Timestamp::MAX),
         }
     }
+}
 
-    fn context(&self, item: &OutboxItem, brand: &Brand) -> MessageContext {
-        message_context(
-            &self.carriers,
-            self.brands.defaults(),
-            brand,
-            &item.notification,
-            &item.shipment,
-        )
-    }
+/// The email for message `n` about `shipment` from `brand`'s merchant, threaded after the
+/// shipment's earlier emails `thread`, with its `Message-ID`; `Err` says what is wrong with the
+/// template or the address, which retrying will not fix.
+pub fn compose_email(
+    carriers: &CarrierRegistry,
+    sender: &Sender,
+    brand: &Brand,
+    n: &crate::domain::Notification,
+    shipment: &crate::domain::Shipment,
+    thread: Vec<String>,
+    now: Timestamp,
+) -> Result<(lettre::Message, String), String> {
+    let context = message_context(carriers, sender, brand, n, shipment);
+    let rendered = brand
+        .templates
+        .render_email(&context)
+        .map_err(|error| format!("template: {error}"))?;
+    let address = n
+        .recipient
+        .parse::<lettre::Address>()
+        .map_err(|error| format!("the recipient is not an address: {error}"))?;
+    let message_id = format!("<{}@{}>", n.id, sender.message_id_domain);
+    let envelope = Envelope {
+        from: brand.from.clone(),
+        reply_to: brand.reply_to.clone(),
+        to: Mailbox::new(shipment.customer.name.clone(), address),
+        message_id: message_id.clone(),
+        thread,
+        date: std::time::SystemTime::from(now),
+        unsubscribe_url: context.unsubscribe_url.clone(),
+        trigger: n.trigger.as_str().to_owned(),
+        shipment_id: shipment.id.to_string(),
+    };
+    let message = build_message(&envelope, &rendered)
+        .map_err(|error| format!("building the email: {error}"))?;
+    Ok((message, message_id))
 }
 
 /// What the templates get for message `n` about `shipment`, from `brand`'s merchant.

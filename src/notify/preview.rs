@@ -74,6 +74,7 @@ pub fn preview_notification(
         Trigger::Delivered => (Status::Delivered, None),
         Trigger::Exception => (Status::Exception, Some(Reason::Damaged)),
         Trigger::ReturningToSender => (Status::Exception, Some(Reason::ReturningToSender)),
+        Trigger::DeliveryCode | Trigger::DeliveryChanged => (Status::InTransit, None),
     };
     let today = now.to_zoned(shipment.customer.time_zone.time_zone()).date();
     let window = |days: i64| {
@@ -108,6 +109,22 @@ pub fn preview_notification(
         }),
         signed_by: None,
         change_delivery_url: None,
+        delivery_change: matches!(trigger, Trigger::DeliveryCode | Trigger::DeliveryChanged).then(
+            || crate::domain::detect::DeliveryChangeFacts {
+                details: crate::domain::ChangeDetails::Neighbour {
+                    name: "Jan Kowalski".into(),
+                    house_number: "14".into(),
+                },
+                state: if trigger == Trigger::DeliveryCode {
+                    crate::domain::ChangeState::CodeSent
+                } else {
+                    crate::domain::ChangeState::Executed
+                },
+                code: (trigger == Trigger::DeliveryCode).then(|| "123456".into()),
+                code_valid_minutes: (trigger == Trigger::DeliveryCode).then_some(10),
+                note: None,
+            },
+        ),
     };
     Notification {
         id: Uuid::nil(),

@@ -23,18 +23,8 @@ fn scan(at_utc: &str, location: Option<&str>, text: &str) -> Option<EventFacts> 
 
 fn facts(status: Status, reason: Option<Reason>, event: Option<EventFacts>) -> Facts {
     Facts {
-        status,
-        reason,
         event,
-        estimate: None,
-        previous_estimate: None,
-        promise: None,
-        delay_cause: None,
-        quiet_business_hours: None,
-        waiting_since: None,
-        pickup_point: None,
-        signed_by: None,
-        change_delivery_url: None,
+        ..Facts::bare(status, reason)
     }
 }
 
@@ -228,6 +218,21 @@ fn context(trigger: Trigger, language: Language) -> MessageContext {
                     "The shipment is being returned to the sender",
                 ),
             );
+        }
+        Trigger::DeliveryCode | Trigger::DeliveryChanged => {
+            ctx.facts.delivery_change = Some(crate::domain::detect::DeliveryChangeFacts {
+                details: crate::domain::ChangeDetails::AnotherDay {
+                    date: date(2026, 3, 9),
+                },
+                state: if trigger == Trigger::DeliveryCode {
+                    crate::domain::ChangeState::CodeSent
+                } else {
+                    crate::domain::ChangeState::Executed
+                },
+                code: (trigger == Trigger::DeliveryCode).then(|| "042917".into()),
+                code_valid_minutes: Some(10),
+                note: None,
+            });
         }
     }
     ctx
@@ -668,7 +673,10 @@ fn a_bare_context_renders_every_email() {
             ctx.carrier_tracking_url = String::new();
             ctx.delivery_changes.clear();
             ctx.pickup_point = None;
+            // A delivery change's messages always carry the change.
+            let change = ctx.facts.delivery_change.take();
             ctx.facts = facts(ctx.facts.status, None, None);
+            ctx.facts.delivery_change = change;
             let email = render_with(&templates, &ctx);
             assert!(
                 email.subject.contains("Tea & Cake"),

@@ -1042,8 +1042,28 @@ pub async fn serve_http(
     let stop = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn(waymark::http::serve(
         listener,
-        app.waymark.http_state(),
+        app.waymark.http_state()?,
         stop.clone(),
     ));
     Ok((base, stop, server))
+}
+
+/// A new API key of `merchant`, as its holder presents it.
+pub async fn key_for(app: &TestApp, merchant: MerchantId) -> anyhow::Result<String> {
+    let new = waymark::domain::NewApiKey::generate();
+    app.store()
+        .create_api_key(
+            &waymark::domain::ApiKey {
+                id: Uuid::now_v7(),
+                merchant_id: merchant,
+                name: "test".into(),
+                prefix: new.prefix.clone(),
+                created_at: Timestamp::now(),
+                last_used_at: None,
+                revoked_at: None,
+            },
+            &new.hash,
+        )
+        .await?;
+    Ok(new.key.expose().to_owned())
 }

@@ -13,6 +13,7 @@ mod carrier_errors;
 mod cli;
 mod daemon;
 mod delivery;
+mod delivery_changes;
 mod intake;
 mod journeys;
 mod merchant_api;

@@ -6,9 +6,9 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use uuid::Uuid;
-use waymark::domain::{ApiKey, Merchant, MerchantId, MerchantSlug, NewApiKey};
+use waymark::domain::{Merchant, MerchantId, MerchantSlug};
 
-use crate::helpers::{TestApp, daemon_env, run_waymark, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, daemon_env, key_for, run_waymark, spawn_app, spawn_app_with};
 
 /// `waymark serve`'s HTTP side for a test app, on a free port.
 struct Api {
@@ -74,25 +74,6 @@ async fn merchant(app: &TestApp, slug: &str) -> anyhow::Result<(MerchantId, Stri
     app.store().create_merchant(&merchant).await?;
     app.waymark.ensure_sandbox_account(merchant.id).await?;
     Ok((merchant.id, key_for(app, merchant.id).await?))
-}
-
-async fn key_for(app: &TestApp, merchant: MerchantId) -> anyhow::Result<String> {
-    let new = NewApiKey::generate();
-    app.store()
-        .create_api_key(
-            &ApiKey {
-                id: Uuid::now_v7(),
-                merchant_id: merchant,
-                name: "test".into(),
-                prefix: new.prefix.clone(),
-                created_at: Timestamp::now(),
-                last_used_at: None,
-                revoked_at: None,
-            },
-            &new.hash,
-        )
-        .await?;
-    Ok(new.key.expose().to_owned())
 }
 
 /// The fields a problem's `errors` name.
@@ -693,6 +674,8 @@ async fn the_openapi_document_matches_the_routes() -> anyhow::Result<()> {
             "DELETE /templates/email/{language}/{file}",
             "GET /carrier-accounts",
             "GET /carrier-accounts/{id}",
+            "GET /delivery-changes",
+            "GET /delivery-changes/{id}",
             "GET /settings",
             "GET /shipments",
             "GET /shipments/{id}",
@@ -701,6 +684,8 @@ async fn the_openapi_document_matches_the_routes() -> anyhow::Result<()> {
             "PATCH /shipments/{id}",
             "POST /carrier-accounts",
             "POST /carrier-accounts/{id}/test",
+            "POST /delivery-changes/{id}/approve",
+            "POST /delivery-changes/{id}/reject",
             "POST /previews",
             "POST /shipments",
             "POST /shipments/import",
