@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Waymark's whole test suite, from a fresh machine: installs what the tests need (a real SMTP
-# server, Debian's python3-aiosmtpd; from PyPI the `holidays` package, which the holiday calendar
-# is checked against, and openapi-spec-validator, which checks the API's OpenAPI document), then
+# server, Debian's python3-aiosmtpd; a real browser, Debian's chromium and chromium-driver; from
+# PyPI the `holidays` package, which the holiday calendar is checked against, and
+# openapi-spec-validator, which checks the API's OpenAPI document), then
 # runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,12 @@ apt_install() {
 if ! "$python" -c 'import aiosmtpd' 2>/dev/null; then
     echo "installing the test SMTP server (python3-aiosmtpd)..."
     apt_install python3-aiosmtpd
+fi
+
+# The browser the end-to-end tests drive: Debian's Chromium and its WebDriver server.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+    echo "installing the test browser (chromium, chromium-driver)..."
+    apt_install chromium chromium-driver
 fi
 
 # Install Python packages from PyPI.

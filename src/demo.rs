@@ -26,31 +26,53 @@ pub struct DemoArgs {
     /// Give up after this many real seconds.
     #[arg(long, default_value_t = 240)]
     pub timeout_seconds: u64,
+    /// Afterwards, leave one more parcel whose delivery can still be changed, serve its
+    /// tracking page on `public_url` and print the link; runs until it is delivered.
+    #[arg(long)]
+    pub changeable: bool,
+    /// Simulated seconds per real second while the changeable parcel travels (300: its three
+    /// days take about a quarter of an hour, about twelve minutes of which it can be changed).
+    #[arg(long, default_value_t = 300.0, requires = "changeable")]
+    pub changeable_acceleration: f64,
+}
+
+/// One of the demo's customers.
+struct Customer {
+    locale: &'static str,
+    name: &'static str,
+    email: &'static str,
+    country: &'static str,
+    zone: &'static str,
+    /// What unlocks their tracking pages.
+    postal_code: &'static str,
 }
 
 /// The demo's customers: one per language, each in their own country and zone.
-const CUSTOMERS: [(&str, &str, &str, &str, &str); 3] = [
-    (
-        "en",
-        "Emma Clarke",
-        "emma.clarke@example.com",
-        "GB",
-        "Europe/London",
-    ),
-    (
-        "de",
-        "Jonas Becker",
-        "jonas.becker@example.de",
-        "DE",
-        "Europe/Berlin",
-    ),
-    (
-        "pl",
-        "Zofia Nowak",
-        "zofia.nowak@example.pl",
-        "PL",
-        "Europe/Warsaw",
-    ),
+const CUSTOMERS: [Customer; 3] = [
+    Customer {
+        locale: "en",
+        name: "Emma Clarke",
+        email: "emma.clarke@example.com",
+        country: "GB",
+        zone: "Europe/London",
+        postal_code: "SW1A 1AA",
+    },
+    Customer {
+        locale: "de",
+        name: "Jonas Becker",
+        email: "jonas.becker@example.de",
+        country: "DE",
+        zone: "Europe/Berlin",
+        postal_code: "10115",
+    },
+    Customer {
+        locale: "pl",
+        name: "Zofia Nowak",
+        email: "zofia.nowak@example.pl",
+        country: "PL",
+        zone: "Europe/Warsaw",
+        postal_code: "00-950",
+    },
 ];
 
 /// The settings key that marks a database as the demo's own (and so safe to start afresh).
@@ -128,6 +150,9 @@ pub async fn run(config_file: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     if !finished {
         bail!("the demo did not finish within {} s", args.timeout_seconds);
     }
+    if args.changeable {
+        changeable(&waymark.config, args).await?;
+    }
     Ok(())
 }
 
@@ -178,38 +203,139 @@ async fn register(waymark: &Waymark) -> anyhow::Result<Vec<(Scenario, Shipment)>
     let mut shipments = Vec::new();
     let mut seq = 0;
     for scenario in Scenario::JOURNEYS {
-        for (locale, name, email, country, zone) in CUSTOMERS {
+        for customer in &CUSTOMERS {
             seq += 1;
-            let now = waymark.clock.now();
-            let today = now.to_zoned(jiff::tz::TimeZone::get(zone)?).date();
-            let promise = today.checked_add(4.days())?;
-            let input = ShipmentInput {
-                carrier: "sandbox".into(),
-                account: None,
-                tracking_number: scenario.example_number(seq).to_string(),
-                customer_email: email.into(),
-                customer_name: Some(name.into()),
-                customer_phone: None,
-                locale: locale.into(),
-                time_zone: Some(zone.into()),
-                destination_country: country.into(),
-                destination_postal_code: None,
-                order_reference: Some(format!("WM-{}", 1000 + seq)),
-                promise: Some(promise.to_string()),
-                ..ShipmentInput::default()
-            };
-            let shipment = intake::register(
-                waymark.store.as_ref(),
-                &waymark.carriers,
-                crate::domain::MerchantId::DEFAULT,
-                &input,
-                now,
-            )
-            .await?;
+            let shipment = register_one(waymark, scenario, seq, customer).await?;
             shipments.push((scenario, shipment));
         }
     }
     Ok(shipments)
+}
+
+/// Register sandbox parcel `seq` playing `scenario` for `customer`, promised in four days.
+async fn register_one(
+    waymark: &Waymark,
+    scenario: Scenario,
+    seq: u32,
+    customer: &Customer,
+) -> anyhow::Result<Shipment> {
+    let now = waymark.clock.now();
+    let today = now.to_zoned(jiff::tz::TimeZone::get(customer.zone)?).date();
+    let promise = today.checked_add(4.days())?;
+    let input = ShipmentInput {
+        carrier: "sandbox".into(),
+        tracking_number: scenario.example_number(seq).to_string(),
+        customer_email: customer.email.into(),
+        customer_name: Some(customer.name.into()),
+        locale: customer.locale.into(),
+        time_zone: Some(customer.zone.into()),
+        destination_country: customer.country.into(),
+        destination_postal_code: Some(customer.postal_code.into()),
+        order_reference: Some(format!("WM-{}", 1000 + seq)),
+        promise: Some(promise.to_string()),
+        ..ShipmentInput::default()
+    };
+    Ok(intake::register(
+        waymark.store.as_ref(),
+        &waymark.carriers,
+        crate::domain::MerchantId::DEFAULT,
+        &input,
+        now,
+    )
+    .await?)
+}
+
+/// The number of the parcel `--changeable` leaves.
+const CHANGEABLE_SEQ: u32 = 900;
+
+/// `--changeable`: one more on-time parcel, to Jonas Becker in Berlin but with English pages,
+/// on a slower clock and with the tracking pages served, until it is delivered.
+async fn changeable(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
+    let mut config = config.clone();
+    config.http.enabled = true;
+    let clock =
+        crate::clock::Clock::accelerated(args.changeable_acceleration, jiff::Timestamp::now());
+    let waymark = Waymark::start_with_clock(config, Some(clock)).await?;
+    let customer = Customer {
+        locale: "en",
+        ..CUSTOMERS[1]
+    };
+    let shipment = register_one(&waymark, Scenario::OnTime, CHANGEABLE_SEQ, &customer).await?;
+    let token = waymark
+        .links
+        .token(crate::links::LinkPurpose::Tracking, shipment.id);
+    let link = format!(
+        "{}/t/{token}",
+        waymark.config.public_url.trim_end_matches('/')
+    );
+    let shutdown = CancellationToken::new();
+    let runner = {
+        let waymark = waymark.clone();
+        let token = shutdown.clone();
+        tokio::spawn(async move { waymark.run(token).await })
+    };
+    println!(
+        "\nOne more parcel is on its way, and its delivery can still be changed:\n\n    {link}\n\n\
+         Open it, enter the postal code {postal}, and choose a change (a neighbour, a safe place, \
+         another day, a pickup point).\nThe code to confirm it arrives as the newest email in {outbox}/. \
+         The parcel travels {acc}× fast: it can be changed for about ten minutes,\nand the demo \
+         serves its page until it is delivered (Ctrl-C stops it sooner).",
+        postal = customer.postal_code,
+        outbox = waymark.config.email.file_dir.display(),
+        acc = args.changeable_acceleration,
+    );
+    let stopped = tokio::signal::ctrl_c();
+    tokio::pin!(stopped);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        let now = waymark
+            .store
+            .shipment(shipment.id)
+            .await?
+            .context("the changeable parcel is stored")?;
+        let changes = waymark.store.shipment_delivery_changes(shipment.id).await?;
+        let state = (
+            now.journey.status,
+            now.journey.reason,
+            changes.first().map(|c| c.state),
+        );
+        if last != Some(state) {
+            last = Some(state);
+            let change = changes
+                .first()
+                .map(|c| {
+                    format!(
+                        "; your change ({}): {}",
+                        c.details.describe(),
+                        c.state.as_str()
+                    )
+                })
+                .unwrap_or_default();
+            println!(
+                "  {}: {}{}{change}",
+                waymark.clock.now().strftime("%a %d %b %H:%M UTC"),
+                now.journey.status.as_str().replace('_', " "),
+                now.journey
+                    .reason
+                    .map(|r| format!(" ({})", r.as_str().replace('_', " ")))
+                    .unwrap_or_default(),
+            );
+        }
+        let backlog = waymark.store.backlog().await?;
+        if !now.journey.active && backlog.unsent_notifications == 0 {
+            println!("The parcel's journey is complete: reload {link} to see it.");
+            break;
+        }
+    }
+    shutdown.cancel();
+    runner
+        .await
+        .context("the demo's workers stopped abnormally")??;
+    Ok(())
 }
 
 async fn write_index(

@@ -137,11 +137,18 @@ impl DeliveryChanges {
         let rules = carrier.profile().change_rules();
         let policy = self.policy(shipment.merchant_id).await?;
         let tz = shipment.customer.time_zone.time_zone();
+        // Another day is a later one: after the day the carrier expects to deliver.
         let today = self.clock.now().to_zoned(tz).date();
+        let after = shipment
+            .journey
+            .carrier_estimate
+            .map(|window| window.earliest)
+            .filter(|day| *day > today)
+            .unwrap_or(today);
         let days = next_delivery_days(
             &self.calendar,
             &shipment.destination_country,
-            today,
+            after,
             rules.another_day_choices,
         );
         let points = if rules

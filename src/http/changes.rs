@@ -171,7 +171,6 @@ async fn render_change(
     tries_left: Option<u32>,
 ) -> Result<Html<String>, AppError> {
     let brand = state.api.brands.of(shipment.merchant_id).await?;
-    let now = state.api.clock.now();
     let context = minijinja::context! {
         change => minijinja::context! {
             details => &change.details,
@@ -179,7 +178,7 @@ async fn render_change(
             code_sent_to => &change.code_sent_to,
         },
         tries_left => tries_left,
-        form => state.links().stamp(LinkPurpose::Form, shipment.id, now + gate::FORM_VALID_FOR),
+        form => state.form_stamp(shipment.id),
         tracking_url => format!("/t/{token}"),
         ..super::page_context(state, shipment, &brand)
     };

@@ -73,15 +73,16 @@ pub fn unlocked(headers: &HeaderMap, links: &Links, shipment: Uuid, now: Timesta
         })
 }
 
-/// The `Set-Cookie` that unlocks the page at `path` (`/t/{token}`) for an hour.
+/// The `Set-Cookie` that unlocks the page at `path` (`/t/{token}`) for an hour, its stamp good
+/// until `until` (an hour on, on Waymark's clock).
 pub fn unlock_cookie(
     links: &Links,
     shipment: Uuid,
     path: &str,
-    now: Timestamp,
+    until: Timestamp,
     secure: bool,
 ) -> String {
-    let value = links.stamp(LinkPurpose::Unlocked, shipment, now + UNLOCKED_FOR);
+    let value = links.stamp(LinkPurpose::Unlocked, shipment, until);
     format!(
         "{COOKIE}={value}; Path={path}; Max-Age={}; HttpOnly; SameSite=Strict{}",
         UNLOCKED_FOR.as_secs(),

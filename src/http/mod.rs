@@ -99,6 +99,22 @@ impl HttpState {
     fn links(&self) -> &crate::links::Links {
         &self.api.brands.defaults().links
     }
+
+    /// The simulated instant `real` (a person's time: a form, an unlocked page) from now,
+    /// however fast the clock runs.
+    fn after_real(&self, real: jiff::SignedDuration) -> jiff::Timestamp {
+        let clock = &self.api.clock;
+        clock.now() + clock.simulated_duration(real.unsigned_abs())
+    }
+
+    /// The stamp a page's forms carry (CSRF), good for [`gate::FORM_VALID_FOR`].
+    fn form_stamp(&self, shipment: uuid::Uuid) -> String {
+        self.links().stamp(
+            LinkPurpose::Form,
+            shipment,
+            self.after_real(gate::FORM_VALID_FOR),
+        )
+    }
 }
 
 /// Serve until `shutdown` is cancelled, letting requests in flight finish.
@@ -280,7 +296,8 @@ async fn unlock(
     }
     let path = format!("/t/{token}");
     let secure = state.api.brands.defaults().public_url.starts_with("https:");
-    let cookie = gate::unlock_cookie(state.links(), shipment.id, &path, now, secure);
+    let until = state.after_real(gate::UNLOCKED_FOR);
+    let cookie = gate::unlock_cookie(state.links(), shipment.id, &path, until, secure);
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, path), (header::SET_COOKIE, cookie)],
@@ -319,7 +336,6 @@ async fn render_tracking(
         .collect();
     events.reverse();
     let profile = state.carriers.get(&shipment.carrier).map(|c| c.profile());
-    let now = state.api.clock.now();
     let links = state.links();
     let token = links.token(LinkPurpose::Tracking, shipment.id);
     // What the customer can change, and what they asked for: behind the gate.
@@ -366,7 +382,7 @@ async fn render_tracking(
         unlocked => unlocked,
         can_unlock => shipment.destination_postal_code.is_some(),
         wrong_code => wrong_code,
-        form => links.stamp(LinkPurpose::Form, shipment.id, now + gate::FORM_VALID_FOR),
+        form => state.form_stamp(shipment.id),
         customer_name => personal(shipment.customer.name.clone()),
         postal_code => personal(shipment.destination_postal_code.as_ref().map(|p| p.as_str().to_owned())),
         // Only behind the gate: whoever the customer forwards the link to must not be able to
@@ -428,12 +444,11 @@ async fn preferences(
         }
         None => false,
     };
-    let now = state.api.clock.now();
     let context = minijinja::context! {
         muted => shipment.muted,
         opted_out => opted_out,
         done => done,
-        form => state.links().stamp(LinkPurpose::Form, shipment.id, now + gate::FORM_VALID_FOR),
+        form => state.form_stamp(shipment.id),
         ..page_context(state, shipment, &brand)
     };
     Ok(Html(

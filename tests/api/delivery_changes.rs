@@ -12,7 +12,7 @@ use waymark::domain::{
 };
 use waymark::links::LinkPurpose;
 
-use crate::helpers::{Email, TestApp, key_for, sandbox_shipment, serve_http, spawn_app};
+use crate::helpers::{Email, TestApp, code_in, key_for, sandbox_shipment, serve_http, spawn_app};
 
 /// A customer's browser on the tracking page of one shipment.
 struct Visitor {
@@ -125,28 +125,13 @@ fn location(answer: &reqwest::Response) -> String {
         .to_owned()
 }
 
-/// The code in the latest code email.
-fn code_in(emails: &[Email]) -> String {
-    let email = emails
-        .iter()
-        .rev()
-        .find(|e| e.trigger() == "delivery_code")
-        .expect("a code email arrived");
-    email
-        .subject()
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .expect("the subject carries the code")
-        .to_owned()
-}
-
 /// A code that is not `right`.
-fn wrong(right: &str) -> String {
+pub(crate) fn wrong(right: &str) -> String {
     format!("{:06}", (right.parse::<u32>().unwrap_or(0) + 1) % 1_000_000)
 }
 
 /// An on-time sandbox parcel to Berlin 10115, polled until it is on its way.
-async fn moving_parcel(app: &TestApp, seq: u32) -> anyhow::Result<Shipment> {
+pub(crate) async fn moving_parcel(app: &TestApp, seq: u32) -> anyhow::Result<Shipment> {
     let mut input = sandbox_shipment(
         Scenario::OnTime,
         seq,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use std::sync::Arc;
@@ -1030,16 +1031,21 @@ pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// The app's HTTP side on a free port: its base URL, the switch that stops it, and its task.
-pub async fn serve_http(
+pub async fn serve_http(app: &TestApp) -> anyhow::Result<(String, CancellationToken, Server)> {
+    serve_http_on(app, tokio::net::TcpListener::bind("127.0.0.1:0").await?).await
+}
+
+/// A running HTTP side's task.
+pub type Server = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// The app's HTTP side on `listener` (bound before the app started, when its links must point
+/// at it).
+pub async fn serve_http_on(
     app: &TestApp,
-) -> anyhow::Result<(
-    String,
-    tokio_util::sync::CancellationToken,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<(String, CancellationToken, Server)> {
     let base = format!("http://{}", listener.local_addr()?);
-    let stop = tokio_util::sync::CancellationToken::new();
+    let stop = CancellationToken::new();
     let server = tokio::spawn(waymark::http::serve(
         listener,
         app.waymark.http_state()?,
@@ -1066,4 +1072,19 @@ pub async fn key_for(app: &TestApp, merchant: MerchantId) -> anyhow::Result<Stri
         )
         .await?;
     Ok(new.key.expose().to_owned())
+}
+
+/// The one-time code in the latest delivery-change code email: its subject carries it.
+pub fn code_in(emails: &[Email]) -> String {
+    let email = emails
+        .iter()
+        .rev()
+        .find(|e| e.trigger() == "delivery_code")
+        .expect("a code email arrived");
+    email
+        .subject()
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .expect("the subject carries the code")
+        .to_owned()
 }

@@ -9,6 +9,7 @@
 
 mod helpers;
 
+mod browser;
 mod carrier_errors;
 mod cli;
 mod daemon;

@@ -64,13 +64,15 @@ pub(crate) fn apply(played: &mut Vec<Played>, change: &Accepted, zone: TimeZone)
     let Some(before) = played.iter().rposition(|p| p.at <= at) else {
         return;
     };
-    let acknowledged = scan(
+    // The instruction comes from the recipient, not from a scan at a place.
+    let mut acknowledged = scan(
         at,
         &zone,
         "CA",
         "Delivery instructions changed at the recipient's request".into(),
         &played[before],
     );
+    acknowledged.place = None;
     let cut = played
         .iter()
         .position(|p| p.at > at && OUTCOMES.contains(&p.code));
@@ -155,7 +157,6 @@ pub(crate) fn apply(played: &mut Vec<Played>, change: &Accepted, zone: TimeZone)
             }
         }
     }
-    let mut acknowledged = acknowledged;
     if let ChangeDetails::AnotherDay { date } = &change.details {
         acknowledged.estimate = DeliveryWindow::between(*date, *date).ok();
     }
