@@ -361,7 +361,38 @@ async fn render_tracking(
     };
     // What only the customer sees: behind the postal code.
     let personal = |value| if unlocked { value } else { None };
+    // What helps now: the duties the carrier asks for, where the parcel waits, a broken promise.
+    let journey = &shipment.journey;
+    let duties_text = (journey.reason == Some(crate::domain::Reason::DutiesDue))
+        .then(|| {
+            events
+                .iter()
+                .find(|e| e.reason.as_deref() == Some("duties_due"))
+                .map(|e| e.text.clone())
+        })
+        .flatten();
+    let pickup = if journey.status == Status::AvailableForPickup {
+        state
+            .store
+            .notifications(shipment.id)
+            .await?
+            .into_iter()
+            .rev()
+            .find_map(|n| n.facts.pickup_point)
+    } else {
+        None
+    };
+    let late = matches!(
+        (journey.carrier_estimate, shipment.promise),
+        (Some(estimate), Some(promise)) if estimate.earliest > promise.latest
+    );
     let context = minijinja::context! {
+        // The page's explanation: of the reason where it has one, else of the status.
+        explain_reason => journey.reason.map_or_else(String::new, |r| format!("ex_{}", r.as_str())),
+        explain_status => format!("ex_{}", journey.status.as_str()),
+        duties_text => duties_text,
+        pickup => pickup,
+        late => late,
         order_reference => &shipment.order_reference,
         carrier_tracking_url => profile.map(|p| p.tracking_url(&shipment.tracking_number)),
         offer => offer,

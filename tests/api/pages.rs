@@ -370,3 +370,69 @@ async fn opting_out_of_all_of_a_merchants_emails_stops_the_next_shipments_too() 
     server.await??;
     Ok(())
 }
+
+/// Drive `scenario`'s parcel until its journey is at `status` and `reason`; its page.
+async fn page_when(
+    scenario: Scenario,
+    status: waymark::domain::Status,
+    reason: Option<waymark::domain::Reason>,
+) -> anyhow::Result<String> {
+    let app = spawn_app().await?;
+    let shipment = app
+        .register(&sandbox_shipment(
+            scenario,
+            1,
+            "emma.clarke@example.com",
+            "Emma Clarke",
+            "en",
+            "DE",
+        ))
+        .await?;
+    let store = app.waymark.store.clone();
+    app.drive_until("the journey's moment", async |_| {
+        let s = store.shipment(shipment.id).await?.expect("stored");
+        Ok(s.journey.status == status && s.journey.reason == reason)
+    })
+    .await?;
+    let tracking = app.waymark.links.token(LinkPurpose::Tracking, shipment.id);
+    let (base, stop, server) = serve_http(&app).await?;
+    let html = reqwest::get(format!("{base}/t/{tracking}"))
+        .await?
+        .text()
+        .await?;
+    stop.cancel();
+    server.await??;
+    Ok(html)
+}
+
+#[tokio::test]
+async fn the_page_says_what_duties_and_a_pickup_point_mean_and_what_to_do() -> anyhow::Result<()> {
+    use waymark::domain::{Reason, Status};
+    let duties = page_when(
+        Scenario::Customs,
+        Status::Exception,
+        Some(Reason::DutiesDue),
+    )
+    .await?;
+    assert!(duties.contains("What this means"), "{duties}");
+    assert!(
+        duties.contains("Import duties and taxes must be paid"),
+        "{duties}"
+    );
+    assert!(
+        duties.contains("EUR 23.80"),
+        "the carrier's amount: {duties}"
+    );
+    assert!(
+        duties.contains(">Pay on the carrier"),
+        "where to pay: {duties}"
+    );
+
+    let pickup = page_when(Scenario::Pickup, Status::AvailableForPickup, None).await?;
+    assert!(
+        pickup.contains("waiting for you at a pickup point"),
+        "{pickup}"
+    );
+    assert!(pickup.contains("Collect by:"), "{pickup}");
+    Ok(())
+}
