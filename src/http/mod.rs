@@ -45,6 +45,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/assets/page.css", get(stylesheet))
+        .route("/assets/brand/{merchant}", get(brand_stylesheet))
         .route("/t/{token}", get(tracking_page).post(unlock))
         .route("/t/{token}/changes", axum::routing::post(changes::request))
         .route(
@@ -93,6 +94,36 @@ async fn stylesheet() -> Response {
         STYLESHEET,
     )
         .into_response()
+}
+
+/// `/assets/brand/<merchant id>.css`: the merchant's colour for the pages, as `--brand`.
+async fn brand_stylesheet(
+    State(state): State<HttpState>,
+    Path(file): Path<String>,
+) -> Result<Response, AppError> {
+    let merchant = file
+        .strip_suffix(".css")
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        .map(crate::domain::MerchantId)
+        .ok_or(AppError::NotFound)?;
+    let brand = state.api.brands.of(merchant).await?;
+    // Checked as #rrggbb when saved: nothing else can reach the sheet.
+    let colour = brand
+        .context
+        .primary_colour
+        .as_deref()
+        .filter(|c| {
+            c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|h| h.is_ascii_hexdigit())
+        })
+        .ok_or(AppError::NotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        format!(":root {{ --brand: {colour}; }}\n"),
+    )
+        .into_response())
 }
 
 impl HttpState {
@@ -439,6 +470,7 @@ fn page_context(
     let profile = state.carriers.get(&shipment.carrier).map(|c| c.profile());
     minijinja::context! {
         lang => shipment.customer.locale.language().as_str(),
+        merchant_id => shipment.merchant_id.to_string(),
         merchant_name => &brand.merchant_name,
         brand => &brand.context,
         tracking_number => shipment.tracking_number.as_str(),

@@ -436,3 +436,50 @@ async fn the_page_says_what_duties_and_a_pickup_point_mean_and_what_to_do() -> a
     assert!(pickup.contains("Collect by:"), "{pickup}");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_pages_wear_the_merchants_colour_from_a_style_sheet_of_its_own() -> anyhow::Result<()> {
+    use waymark::domain::{Branding, MerchantId, MerchantSettings};
+    let app = spawn_app().await?;
+    let settings = MerchantSettings {
+        branding: Branding {
+            primary_colour: Some("#aa3300".into()),
+            ..Branding::default()
+        },
+        ..MerchantSettings::default()
+    };
+    app.store()
+        .save_merchant_settings(MerchantId::DEFAULT, &settings)
+        .await?;
+    let shipment = app
+        .register(&sandbox_shipment(
+            Scenario::OnTime,
+            1,
+            "emma.clarke@example.com",
+            "Emma Clarke",
+            "en",
+            "DE",
+        ))
+        .await?;
+    let tracking = app.waymark.links.token(LinkPurpose::Tracking, shipment.id);
+    let (base, stop, server) = serve_http(&app).await?;
+    let html = reqwest::get(format!("{base}/t/{tracking}"))
+        .await?
+        .text()
+        .await?;
+    let sheet = format!("/assets/brand/{}.css", MerchantId::DEFAULT);
+    assert!(html.contains(&format!(r#"href="{sheet}""#)), "{html}");
+    assert!(
+        !html.contains("style="),
+        "no inline style: the CSP forbids it"
+    );
+    let css = reqwest::get(format!("{base}{sheet}")).await?;
+    assert_eq!(css.status(), 200);
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(css.text().await?.contains("--brand: #aa3300;"));
+    let unknown = reqwest::get(format!("{base}/assets/brand/{}.css", uuid::Uuid::now_v7())).await?;
+    assert_eq!(unknown.status(), 404);
+    stop.cancel();
+    server.await??;
+    Ok(())
+}
