@@ -31,6 +31,7 @@ use crate::store::Store;
 pub mod accounts;
 pub mod delivery_changes;
 pub mod import;
+pub mod logo;
 pub mod problem;
 pub mod settings;
 pub mod shipments;
@@ -140,6 +141,7 @@ pub fn documented_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::test))
         .routes(routes!(settings::show, settings::replace))
         .routes(routes!(settings::preview))
+        .routes(routes!(logo::replace, logo::delete))
         .routes(routes!(templates::list))
         .routes(routes!(templates::replace, templates::delete))
         .routes(routes!(delivery_changes::list))

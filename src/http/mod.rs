@@ -46,6 +46,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/health", get(health))
         .route("/assets/page.css", get(stylesheet))
         .route("/assets/brand/{merchant}", get(brand_stylesheet))
+        .route("/assets/logo/{merchant}", get(logo))
         .route("/t/{token}", get(tracking_page).post(unlock))
         .route("/t/{token}/changes", axum::routing::post(changes::request))
         .route(
@@ -122,6 +123,34 @@ async fn brand_stylesheet(
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
         format!(":root {{ --brand: {colour}; }}\n"),
+    )
+        .into_response())
+}
+
+/// `/assets/logo/<merchant id>`: the logo the merchant uploaded.
+async fn logo(
+    State(state): State<HttpState>,
+    Path(merchant): Path<String>,
+) -> Result<Response, AppError> {
+    let merchant = uuid::Uuid::parse_str(&merchant)
+        .map(crate::domain::MerchantId)
+        .map_err(|_| AppError::NotFound)?;
+    let logo = state
+        .store
+        .merchant_logo(merchant)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let content_type =
+        HeaderValue::from_str(&logo.content_type).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            ),
+        ],
+        logo.bytes,
     )
         .into_response())
 }

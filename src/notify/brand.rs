@@ -23,7 +23,13 @@ const FRESH_FOR: Duration = Duration::from_secs(5);
 /// What templates may show of the merchant's branding; unset parts are `none`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrandContext {
+    /// The logo emails show: the merchant's own URL, else the one it uploaded, served by
+    /// Waymark.
     pub logo_url: Option<String>,
+    /// The uploaded logo as the tracking pages load it (`/assets/logo/<merchant>?v=…`): the
+    /// pages load nothing from elsewhere.
+    #[serde(default)]
+    pub page_logo: Option<String>,
     /// `#rrggbb` for headings and buttons.
     pub primary_colour: Option<String>,
     pub support_email: Option<String>,
@@ -97,6 +103,7 @@ impl Brand {
             quiet_hours,
             context: BrandContext {
                 logo_url: b.logo_url.clone(),
+                page_logo: None,
                 primary_colour: b.primary_colour.clone(),
                 support_email: b.support_email.clone(),
                 support_url: b.support_url.clone(),
@@ -192,13 +199,23 @@ impl Brands {
                 self.templates.clone()
             })
         };
-        let brand = Arc::new(Brand::settle(
+        let mut brand = Brand::settle(
             &record,
             settings,
             &self.defaults,
             self.quiet_hours,
             templates,
-        ));
+        );
+        if let Some(logo) = self.store.merchant_logo(merchant).await? {
+            // The version makes a new upload a new URL, past every cache.
+            let path = format!("/assets/logo/{merchant}?v={}", logo.updated_at.as_second());
+            if brand.context.logo_url.is_none() {
+                let base = self.defaults.public_url.trim_end_matches('/');
+                brand.context.logo_url = Some(format!("{base}{path}"));
+            }
+            brand.context.page_logo = Some(path);
+        }
+        let brand = Arc::new(brand);
         self.lock()
             .insert(merchant, (Instant::now(), brand.clone()));
         Ok(brand)

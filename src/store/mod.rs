@@ -232,6 +232,15 @@ pub trait Store: Send + Sync + 'static {
         merchant: MerchantId,
         name: &str,
     ) -> Result<bool, StoreError>;
+    /// Keep `logo` as the merchant's logo, or remove it (`None`); false when there is no such
+    /// merchant (or, removing, no logo).
+    async fn save_merchant_logo(
+        &self,
+        merchant: MerchantId,
+        logo: Option<&MerchantLogo>,
+    ) -> Result<bool, StoreError>;
+    async fn merchant_logo(&self, merchant: MerchantId)
+    -> Result<Option<MerchantLogo>, StoreError>;
     /// Replace the merchant's settings; false when there is no such merchant.
     async fn save_merchant_settings(
         &self,
@@ -585,6 +594,15 @@ pub trait Store: Send + Sync + 'static {
     /// The requests carried out through a carrier, of shipments still on their way: what the
     /// carriers that keep no record of their own (the sandbox) are told again at a start.
     async fn executed_delivery_changes(&self) -> Result<Vec<AcceptedChange>, StoreError>;
+}
+
+/// A merchant's uploaded logo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantLogo {
+    /// `image/png`, `image/jpeg` or `image/webp`.
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    pub updated_at: Timestamp,
 }
 
 /// A delivery change a carrier carried out, with the parcel it is about.

@@ -23,9 +23,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    AcceptedChange, Backlog, ClaimOrder, Completion, ExpiredShipment, MerchantNotice, OutboxItem,
-    PollClaim, PollFailure, PollWrite, ShipmentChanges, ShipmentFilter, Store, StoreError,
-    StoredResponse,
+    AcceptedChange, Backlog, ClaimOrder, Completion, ExpiredShipment, MerchantLogo, MerchantNotice,
+    OutboxItem, PollClaim, PollFailure, PollWrite, ShipmentChanges, ShipmentFilter, Store,
+    StoreError, StoredResponse,
 };
 
 mod accounts;
@@ -445,6 +445,21 @@ impl Store for SqliteStore {
         settings: &MerchantSettings,
     ) -> Result<bool, StoreError> {
         self.write_settings(merchant, settings).await
+    }
+
+    async fn save_merchant_logo(
+        &self,
+        merchant: MerchantId,
+        logo: Option<&MerchantLogo>,
+    ) -> Result<bool, StoreError> {
+        self.write_logo(merchant, logo).await
+    }
+
+    async fn merchant_logo(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Option<MerchantLogo>, StoreError> {
+        self.logo_of(merchant).await
     }
 
     async fn create_api_key(&self, key: &ApiKey, hash: &ApiKeyHash) -> Result<(), StoreError> {

@@ -670,6 +670,7 @@ async fn the_openapi_document_matches_the_routes() -> anyhow::Result<()> {
         documented,
         [
             "DELETE /carrier-accounts/{id}",
+            "DELETE /settings/logo",
             "DELETE /shipments/{id}",
             "DELETE /templates/email/{language}/{file}",
             "GET /carrier-accounts",
@@ -690,6 +691,7 @@ async fn the_openapi_document_matches_the_routes() -> anyhow::Result<()> {
             "POST /shipments",
             "POST /shipments/import",
             "PUT /settings",
+            "PUT /settings/logo",
             "PUT /templates/email/{language}/{file}",
         ]
     );

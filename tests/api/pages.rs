@@ -371,6 +371,22 @@ async fn opting_out_of_all_of_a_merchants_emails_stops_the_next_shipments_too() 
     Ok(())
 }
 
+/// Emma's parcel playing `scenario`, to Germany with pages in English.
+async fn emma(
+    app: &crate::helpers::TestApp,
+    scenario: Scenario,
+) -> anyhow::Result<waymark::domain::Shipment> {
+    app.register(&sandbox_shipment(
+        scenario,
+        1,
+        "emma.clarke@example.com",
+        "Emma Clarke",
+        "en",
+        "DE",
+    ))
+    .await
+}
+
 /// Drive `scenario`'s parcel until its journey is at `status` and `reason`; its page.
 async fn page_when(
     scenario: Scenario,
@@ -378,16 +394,7 @@ async fn page_when(
     reason: Option<waymark::domain::Reason>,
 ) -> anyhow::Result<String> {
     let app = spawn_app().await?;
-    let shipment = app
-        .register(&sandbox_shipment(
-            scenario,
-            1,
-            "emma.clarke@example.com",
-            "Emma Clarke",
-            "en",
-            "DE",
-        ))
-        .await?;
+    let shipment = emma(&app, scenario).await?;
     let store = app.waymark.store.clone();
     app.drive_until("the journey's moment", async |_| {
         let s = store.shipment(shipment.id).await?.expect("stored");
@@ -451,16 +458,7 @@ async fn the_pages_wear_the_merchants_colour_from_a_style_sheet_of_its_own() -> 
     app.store()
         .save_merchant_settings(MerchantId::DEFAULT, &settings)
         .await?;
-    let shipment = app
-        .register(&sandbox_shipment(
-            Scenario::OnTime,
-            1,
-            "emma.clarke@example.com",
-            "Emma Clarke",
-            "en",
-            "DE",
-        ))
-        .await?;
+    let shipment = emma(&app, Scenario::OnTime).await?;
     let tracking = app.waymark.links.token(LinkPurpose::Tracking, shipment.id);
     let (base, stop, server) = serve_http(&app).await?;
     let html = reqwest::get(format!("{base}/t/{tracking}"))
@@ -479,6 +477,68 @@ async fn the_pages_wear_the_merchants_colour_from_a_style_sheet_of_its_own() -> 
     assert!(css.text().await?.contains("--brand: #aa3300;"));
     let unknown = reqwest::get(format!("{base}/assets/brand/{}.css", uuid::Uuid::now_v7())).await?;
     assert_eq!(unknown.status(), 404);
+    stop.cancel();
+    server.await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_uploaded_logo_is_served_by_waymark_on_its_pages() -> anyhow::Result<()> {
+    use waymark::domain::MerchantId;
+    let app = spawn_app().await?;
+    let key = crate::helpers::key_for(&app, MerchantId::DEFAULT).await?;
+    let shipment = emma(&app, Scenario::OnTime).await?;
+    let tracking = app.waymark.links.token(LinkPurpose::Tracking, shipment.id);
+    let (base, stop, server) = serve_http(&app).await?;
+    let client = reqwest::Client::new();
+    let upload = |content_type: &'static str, body: Vec<u8>| {
+        client
+            .put(format!("{base}/api/v1/settings/logo"))
+            .bearer_auth(&key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let png: Vec<u8> = [&b"\x89PNG\r\n\x1a\n"[..], &[0u8; 64]].concat();
+
+    // Only images, and only what they claim to be.
+    assert_eq!(upload("text/plain", png.clone()).await?.status(), 415);
+    assert_eq!(upload("image/png", b"<svg/>".to_vec()).await?.status(), 422);
+    assert_eq!(
+        upload("image/png", vec![0x89; 300 * 1024]).await?.status(),
+        413
+    );
+    assert_eq!(upload("image/png", png.clone()).await?.status(), 204);
+
+    let html = client
+        .get(format!("{base}/t/{tracking}"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let src = html
+        .split(r#"<img src=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page shows the logo");
+    assert!(
+        src.starts_with(&format!("/assets/logo/{}", MerchantId::DEFAULT)),
+        "{src}"
+    );
+    let served = client.get(format!("{base}{src}")).send().await?;
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(served.bytes().await?.to_vec(), png);
+
+    let removed = client
+        .delete(format!("{base}/api/v1/settings/logo"))
+        .bearer_auth(&key)
+        .send()
+        .await?;
+    assert_eq!(removed.status(), 204);
+    let gone = client.get(format!("{base}{src}")).send().await?;
+    assert_eq!(gone.status(), 404);
     stop.cancel();
     server.await??;
     Ok(())

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{Cols, SqliteStore, corrupt, millis};
 use crate::domain::{ApiKey, ApiKeyHash, Merchant, MerchantId, MerchantSettings, MerchantSlug};
-use crate::store::StoreError;
+use crate::store::{MerchantLogo, StoreError};
 
 /// How stale `last_used_at` may get: a busy key is written at most once a minute, not once a
 /// request.
@@ -86,6 +86,58 @@ impl SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    pub(super) async fn write_logo(
+        &self,
+        merchant: MerchantId,
+        logo: Option<&MerchantLogo>,
+    ) -> Result<bool, StoreError> {
+        let result = match logo {
+            Some(logo) => {
+                sqlx::query(
+                    "INSERT INTO merchant_logos (merchant_id, content_type, bytes, updated_at) \
+                     SELECT id, ?2, ?3, ?4 FROM merchants WHERE id = ?1 \
+                     ON CONFLICT (merchant_id) DO UPDATE SET content_type = excluded.content_type, \
+                     bytes = excluded.bytes, updated_at = excluded.updated_at",
+                )
+                .bind(merchant.to_string())
+                .bind(&logo.content_type)
+                .bind(&logo.bytes)
+                .bind(millis(logo.updated_at))
+                .execute(&self.writer)
+                .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM merchant_logos WHERE merchant_id = ?1")
+                    .bind(merchant.to_string())
+                    .execute(&self.writer)
+                    .await?
+            }
+        };
+        Ok(result.rows_affected() == 1)
+    }
+
+    pub(super) async fn logo_of(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Option<MerchantLogo>, StoreError> {
+        let row: Option<(String, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT content_type, bytes, updated_at FROM merchant_logos WHERE merchant_id = ?1",
+        )
+        .bind(merchant.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let id = merchant.to_string();
+        let c = Cols::new("merchant_logos", &id);
+        row.map(|(content_type, bytes, updated_at)| {
+            Ok(MerchantLogo {
+                content_type,
+                bytes,
+                updated_at: c.time("updated_at", updated_at)?,
+            })
+        })
+        .transpose()
     }
 
     pub(super) async fn templates_of(
