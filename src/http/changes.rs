@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{AppError, HttpState, gate, render_tracking, shipment};
+use super::{AppError, ChangeRefusal, HttpState, gate, render_tracking, shipment};
 use crate::delivery_changes::{ChangeError, ChangeForm};
 use crate::domain::{ChangeRequest, Shipment};
 use crate::links::LinkPurpose;
@@ -90,10 +90,40 @@ pub(super) async fn request(
         Err(ChangeError::Store(e)) => Err(AppError::Internal(e.to_string())),
         Err(refused) => {
             let page =
-                render_tracking(&state, &shipment, true, false, Some(refused.to_string())).await?;
+                render_tracking(&state, &shipment, true, false, Some(refusal(&refused))).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }
+}
+
+/// How the page words `error`.
+fn refusal(error: &ChangeError) -> ChangeRefusal {
+    let (key, field) = match error {
+        ChangeError::NotPossible(why) => (
+            format!(
+                "why_{}",
+                serde_json::to_value(why)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            None,
+        ),
+        ChangeError::Invalid(invalid) => (
+            "bad_field".to_owned(),
+            Some(match invalid.field {
+                "neighbour_name" => "neighbour_name",
+                "house_number" => "house_number",
+                "date" => "day",
+                "pickup_point" => "point",
+                "safe_place" => "place",
+                _ => "change",
+            }),
+        ),
+        ChangeError::NotSent(_) => ("code_not_sent".to_owned(), None),
+        _ => ("change_failed".to_owned(), None),
+    };
+    ChangeRefusal { key, field }
 }
 
 /// The request `id` of `shipment`, or not found.

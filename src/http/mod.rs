@@ -365,13 +365,21 @@ async fn unlock(
         .into_response())
 }
 
+/// Why a delivery change sent from the page was not taken, as the page words it: the key of
+/// its label, and the label of the field to check.
+#[derive(Debug, Clone, Serialize)]
+struct ChangeRefusal {
+    key: String,
+    field: Option<&'static str>,
+}
+
 /// The tracking page; `change_error` says why the delivery change just sent was not taken.
 async fn render_tracking(
     state: &HttpState,
     shipment: &Shipment,
     unlocked: bool,
     wrong_code: bool,
-    change_error: Option<String>,
+    change_error: Option<ChangeRefusal>,
 ) -> Result<Html<String>, AppError> {
     let brand = state.api.brands.of(shipment.merchant_id).await?;
     let tz = shipment.customer.time_zone.time_zone();
@@ -442,6 +450,15 @@ async fn render_tracking(
     } else {
         None
     };
+    // When the carrier moved its estimate, where from (the why is the reason explained below).
+    let moved_from = state
+        .store
+        .estimate_changes(shipment.id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|(_, c)| c.source == crate::domain::EstimateSource::Carrier)
+        .and_then(|(_, c)| c.previous.filter(|p| Some(*p) != c.current));
     let late = matches!(
         (journey.carrier_estimate, shipment.promise),
         (Some(estimate), Some(promise)) if estimate.earliest > promise.latest
@@ -450,6 +467,7 @@ async fn render_tracking(
         // The page's explanation: of the reason where it has one, else of the status.
         explain_reason => journey.reason.map_or_else(String::new, |r| format!("ex_{}", r.as_str())),
         explain_status => format!("ex_{}", journey.status.as_str()),
+        moved_from => moved_from,
         duties_text => duties_text,
         pickup => pickup,
         late => late,

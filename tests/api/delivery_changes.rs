@@ -363,7 +363,13 @@ async fn forms_need_the_unlocked_page_and_its_stamp_and_codes_are_rate_limited()
         )
         .await?;
     assert_eq!(unnamed.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(unnamed.text().await?.contains("neighbour_name"));
+    assert!(
+        unnamed
+            .text()
+            .await?
+            .contains("Please check: Neighbour&#39;s name"),
+        "the page names the field in the customer's words"
+    );
     assert!(
         app.store()
             .shipment_delivery_changes(shipment.id)

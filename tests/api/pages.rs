@@ -435,6 +435,21 @@ async fn the_page_says_what_duties_and_a_pickup_point_mean_and_what_to_do() -> a
         "where to pay: {duties}"
     );
 
+    let late = page_when(
+        Scenario::Late,
+        Status::InTransit,
+        Some(Reason::WeatherDelay),
+    )
+    .await?;
+    assert!(
+        late.contains("Severe weather is holding up the carrier"),
+        "{late}"
+    );
+    assert!(
+        late.contains("(moved from "),
+        "where the estimate was: {late}"
+    );
+
     let pickup = page_when(Scenario::Pickup, Status::AvailableForPickup, None).await?;
     assert!(
         pickup.contains("waiting for you at a pickup point"),
