@@ -592,3 +592,127 @@ async fn a_change_approved_after_the_van_left_is_refused_as_too_late() -> anyhow
     server.await??;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_carrier_without_a_change_api_gets_the_change_through_the_merchant() -> anyhow::Result<()>
+{
+    use waymark::domain::Branding;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    // DHL in transit, in the shape of DHL's own example answer
+    // (tests/fixtures/carriers/dhl/example_response.json) with a parcel's number and a scan of
+    // an hour ago.
+    let number = "00340434161094042557";
+    let scanned = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1))
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let scan = serde_json::json!({
+        "timestamp": scanned,
+        "location": {"address": {"countryCode": "DE", "addressLocality": "Leipzig"}},
+        "statusCode": "transit",
+        "status": "The shipment has been processed in the parcel center",
+        "description": "The shipment has been processed in the parcel center"
+    });
+    let answer = serde_json::json!({"shipments": [{
+        "id": number,
+        "service": "parcel-de",
+        "status": scan,
+        "rerouteUrl": format!("https://www.dhl.de/de/privatkunden.html?piececode={number}&verfuegen_selected_tab=FIRST"),
+        "events": [scan]
+    }]});
+    let dhl = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/track/shipments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .mount(&dhl)
+        .await;
+
+    let app = spawn_app().await?;
+    app.store()
+        .save_merchant_settings(
+            MerchantId::DEFAULT,
+            &MerchantSettings {
+                branding: Branding {
+                    support_email: Some("support@shop.test".into()),
+                    ..Branding::default()
+                },
+                ..MerchantSettings::default()
+            },
+        )
+        .await?;
+    crate::helpers::dhl_account(&app, &dhl.uri()).await?;
+    let shipment = app
+        .register(&waymark::intake::ShipmentInput {
+            carrier: "dhl".into(),
+            tracking_number: number.into(),
+            customer_email: "lena.vogel@example.de".into(),
+            customer_name: Some("Lena Vogel".into()),
+            locale: "en".into(),
+            destination_country: "DE".into(),
+            destination_postal_code: Some("10115".into()),
+            ..waymark::intake::ShipmentInput::default()
+        })
+        .await?;
+    let store = app.waymark.store.clone();
+    app.drive_until("DHL's scan", async |_| {
+        let s = store.shipment(shipment.id).await?.expect("stored");
+        Ok(s.journey.status == Status::InTransit)
+    })
+    .await?;
+    let shipment = app.shipment(shipment.id).await?;
+
+    let (base, stop, server) = serve_http(&app).await?;
+    let visitor = Visitor::unlock(&base, &app, &shipment).await?;
+    let (_, page) = visitor.get(&visitor.page).await?;
+    assert!(page.contains(r#"name="neighbour_name""#), "{page}");
+    assert!(
+        !page.contains(r#"name="pickup_point""#),
+        "DHL's adapter lists no pickup points"
+    );
+    let request = location(&visitor.ask_for_neighbour().await?);
+    visitor
+        .enter(&request, &code_in(&app.smtp.emails()?))
+        .await?;
+    assert_eq!(
+        change_state(&app, &shipment).await?,
+        ChangeState::HandedToMerchant
+    );
+    let (_, done) = visitor.get(&request).await?;
+    assert!(
+        done.contains("the shop is passing it to the carrier"),
+        "{done}"
+    );
+
+    // The merchant's support inbox has what to do, with DHL's own change link.
+    let emails = app.smtp.emails()?;
+    let to_merchant = emails
+        .iter()
+        .find(|e| e.to() == ["support@shop.test"])
+        .expect("the merchant was emailed");
+    assert!(
+        to_merchant.subject().contains(number),
+        "{}",
+        to_merchant.subject()
+    );
+    let body = to_merchant.text();
+    assert!(
+        body.contains("leave with the neighbour Jan Kowalski, no. 14"),
+        "{body}"
+    );
+    assert!(body.contains("https://www.dhl.de/"), "{body}");
+    let audit = app
+        .store()
+        .delivery_change_events(app.store().shipment_delivery_changes(shipment.id).await?[0].id)
+        .await?;
+    assert!(
+        audit
+            .last()
+            .is_some_and(|e| e.note.contains("handed to the merchant by email")),
+        "{audit:?}"
+    );
+
+    stop.cancel();
+    server.await??;
+    Ok(())
+}

@@ -1088,3 +1088,21 @@ pub fn code_in(emails: &[Email]) -> String {
         .expect("the subject carries the code")
         .to_owned()
 }
+
+/// The default merchant's `default` DHL account, calling DHL at `base_url` (a wiremock server).
+pub async fn dhl_account(app: &TestApp, base_url: &str) -> anyhow::Result<()> {
+    app.store()
+        .save_carrier_account(&waymark::carriers::CarrierAccount {
+            id: Uuid::now_v7(),
+            merchant_id: MerchantId::DEFAULT,
+            carrier: waymark::domain::CarrierCode::parse("dhl")?,
+            name: "default".into(),
+            credentials: serde_json::json!({"api_key": "merchant-key"}).into(),
+            base_url: Some(base_url.to_owned()),
+            daily_quota: None,
+            // DHL's one call per five seconds would make the test wait in real time.
+            requests_per_second: Some(1000.0),
+        })
+        .await?;
+    Ok(())
+}

@@ -6,9 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use sqlx::Row;
-use waymark::carriers::CarrierAccount;
 use waymark::carriers::sandbox::Scenario;
-use waymark::domain::CarrierCode;
 use waymark::intake::ShipmentInput;
 
 use crate::helpers::{sandbox_shipment, spawn_app};
@@ -171,19 +169,7 @@ async fn no_customer_is_named_in_the_log_or_in_any_stored_error() -> anyhow::Res
         .await;
 
     let app = spawn_app().await?;
-    app.store()
-        .save_carrier_account(&CarrierAccount {
-            id: uuid::Uuid::now_v7(),
-            merchant_id: waymark::domain::MerchantId::DEFAULT,
-            carrier: CarrierCode::parse("dhl")?,
-            name: "default".into(),
-            credentials: serde_json::json!({"api_key": "merchant-key"}).into(),
-            base_url: Some(dhl.uri()),
-            daily_quota: None,
-            // DHL's one call per five seconds would make the test wait in real time.
-            requests_per_second: Some(1000.0),
-        })
-        .await?;
+    crate::helpers::dhl_account(&app, &dhl.uri()).await?;
 
     let mut sandbox = Vec::new();
     let mut customers = Vec::new();
