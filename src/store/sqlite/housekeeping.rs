@@ -7,6 +7,9 @@ use uuid::Uuid;
 use super::{BEGIN_WRITE, SqliteStore, corrupt, json_list, millis};
 use crate::store::{ExpiredShipment, MerchantNotice, StoreError};
 
+/// How often an erasure tries to cut the write-ahead log back, 50 ms apart.
+const ERASE_CHECKPOINT_TRIES: usize = 100;
+
 impl SqliteStore {
     pub(super) async fn claim_job_row(
         &self,
@@ -234,9 +237,22 @@ impl SqliteStore {
         .await?;
         super::delivery_changes::erase_changes(&mut tx, &ids).await?;
         tx.commit().await?;
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.writer)
-            .await?;
+        // The old pages must leave the log too. A checkpoint already running (the periodic
+        // one) or a reader's snapshot makes this one give up busy, leaving the log as it was:
+        // try again until it is through.
+        for _ in 0..ERASE_CHECKPOINT_TRIES {
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.writer)
+                .await?;
+            if busy == 0 {
+                return Ok(erased);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tracing::warn!(
+            erased,
+            "erased data may stay in the write-ahead log until its next checkpoint: readers kept it busy"
+        );
         Ok(erased)
     }
 
