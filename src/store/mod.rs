@@ -241,6 +241,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     async fn merchant_logo(&self, merchant: MerchantId)
     -> Result<Option<MerchantLogo>, StoreError>;
+    /// When the merchant's logo was uploaded, without its bytes: what a brand needs to link it.
+    async fn merchant_logo_updated_at(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Option<Timestamp>, StoreError>;
     /// Replace the merchant's settings; false when there is no such merchant.
     async fn save_merchant_settings(
         &self,

@@ -462,6 +462,13 @@ impl Store for SqliteStore {
         self.logo_of(merchant).await
     }
 
+    async fn merchant_logo_updated_at(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.logo_version(merchant).await
+    }
+
     async fn create_api_key(&self, key: &ApiKey, hash: &ApiKeyHash) -> Result<(), StoreError> {
         self.insert_api_key(key, hash).await
     }

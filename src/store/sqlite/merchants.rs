@@ -140,6 +140,20 @@ impl SqliteStore {
         .transpose()
     }
 
+    pub(super) async fn logo_version(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT updated_at FROM merchant_logos WHERE merchant_id = ?1")
+                .bind(merchant.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        let id = merchant.to_string();
+        let c = Cols::new("merchant_logos", &id);
+        at.map(|at| c.time("updated_at", at)).transpose()
+    }
+
     pub(super) async fn templates_of(
         &self,
         merchant: MerchantId,
