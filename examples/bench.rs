@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
             customer_email: format!("customer{n}@example.com"),
             customer_name: Some(format!("Customer {n}")),
             customer_phone: None,
-            locale: ["en", "de", "pl"][n as usize % 3].into(),
+            locale: Some(["en", "de", "pl"][n as usize % 3].into()),
             destination_country: ["GB", "DE", "PL"][n as usize % 3].into(),
             ..ShipmentInput::default()
         };

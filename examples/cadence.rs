@@ -262,7 +262,7 @@ async fn run_sandbox(args: &Args) -> anyhow::Result<Vec<(String, Kind)>> {
                 carrier: "sandbox".into(),
                 tracking_number: scenario.example_number(n).to_string(),
                 customer_email: format!("customer{n}@example.com"),
-                locale: "de".into(),
+                locale: Some("de".into()),
                 destination_country: "DE".into(),
                 ..ShipmentInput::default()
             };
@@ -478,7 +478,7 @@ async fn run_dhl(args: &Args) -> anyhow::Result<Vec<(String, Kind)>> {
                     carrier: "dhl".into(),
                     tracking_number: number.clone(),
                     customer_email: format!("customer{n}@example.com"),
-                    locale: "de".into(),
+                    locale: Some("de".into()),
                     destination_country: "DE".into(),
                     ..ShipmentInput::default()
                 },

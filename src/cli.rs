@@ -162,9 +162,9 @@ pub struct AddShipment {
     /// The customer's phone for text messages, as their country writes it or as +<country>….
     #[arg(long)]
     pub phone: Option<String>,
-    /// The customer's language: en, de or pl (region variants like de-AT are fine).
+    /// The customer's language tag (de-AT); left out, or not one of en, de, pl: the merchant's.
     #[arg(long)]
-    pub locale: String,
+    pub locale: Option<String>,
     /// Two-letter destination country.
     #[arg(long)]
     pub country: String,

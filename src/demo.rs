@@ -227,7 +227,7 @@ async fn register_one(
         tracking_number: scenario.example_number(seq).to_string(),
         customer_email: customer.email.into(),
         customer_name: Some(customer.name.into()),
-        locale: customer.locale.into(),
+        locale: Some(customer.locale.into()),
         time_zone: Some(customer.zone.into()),
         destination_country: customer.country.into(),
         destination_postal_code: Some(customer.postal_code.into()),

@@ -59,7 +59,7 @@ async fn ship(setup: &Setup, number: &str, registered_at: Timestamp) -> Uuid {
         carrier: "sandbox".into(),
         tracking_number: number.into(),
         customer_email: "anna@example.com".into(),
-        locale: "de".into(),
+        locale: Some("de".into()),
         destination_country: "DE".into(),
         ..ShipmentInput::default()
     };
@@ -330,7 +330,7 @@ async fn a_finished_shipments_personal_data_is_erased_on_disk_and_its_statistics
         customer_email: "henrietta.quarrington@example.org".into(),
         customer_name: Some("Henrietta Quarrington".into()),
         customer_phone: Some("0151 98765432".into()),
-        locale: "en".into(),
+        locale: Some("en".into()),
         destination_country: "DE".into(),
         destination_postal_code: Some("10115".into()),
         order_reference: Some("ORDER-QUARRINGTON-7".into()),

@@ -36,7 +36,11 @@ pub struct ShipmentInput {
     /// For text messages: as the destination country writes it, or international (`+49…`).
     #[serde(default)]
     pub customer_phone: Option<String>,
-    pub locale: String,
+    /// The customer's language tag (`de-AT`). Left out, or one Waymark has no templates for
+    /// (en, de, pl): messages go in the merchant's language, and the tracking page follows the
+    /// visitor's browser.
+    #[serde(default)]
+    pub locale: Option<String>,
     /// IANA zone; when empty, the destination country's, or where the country spans several
     /// zones, the one the postal code places the customer in.
     #[serde(default)]
@@ -93,7 +97,10 @@ impl ShipmentInput {
             keep(&mut problems, carriers.known(&self.carrier))
         };
         let email = keep(&mut problems, EmailAddress::parse(&self.customer_email));
-        let locale = keep(&mut problems, Locale::parse(&self.locale));
+        let locale = match non_empty(&self.locale) {
+            Some(tag) => keep(&mut problems, Locale::parse(tag)),
+            None => Some(Locale::undetermined()),
+        };
         let country = keep(&mut problems, CountryCode::parse(&self.destination_country));
         // A postal code is checked against its country's format, so not without a country.
         // `Err`: it was given and is wrong, which is its own problem and not also the zone's.
@@ -200,6 +207,7 @@ pub struct ShipmentChangeInput {
     pub customer_name: Option<String>,
     /// Read in the destination country's numbering plan; empty removes the number.
     pub customer_phone: Option<String>,
+    /// Empty: the customer's language is not known.
     pub locale: Option<String>,
     pub time_zone: Option<String>,
     /// A date or a window; empty removes the promise.
@@ -241,11 +249,13 @@ pub fn shipment_changes(
             },
         }
     }
-    if let Some(locale) = &input.locale {
-        match Locale::parse(locale) {
+    match input.locale.as_deref().map(str::trim) {
+        None => {}
+        Some("") => customer.locale = Locale::undetermined(),
+        Some(tag) => match Locale::parse(tag) {
             Ok(locale) => customer.locale = locale,
             Err(e) => problems.push(e),
-        }
+        },
     }
     if let Some(zone) = &input.time_zone {
         match TimeZoneName::parse(zone.trim()) {

@@ -68,7 +68,7 @@ pub async fn replace(
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
     pub trigger: Trigger,
-    /// The language to render in; by default the shipment's customer's, else English.
+    /// The language to render in; by default the shipment's customer's, else the merchant's.
     pub locale: Option<String>,
     /// One of the merchant's shipments, to see what its customer would get; a sample one when
     /// left out.
@@ -108,6 +108,7 @@ pub async fn preview(
         .map(Locale::parse)
         .transpose()
         .map_err(|e| Problem::invalid(&[e]))?;
+    let brand = state.brands.of(caller.merchant).await?;
     let (mut shipment, timeline) = match request.shipment_id {
         Some(id) => {
             let shipment = state
@@ -120,8 +121,9 @@ pub async fn preview(
             (shipment, timeline)
         }
         None => {
-            let english = Locale::parse("en").map_err(|e| Problem::internal(e.reason))?;
-            let locale = locale.clone().unwrap_or(english);
+            let merchants =
+                Locale::parse(brand.language.as_str()).map_err(|e| Problem::internal(e.reason))?;
+            let locale = locale.clone().unwrap_or(merchants);
             (
                 preview::sample_shipment(caller.merchant, &locale, now),
                 Vec::new(),
@@ -131,7 +133,6 @@ pub async fn preview(
     if let Some(locale) = locale {
         shipment.customer.locale = locale;
     }
-    let brand = state.brands.of(caller.merchant).await?;
     let previewer = preview::Previewer {
         carriers: &state.carriers,
         sender: state.brands.defaults(),

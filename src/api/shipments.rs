@@ -53,6 +53,7 @@ pub struct ShipmentView {
     pub customer_name: Option<String>,
     /// E.164.
     pub customer_phone: Option<String>,
+    /// `und` when the merchant did not give it.
     pub locale: String,
     pub time_zone: String,
     pub destination_country: String,

@@ -39,6 +39,9 @@ pub struct Branding {
     pub support_url: Option<String>,
     /// The shop's legal line under every email (company, address, registration).
     pub legal_footer: Option<String>,
+    /// What customers are written to in when their own language is not given or not one
+    /// Waymark writes; the tracking page tries the browser's languages first. Unset: English.
+    pub language: Option<super::Language>,
 }
 
 /// When and whether the merchant's messages go.

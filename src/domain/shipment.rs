@@ -126,7 +126,7 @@ impl From<EmailAddress> for String {
 }
 
 /// A language Waymark writes to customers in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     En,
@@ -148,15 +148,29 @@ impl Language {
     }
 }
 
-/// A customer's locale: a BCP 47 tag whose language Waymark has templates for (`de`, `de-AT`).
+/// A customer's locale: a well-formed BCP 47 tag (`de`, `de-AT`, `fr-CA`), or `und` when the
+/// merchant did not say. Waymark writes in its language where it has templates for it; for any
+/// other (and for `und`) the tracking page follows the browser's `Accept-Language` and messages
+/// the merchant's language.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Locale {
     tag: String,
-    language: Language,
+    language: Option<Language>,
 }
 
 impl Locale {
+    /// The tag BCP 47 reserves for "undetermined": a customer whose language nobody gave.
+    pub const UNDETERMINED: &'static str = "und";
+
+    /// A customer whose language the merchant did not give.
+    pub fn undetermined() -> Self {
+        Locale {
+            tag: Self::UNDETERMINED.to_owned(),
+            language: None,
+        }
+    }
+
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         let field = "locale";
         let tag = raw.trim().replace('_', "-");
@@ -173,15 +187,7 @@ impl Locale {
                 format!("`{raw}` is not a language tag like `en` or `de-AT`"),
             ));
         }
-        let language = Language::ALL
-            .into_iter()
-            .find(|l| l.as_str() == primary)
-            .ok_or_else(|| {
-                InvalidField::new(
-                    field,
-                    format!("`{raw}` is not a supported language; supported: en, de, pl"),
-                )
-            })?;
+        let language = Language::ALL.into_iter().find(|l| l.as_str() == primary);
         let mut normalised = primary.clone();
         for part in tag.split('-').skip(1) {
             normalised.push('-');
@@ -197,8 +203,19 @@ impl Locale {
         })
     }
 
-    pub fn language(&self) -> Language {
+    /// The language Waymark writes to this customer in, if it has templates for theirs.
+    pub fn language(&self) -> Option<Language> {
         self.language
+    }
+
+    /// The customer's language where Waymark writes it, else `fallback`.
+    pub fn language_or(&self, fallback: Language) -> Language {
+        self.language.unwrap_or(fallback)
+    }
+
+    /// False for `und`: nobody said which language the customer reads.
+    pub fn is_determined(&self) -> bool {
+        self.tag != Self::UNDETERMINED
     }
 
     pub fn as_str(&self) -> &str {
@@ -738,20 +755,21 @@ mod tests {
     }
 
     #[test]
-    fn locales_must_be_supported_languages() {
+    fn locales_are_language_tags_and_waymark_knows_some_of_their_languages() {
         let at = Locale::parse("de_at").unwrap();
         assert_eq!(at.as_str(), "de-AT");
-        assert_eq!(at.language(), Language::De);
-        assert_eq!(Locale::parse("pl").unwrap().language(), Language::Pl);
-        let err = Locale::parse("fr-FR").unwrap_err();
+        assert_eq!(at.language(), Some(Language::De));
+        assert_eq!(Locale::parse("pl").unwrap().language(), Some(Language::Pl));
+        let french = Locale::parse("fr-FR").unwrap();
+        assert_eq!(french.language(), None);
+        assert_eq!(french.language_or(Language::De), Language::De);
+        assert!(french.is_determined());
+        let unknown = Locale::undetermined();
+        assert_eq!(Locale::parse("und").unwrap(), unknown);
+        assert!(!unknown.is_determined());
+        let err = Locale::parse("english!").unwrap_err();
         assert_eq!(err.field, "locale");
-        assert!(err.reason.contains("not a supported language"));
-        assert!(
-            Locale::parse("english!")
-                .unwrap_err()
-                .reason
-                .contains("language tag")
-        );
+        assert!(err.reason.contains("language tag"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{AppError, ChangeRefusal, HttpState, gate, render_tracking, shipment};
+use super::{AppError, BrowserLanguage, ChangeRefusal, HttpState, gate, render_tracking, shipment};
 use crate::delivery_changes::{ChangeError, ChangeForm};
 use crate::domain::{ChangeRequest, Shipment};
 use crate::links::LinkPurpose;
@@ -69,6 +69,7 @@ pub(super) async fn request(
     Path(token): Path<String>,
     headers: HeaderMap,
     client: Client,
+    browser: BrowserLanguage,
     form: Result<axum::Form<RequestForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, AppError> {
     let Ok(axum::Form(form)) = form else {
@@ -89,8 +90,15 @@ pub(super) async fn request(
         Err(ChangeError::TooMany(seconds)) => Err(AppError::TooMany(seconds)),
         Err(ChangeError::Store(e)) => Err(AppError::Internal(e.to_string())),
         Err(refused) => {
-            let page =
-                render_tracking(&state, &shipment, true, false, Some(refusal(&refused))).await?;
+            let page = render_tracking(
+                &state,
+                &shipment,
+                browser,
+                true,
+                false,
+                Some(refusal(&refused)),
+            )
+            .await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }
@@ -146,6 +154,7 @@ pub(super) async fn page(
     State(state): State<HttpState>,
     Path((token, id)): Path<(String, String)>,
     headers: HeaderMap,
+    browser: BrowserLanguage,
 ) -> Result<Response, AppError> {
     let shipment = shipment(&state, &token, LinkPurpose::Tracking).await?;
     if !gate::unlocked(&headers, state.links(), shipment.id, state.api.clock.now()) {
@@ -153,9 +162,11 @@ pub(super) async fn page(
         return Ok(see_other(format!("/t/{token}")));
     }
     let change = change_of(&state, &shipment, &id).await?;
-    Ok(render_change(&state, &shipment, &change, &token, None)
-        .await?
-        .into_response())
+    Ok(
+        render_change(&state, &shipment, browser, &change, &token, None)
+            .await?
+            .into_response(),
+    )
 }
 
 /// `POST /t/{token}/changes/{id}`: check the code.
@@ -164,6 +175,7 @@ pub(super) async fn verify(
     Path((token, id)): Path<(String, String)>,
     headers: HeaderMap,
     client: Client,
+    browser: BrowserLanguage,
     form: Result<axum::Form<CodeForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, AppError> {
     let Ok(axum::Form(form)) = form else {
@@ -184,7 +196,8 @@ pub(super) async fn verify(
         }
         Err(ChangeError::WrongCode(left)) => {
             let change = change_of(&state, &shipment, &id).await?;
-            let page = render_change(&state, &shipment, &change, &token, Some(left)).await?;
+            let page =
+                render_change(&state, &shipment, browser, &change, &token, Some(left)).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
         Err(ChangeError::TooMany(seconds)) => Err(AppError::TooMany(seconds)),
@@ -196,6 +209,7 @@ pub(super) async fn verify(
 async fn render_change(
     state: &HttpState,
     shipment: &Shipment,
+    browser: BrowserLanguage,
     change: &ChangeRequest,
     token: &str,
     tries_left: Option<u32>,
@@ -210,7 +224,7 @@ async fn render_change(
         tries_left => tries_left,
         form => state.form_stamp(shipment.id),
         tracking_url => format!("/t/{token}"),
-        ..super::page_context(state, shipment, &brand)
+        ..super::page_context(state, shipment, &brand, browser)
     };
     Ok(Html(
         state.templates.render_page("page/change.html", context)?,

@@ -16,7 +16,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 mod changes;
 mod gate;
+mod language;
+
 pub use gate::Attempts;
+use language::BrowserLanguage;
 
 use crate::carriers::CarrierRegistry;
 use crate::domain::{Channel, Shipment, Status};
@@ -311,10 +314,11 @@ async fn tracking_page(
     State(state): State<HttpState>,
     Path(token): Path<String>,
     headers: HeaderMap,
+    browser: BrowserLanguage,
 ) -> Result<Response, AppError> {
     let shipment = shipment(&state, &token, LinkPurpose::Tracking).await?;
     let unlocked = gate::unlocked(&headers, state.links(), shipment.id, state.api.clock.now());
-    let page = render_tracking(&state, &shipment, unlocked, false, None).await?;
+    let page = render_tracking(&state, &shipment, browser, unlocked, false, None).await?;
     Ok(page.into_response())
 }
 
@@ -332,6 +336,7 @@ async fn unlock(
     State(state): State<HttpState>,
     Path(token): Path<String>,
     client: Option<axum::extract::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    browser: BrowserLanguage,
     form: Result<axum::Form<UnlockForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, AppError> {
     let shipment = shipment(&state, &token, LinkPurpose::Tracking).await?;
@@ -351,7 +356,7 @@ async fn unlock(
     }
     if !gate::postal_code_matches(&shipment, &form.postal_code) {
         info!(shipment = %shipment.id, "wrong postal code on the tracking page");
-        let page = render_tracking(&state, &shipment, false, true, None).await?;
+        let page = render_tracking(&state, &shipment, browser, false, true, None).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let path = format!("/t/{token}");
@@ -377,6 +382,7 @@ struct ChangeRefusal {
 async fn render_tracking(
     state: &HttpState,
     shipment: &Shipment,
+    browser: BrowserLanguage,
     unlocked: bool,
     wrong_code: bool,
     change_error: Option<ChangeRefusal>,
@@ -500,23 +506,25 @@ async fn render_tracking(
             "/u/{}",
             links.token(LinkPurpose::Preferences, shipment.id)
         ))),
-        ..page_context(state, shipment, &brand)
+        ..page_context(state, shipment, &brand, browser)
     };
     Ok(Html(
         state.templates.render_page("page/tracking.html", context)?,
     ))
 }
 
-/// What every customer page about `shipment` shows: its language, the shop as `brand` presents
+/// What every customer page about `shipment` shows: its language (for a visitor whose browser
+/// prefers `browser`), the shop as `brand` presents
 /// it, the parcel and its carrier.
 fn page_context(
     state: &HttpState,
     shipment: &Shipment,
     brand: &crate::notify::brand::Brand,
+    browser: BrowserLanguage,
 ) -> minijinja::Value {
     let profile = state.carriers.get(&shipment.carrier).map(|c| c.profile());
     minijinja::context! {
-        lang => shipment.customer.locale.language().as_str(),
+        lang => language::page_language(shipment, brand, browser).as_str(),
         merchant_id => shipment.merchant_id.to_string(),
         merchant_name => &brand.merchant_name,
         brand => &brand.context,
@@ -528,15 +536,17 @@ fn page_context(
 async fn unsubscribe_page(
     State(state): State<HttpState>,
     Path(token): Path<String>,
+    browser: BrowserLanguage,
 ) -> Result<Html<String>, AppError> {
     let shipment = shipment(&state, &token, LinkPurpose::Preferences).await?;
-    preferences(&state, &shipment, None).await
+    preferences(&state, &shipment, browser, None).await
 }
 
 /// The preferences page; `done` names what was just switched off.
 async fn preferences(
     state: &HttpState,
     shipment: &Shipment,
+    browser: BrowserLanguage,
     done: Option<&str>,
 ) -> Result<Html<String>, AppError> {
     let brand = state.api.brands.of(shipment.merchant_id).await?;
@@ -559,7 +569,7 @@ async fn preferences(
         opted_out => opted_out,
         done => done,
         form => state.form_stamp(shipment.id),
-        ..page_context(state, shipment, &brand)
+        ..page_context(state, shipment, &brand, browser)
     };
     Ok(Html(
         state
@@ -583,6 +593,7 @@ struct PreferencesForm {
 async fn unsubscribe(
     State(state): State<HttpState>,
     Path(token): Path<String>,
+    browser: BrowserLanguage,
     form: Result<axum::Form<PreferencesForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Html<String>, AppError> {
     let mut shipment = shipment(&state, &token, LinkPurpose::Preferences).await?;
@@ -606,10 +617,10 @@ async fn unsubscribe(
         }
         info!(shipment = %shipment.id, merchant = %shipment.merchant_id,
             "customer opted out of all of the merchant's emails");
-        return preferences(&state, &shipment, Some("merchant")).await;
+        return preferences(&state, &shipment, browser, Some("merchant")).await;
     }
     state.store.set_muted(shipment.id, true).await?;
     shipment.muted = true;
     info!(shipment = %shipment.id, "customer unsubscribed from this shipment");
-    preferences(&state, &shipment, Some("shipment")).await
+    preferences(&state, &shipment, browser, Some("shipment")).await
 }

@@ -12,7 +12,7 @@ use super::dispatcher::Sender;
 use super::quiet_hours::QuietHours;
 use super::render::Templates;
 use crate::config::QuietHoursConfig;
-use crate::domain::{Merchant, MerchantId, MerchantSettings};
+use crate::domain::{Language, Merchant, MerchantId, MerchantSettings};
 use crate::store::{Store, StoreError};
 use tracing::warn;
 
@@ -45,6 +45,8 @@ pub struct Brand {
     pub from: Mailbox,
     pub reply_to: Option<Mailbox>,
     pub quiet_hours: Option<QuietHours>,
+    /// The merchant's language, for customers whose own Waymark does not write.
+    pub language: Language,
     pub context: BrandContext,
     pub settings: MerchantSettings,
     /// The templates with the merchant's own versions in place.
@@ -101,6 +103,7 @@ impl Brand {
             from,
             reply_to,
             quiet_hours,
+            language: b.language.unwrap_or(Language::FALLBACK),
             context: BrandContext {
                 logo_url: b.logo_url.clone(),
                 page_logo: None,

@@ -520,7 +520,7 @@ pub fn message_context(
     let token = |purpose| sender.links.token(purpose, shipment.id);
     MessageContext {
         trigger: n.trigger,
-        language: n.locale.language(),
+        language: n.locale.language_or(brand.language),
         customer_name: shipment.customer.name.clone(),
         merchant_name: brand.merchant_name.clone(),
         brand: brand.context.clone(),

@@ -99,7 +99,7 @@ async fn setup(shipments: u32) -> Setup {
             account: Some("default".into()),
             tracking_number: Scenario::OnTime.example_number(n).to_string(),
             customer_email: format!("customer{n}@example.com"),
-            locale: "en".into(),
+            locale: Some("en".into()),
             destination_country: "DE".into(),
             ..ShipmentInput::default()
         };

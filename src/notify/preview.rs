@@ -18,7 +18,8 @@ use crate::domain::{
 /// A shipment with made-up customer and parcel, in `locale`, for previews of a merchant's
 /// messages before it has any.
 pub fn sample_shipment(merchant: MerchantId, locale: &Locale, now: Timestamp) -> Shipment {
-    let (name, zone, country, postal) = match locale.language() {
+    let (name, zone, country, postal) = match locale.language_or(crate::domain::Language::FALLBACK)
+    {
         crate::domain::Language::De => ("Anna Schmidt", "Europe/Berlin", "DE", "10115"),
         crate::domain::Language::Pl => ("Anna Kowalska", "Europe/Warsaw", "PL", "00-950"),
         crate::domain::Language::En => ("Anna Smith", "Europe/London", "GB", "SW1A 1AA"),

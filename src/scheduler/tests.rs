@@ -54,7 +54,7 @@ async fn ship(setup: &Setup, account: &str, number: String, registered_at: Times
         account: Some(account.into()),
         tracking_number: number,
         customer_email: "anna@example.com".into(),
-        locale: "de".into(),
+        locale: Some("de".into()),
         destination_country: "DE".into(),
         ..ShipmentInput::default()
     };

@@ -648,7 +648,7 @@ async fn a_carrier_without_a_change_api_gets_the_change_through_the_merchant() -
             tracking_number: number.into(),
             customer_email: "lena.vogel@example.de".into(),
             customer_name: Some("Lena Vogel".into()),
-            locale: "en".into(),
+            locale: Some("en".into()),
             destination_country: "DE".into(),
             destination_postal_code: Some("10115".into()),
             ..waymark::intake::ShipmentInput::default()

@@ -781,7 +781,7 @@ pub fn sandbox_shipment(
         customer_email: email.into(),
         customer_name: Some(name.into()),
         customer_phone: None,
-        locale: locale.into(),
+        locale: Some(locale.into()),
         time_zone: None,
         destination_country: country.into(),
         destination_postal_code: None,

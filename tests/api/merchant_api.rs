@@ -259,7 +259,7 @@ async fn a_merchant_registers_follows_changes_and_erases_a_shipment() -> anyhow:
             Method::PATCH,
             &format!("/shipments/{id}"),
             &key,
-            Some(json!({"customer_email": "nope", "locale": "fr"})),
+            Some(json!({"customer_email": "nope", "locale": "fr!"})),
         )
         .await?;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");

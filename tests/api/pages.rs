@@ -558,3 +558,76 @@ async fn an_uploaded_logo_is_served_by_waymark_on_its_pages() -> anyhow::Result<
     server.await??;
     Ok(())
 }
+
+#[tokio::test]
+async fn without_a_language_of_the_customers_pages_follow_the_browser_and_emails_the_merchant()
+-> anyhow::Result<()> {
+    use waymark::domain::{Branding, Language, MerchantId, MerchantSettings};
+    let app = spawn_app().await?;
+    let settings = MerchantSettings {
+        branding: Branding {
+            language: Some(Language::De),
+            ..Branding::default()
+        },
+        ..MerchantSettings::default()
+    };
+    app.store()
+        .save_merchant_settings(MerchantId::DEFAULT, &settings)
+        .await?;
+    // One customer whose language nobody gave, one whose language Waymark does not write.
+    let mut unknown = sandbox_shipment(Scenario::OnTime, 1, "a@example.com", "A", "en", "DE");
+    unknown.locale = None;
+    let mut french = sandbox_shipment(Scenario::OnTime, 2, "b@example.com", "B", "en", "DE");
+    french.locale = Some("fr-FR".into());
+    let unknown = app.register(&unknown).await?;
+    let french = app.register(&french).await?;
+    assert_eq!(unknown.customer.locale.as_str(), "und");
+    assert_eq!(french.customer.locale.as_str(), "fr-FR");
+    app.run_until_done().await?;
+
+    let emails = app.smtp.emails()?;
+    assert!(!emails.is_empty());
+    for email in &emails {
+        assert!(
+            crate::helpers::reads_as(&email.text(), "de"),
+            "the merchant's language: {}",
+            email.text()
+        );
+    }
+
+    let (base, stop, server) = serve_http(&app).await?;
+    let client = reqwest::Client::new();
+    for shipment in [&unknown, &french] {
+        let tracking = app.waymark.links.token(LinkPurpose::Tracking, shipment.id);
+        let page = async |accept: Option<&str>| -> anyhow::Result<String> {
+            let mut request = client.get(format!("{base}/t/{tracking}"));
+            if let Some(accept) = accept {
+                request = request.header("accept-language", accept);
+            }
+            Ok(request.send().await?.text().await?)
+        };
+        let polish = page(Some("fr-FR,fr;q=0.9,pl;q=0.8,en;q=0.5")).await?;
+        assert!(polish.contains(r#"<html lang="pl">"#), "{polish}");
+        let english = page(Some("en-GB")).await?;
+        assert!(english.contains(r#"<html lang="en">"#), "{english}");
+        let merchants = page(Some("fr")).await?;
+        assert!(merchants.contains(r#"<html lang="de">"#), "{merchants}");
+        let bare = page(None).await?;
+        assert!(bare.contains(r#"<html lang="de">"#), "{bare}");
+    }
+    // A customer whose language Waymark writes gets it, whatever their browser says.
+    let english = sandbox_shipment(Scenario::OnTime, 3, "c@example.com", "C", "en", "DE");
+    let english = app.register(&english).await?;
+    let tracking = app.waymark.links.token(LinkPurpose::Tracking, english.id);
+    let html = client
+        .get(format!("{base}/t/{tracking}"))
+        .header("accept-language", "pl")
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(html.contains(r#"<html lang="en">"#), "{html}");
+    stop.cancel();
+    server.await??;
+    Ok(())
+}

@@ -198,7 +198,7 @@ async fn no_customer_is_named_in_the_log_or_in_any_stored_error() -> anyhow::Res
             customer_email: quoted_email.into(),
             customer_name: Some(quoted_name.into()),
             customer_phone: None,
-            locale: "pl".into(),
+            locale: Some("pl".into()),
             destination_country: "PL".into(),
             ..ShipmentInput::default()
         })
