@@ -36,6 +36,8 @@ pub struct Waymark {
     pub brands: Brands,
     /// Makes and checks the tokens of customers' links.
     pub links: Links,
+    /// Rung when an email to a merchant is written, so the mailer sends it at once.
+    pub merchant_mail: Arc<tokio::sync::Notify>,
 }
 
 /// The master keys the configuration names (`master_key`, `WAYMARK_MASTER_KEY`, or the key
@@ -182,6 +184,7 @@ impl Waymark {
             templates,
             brands,
             links,
+            merchant_mail: Arc::new(tokio::sync::Notify::new()),
         };
         waymark.ensure_sandbox_account(MerchantId::DEFAULT).await?;
         waymark.save_configured_accounts().await?;
@@ -309,6 +312,17 @@ impl Waymark {
             self.clock.clone(),
             self.brands.clone(),
             sender_from_config(&self.config.email)?,
+            self.merchant_mail.clone(),
+        ))
+    }
+
+    /// The sender of the emails to merchants' staff, with the configured email transport.
+    pub fn merchant_mailer(&self) -> anyhow::Result<crate::notify::merchant_mail::MerchantMailer> {
+        Ok(crate::notify::merchant_mail::MerchantMailer::new(
+            self.store.clone(),
+            sender_from_config(&self.config.email)?,
+            self.clock.clone(),
+            self.merchant_mail.clone(),
         ))
     }
 
@@ -367,6 +381,9 @@ impl Waymark {
             let dispatcher = self.dispatcher()?.with_wakeup(outbox_signal.clone());
             let token = shutdown.clone();
             tasks.spawn(async move { dispatcher.run(token).await });
+            let mailer = self.merchant_mailer()?;
+            let token = shutdown.clone();
+            tasks.spawn(async move { mailer.run(token).await });
         }
         if self.config.housekeeping.enabled {
             let housekeeping = self.housekeeping()?;

@@ -1,14 +1,12 @@
 //! Carrying out a verified (and, where needed, approved) change: through the carrier's API
 //! where it takes changes, else handed to the merchant with the carrier's own change link.
 
-use lettre::Message;
-use lettre::message::Mailbox;
 use tracing::{info, warn};
 
 use super::{ChangeError, DeliveryChanges, parcel};
 use crate::carriers::{CarrierError, DeliveryOrder};
 use crate::domain::delivery_change;
-use crate::domain::{ChangeRequest, ChangeState, Shipment};
+use crate::domain::{ChangeRequest, ChangeState, MerchantEmail, Shipment};
 
 impl DeliveryChanges {
     /// Carry out `request` (read as `before`, about to become `after`), `how` it got here for
@@ -65,16 +63,29 @@ impl DeliveryChanges {
                     // makes it instead.
                     warn!(shipment = %shipment.id, change = %after.id, error = %other,
                         "the carrier did not take the delivery change; handing it to the merchant");
-                    let told = self.tell_merchant(shipment, &after).await;
                     (
                         ChangeState::HandedToMerchant,
-                        format!("{how}; the carrier could not be reached ({other}); {told}"),
+                        format!("{how}; the carrier could not be reached ({other})"),
                     )
                 }
             }
         } else {
-            let told = self.tell_merchant(shipment, &after).await;
-            (ChangeState::HandedToMerchant, format!("{how}; {told}"))
+            (ChangeState::HandedToMerchant, how.to_owned())
+        };
+        // Handed over: the merchant's support inbox is told, through its own outbox.
+        let (note, merchant_email) = if state == ChangeState::HandedToMerchant {
+            match self.merchant_email(shipment, &after).await {
+                Ok(email) => (
+                    format!(
+                        "{note}; handed to the merchant, emailing {}",
+                        email.recipient
+                    ),
+                    Some(email),
+                ),
+                Err(why) => (format!("{note}; handed to the merchant ({why})"), None),
+            }
+        } else {
+            (note, None)
         };
         let done = ChangeRequest {
             state,
@@ -85,7 +96,7 @@ impl DeliveryChanges {
         let told = self.confirmation(shipment, &done);
         if !self
             .store
-            .update_delivery_change(before, &done, &note, told.as_ref())
+            .update_delivery_change(before, &done, &note, told.as_ref(), merchant_email.as_ref())
             .await?
         {
             return Err(ChangeError::Conflict {
@@ -93,23 +104,27 @@ impl DeliveryChanges {
                 action: "carried out twice at once",
             });
         }
+        if merchant_email.is_some() {
+            self.merchant_mail.notify_one();
+        }
         info!(shipment = %shipment.id, change = %done.id, state = done.state.as_str(), "delivery change settled");
         Ok(done)
     }
 
-    /// Email the merchant's support address the change to make with the carrier, with the
-    /// carrier's own change link; says for the audit trail what was done.
-    async fn tell_merchant(&self, shipment: &Shipment, request: &ChangeRequest) -> String {
-        let brand = match self.brands.of(shipment.merchant_id).await {
-            Ok(brand) => brand,
-            Err(error) => return format!("the merchant could not be emailed: {error}"),
-        };
+    /// The email asking the merchant's support address to make the change with the carrier,
+    /// with the carrier's own change link; or why there is none to send, for the audit trail.
+    async fn merchant_email(
+        &self,
+        shipment: &Shipment,
+        request: &ChangeRequest,
+    ) -> Result<MerchantEmail, String> {
+        let brand = self
+            .brands
+            .of(shipment.merchant_id)
+            .await
+            .map_err(|error| format!("the merchant could not be emailed: {error}"))?;
         let Some(support) = brand.settings.branding.support_email.clone() else {
-            return "handed to the merchant (no support address to email; listed in the API)"
-                .into();
-        };
-        let Ok(to) = support.parse::<Mailbox>() else {
-            return "handed to the merchant (the support address does not parse)".into();
+            return Err("no support address to email; listed in the API".into());
         };
         let profile = self.carriers.get(&shipment.carrier).map(|c| c.profile());
         let link = profile
@@ -135,26 +150,20 @@ impl DeliveryChanges {
             change = request.details.describe(),
             id = request.id,
         );
-        let message = Message::builder()
-            .from(brand.from.clone())
-            .to(to)
-            .subject(format!(
+        let mut email = MerchantEmail::new(
+            shipment.merchant_id,
+            brand.from.to_string(),
+            support,
+            format!(
                 "Delivery change to make: {} ({})",
                 shipment.tracking_number,
                 request.details.kind()
-            ))
-            .body(body);
-        let message = match message {
-            Ok(message) => message,
-            Err(error) => return format!("the merchant could not be emailed: {error}"),
-        };
-        match self.email.send(message).await {
-            Ok(_) => "handed to the merchant by email".into(),
-            Err(error) => {
-                warn!(shipment = %shipment.id, change = %request.id, %error,
-                    "the merchant could not be emailed about a delivery change");
-                format!("handed to the merchant (the email failed: {error}; listed in the API)")
-            }
-        }
+            ),
+            body,
+            self.clock.now(),
+        );
+        email.shipment_id = Some(shipment.id);
+        email.change_id = Some(request.id);
+        Ok(email)
     }
 }

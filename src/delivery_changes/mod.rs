@@ -83,6 +83,8 @@ pub struct DeliveryChanges {
     clock: Clock,
     brands: Brands,
     email: Arc<dyn EmailSender>,
+    /// Rung when a change handed to the merchant left an email for the merchant's mailer.
+    merchant_mail: Arc<tokio::sync::Notify>,
     /// Codes sent per client, so one visitor cannot mail-bomb many customers.
     codes_per_client: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// Codes tried per client, across requests.
@@ -97,6 +99,7 @@ impl DeliveryChanges {
         clock: Clock,
         brands: Brands,
         email: Arc<dyn EmailSender>,
+        merchant_mail: Arc<tokio::sync::Notify>,
     ) -> Self {
         // Ten codes a client, then one every six minutes; thirty tries, then one a minute.
         let codes = Quota::with_period(std::time::Duration::from_secs(360))
@@ -111,6 +114,7 @@ impl DeliveryChanges {
             clock,
             brands,
             email,
+            merchant_mail,
             codes_per_client: Arc::new(RateLimiter::keyed(codes)),
             tries_per_client: Arc::new(RateLimiter::keyed(tries)),
         }
@@ -253,7 +257,13 @@ impl DeliveryChanges {
                 ..request.clone()
             };
             self.store
-                .update_delivery_change(&request, &after, &format!("code not sent: {error}"), None)
+                .update_delivery_change(
+                    &request,
+                    &after,
+                    &format!("code not sent: {error}"),
+                    None,
+                    None,
+                )
                 .await?;
             return Err(ChangeError::NotSent(error));
         }
@@ -355,7 +365,13 @@ impl DeliveryChanges {
                 ..request.clone()
             };
             self.store
-                .update_delivery_change(&request, &after, "the code was not given in time", None)
+                .update_delivery_change(
+                    &request,
+                    &after,
+                    "the code was not given in time",
+                    None,
+                    None,
+                )
                 .await?;
             return Err(ChangeError::Expired);
         }
@@ -390,7 +406,7 @@ impl DeliveryChanges {
             };
             if !self
                 .store
-                .update_delivery_change(&request, &after, &note, None)
+                .update_delivery_change(&request, &after, &note, None, None)
                 .await?
             {
                 // Another try was counted at the same moment: count this one against it.
@@ -432,6 +448,7 @@ impl DeliveryChanges {
                     &after,
                     &format!("code verified by email; waits for the merchant: {reason}"),
                     None,
+                    None,
                 )
                 .await?
             {
@@ -462,7 +479,7 @@ impl DeliveryChanges {
         };
         if !self
             .store
-            .update_delivery_change(&request, &approved, "approved by the merchant", None)
+            .update_delivery_change(&request, &approved, "approved by the merchant", None, None)
             .await?
         {
             return Err(ChangeError::Conflict {
@@ -500,7 +517,7 @@ impl DeliveryChanges {
         let told = self.confirmation(&shipment, &after);
         if !self
             .store
-            .update_delivery_change(&request, &after, &note, told.as_ref())
+            .update_delivery_change(&request, &after, &note, told.as_ref(), None)
             .await?
         {
             return Err(ChangeError::Conflict {

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod estimate;
 pub mod event;
 pub mod merchant;
+pub mod merchant_email;
 pub mod merchant_settings;
 pub mod outbox;
 pub mod shipment;
@@ -22,6 +23,10 @@ pub use detect::{Detection, DetectionPolicy, Facts, Situation, Trigger, detect};
 pub use estimate::{DeliveryWindow, EstimateChange, EstimateSource};
 pub use event::{EventKey, EventTime, KeyedEvent, TrackingEvent};
 pub use merchant::{ApiKey, ApiKeyHash, Merchant, MerchantId, MerchantSlug, NewApiKey};
+pub use merchant_email::{
+    MAX_MERCHANT_EMAIL_ATTEMPTS, MerchantEmail, MerchantEmailOutcome, MerchantEmailState,
+    merchant_email_retry_after,
+};
 pub use merchant_settings::{Branding, MerchantSettings, NotificationSettings, QuietHoursSetting};
 pub use outbox::{Channel, NewNotification, Notification, NotificationState};
 pub use shipment::{

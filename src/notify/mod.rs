@@ -4,6 +4,7 @@ pub mod brand;
 pub mod dispatcher;
 pub mod email;
 pub mod format;
+pub mod merchant_mail;
 pub mod preview;
 pub mod quiet_hours;
 pub mod render;

@@ -12,9 +12,9 @@ use uuid::Uuid;
 use crate::carriers::CarrierAccount;
 use crate::domain::{
     ApiKey, ApiKeyHash, CarrierCode, ChangeEvent, ChangeRequest, ChangeState, Channel,
-    EstimateChange, FetchCount, JourneyState, KeyedEvent, Merchant, MerchantId, MerchantSettings,
-    MerchantSlug, NewNotification, NewShipment, Notification, Reason, Shipment, Status,
-    TrackingNumber, Trigger,
+    EstimateChange, FetchCount, JourneyState, KeyedEvent, Merchant, MerchantEmail,
+    MerchantEmailOutcome, MerchantId, MerchantSettings, MerchantSlug, NewNotification, NewShipment,
+    Notification, Reason, Shipment, Status, TrackingNumber, Trigger,
 };
 use crate::vault::Vault;
 pub use sqlite::SqliteStore;
@@ -566,14 +566,16 @@ pub trait Store: Send + Sync + 'static {
         note: &str,
     ) -> Result<(), StoreError>;
     /// Move a request from `before` (its state and wrong-code count as read) to `after`, adding
-    /// `note` to its audit trail and `notify` to its shipment's outbox, all or nothing; false,
-    /// with nothing written, when the request has moved on since it was read.
+    /// `note` to its audit trail, `notify` to its shipment's outbox and `email` (handing it to
+    /// the merchant) to the merchant's, all or nothing; false, with nothing
+    /// written, when the request has moved on since it was read.
     async fn update_delivery_change(
         &self,
         before: &ChangeRequest,
         after: &ChangeRequest,
         note: &str,
         notify: Option<&NewNotification>,
+        email: Option<&MerchantEmail>,
     ) -> Result<bool, StoreError>;
     async fn delivery_change(&self, id: Uuid) -> Result<Option<ChangeRequest>, StoreError>;
     /// A shipment's requests, newest first.
@@ -599,6 +601,27 @@ pub trait Store: Send + Sync + 'static {
     /// The requests carried out through a carrier, of shipments still on their way: what the
     /// carriers that keep no record of their own (the sandbox) are told again at a start.
     async fn executed_delivery_changes(&self) -> Result<Vec<AcceptedChange>, StoreError>;
+
+    // Emails to merchants.
+    /// Up to `limit` pending emails to merchants due by `now`, oldest first, each held for this caller
+    /// until `hold_until` (another sender takes it over only after that).
+    async fn claim_merchant_emails(
+        &self,
+        now: Timestamp,
+        hold_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<MerchantEmail>, StoreError>;
+    /// Record one try of `email`, and, for one about a delivery change, note it in the
+    /// change's audit trail.
+    async fn settle_merchant_email(
+        &self,
+        email: &MerchantEmail,
+        outcome: &MerchantEmailOutcome,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The emails to a merchant, oldest first.
+    async fn merchant_emails(&self, merchant: MerchantId)
+    -> Result<Vec<MerchantEmail>, StoreError>;
 }
 
 /// A merchant's uploaded logo.

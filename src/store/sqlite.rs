@@ -36,15 +36,17 @@ mod housekeeping;
 mod idempotency;
 mod import;
 mod listing;
+mod merchant_emails;
 mod merchants;
 mod poll_writes;
 use crate::carriers::CarrierAccount;
 use crate::domain::{
     ApiKey, ApiKeyHash, CarrierCode, ChangeEvent, ChangeRequest, ChangeState, Channel, CountryCode,
     Customer, DeliveryWindow, EmailAddress, EstimateChange, EstimateSource, EventKey, EventTime,
-    Facts, FetchCount, JourneyState, KeyedEvent, Locale, Merchant, MerchantId, MerchantSettings,
-    MerchantSlug, NewNotification, NewShipment, Notification, NotificationState, PhoneNumber,
-    PostalCode, Shipment, TimeZoneName, TrackingEvent, TrackingNumber, Trigger,
+    Facts, FetchCount, JourneyState, KeyedEvent, Locale, Merchant, MerchantEmail,
+    MerchantEmailOutcome, MerchantId, MerchantSettings, MerchantSlug, NewNotification, NewShipment,
+    Notification, NotificationState, PhoneNumber, PostalCode, Shipment, TimeZoneName,
+    TrackingEvent, TrackingNumber, Trigger,
 };
 use crate::vault::Vault;
 
@@ -1154,9 +1156,35 @@ impl Store for SqliteStore {
         after: &ChangeRequest,
         note: &str,
         notify: Option<&NewNotification>,
+        email: Option<&MerchantEmail>,
     ) -> Result<bool, StoreError> {
-        self.write_delivery_change(before, after, note, notify)
+        self.write_delivery_change(before, after, note, notify, email)
             .await
+    }
+
+    async fn claim_merchant_emails(
+        &self,
+        now: Timestamp,
+        hold_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<MerchantEmail>, StoreError> {
+        self.claim_emails(now, hold_until, limit).await
+    }
+
+    async fn settle_merchant_email(
+        &self,
+        email: &MerchantEmail,
+        outcome: &MerchantEmailOutcome,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.settle_email(email, outcome, now).await
+    }
+
+    async fn merchant_emails(
+        &self,
+        merchant: MerchantId,
+    ) -> Result<Vec<MerchantEmail>, StoreError> {
+        self.emails_of(merchant).await
     }
 
     async fn delivery_change(&self, id: Uuid) -> Result<Option<ChangeRequest>, StoreError> {

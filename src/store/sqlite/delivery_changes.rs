@@ -7,7 +7,8 @@ use uuid::Uuid;
 use super::poll_writes::insert_notification;
 use super::{BEGIN_WRITE, Cols, SqliteStore, millis};
 use crate::domain::{
-    ChangeEvent, ChangeRequest, ChangeState, MerchantId, NewNotification, TrackingNumber,
+    ChangeEvent, ChangeRequest, ChangeState, MerchantEmail, MerchantId, NewNotification,
+    TrackingNumber,
 };
 use crate::store::{AcceptedChange, StoreError};
 
@@ -79,6 +80,26 @@ async fn append_event(
     Ok(())
 }
 
+/// Add a step to `change`'s audit trail that leaves it in the state it is in (what became of
+/// the email handing it to the merchant).
+pub(super) async fn append_current_event(
+    conn: &mut SqliteConnection,
+    change: Uuid,
+    note: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM delivery_changes WHERE id = ?1")
+            .bind(change.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(state) = state else {
+        return Ok(());
+    };
+    let state = Cols::new("delivery_changes", &change.to_string()).name("state", &state)?;
+    append_event(conn, change, state, note, at).await
+}
+
 impl SqliteStore {
     pub(super) async fn insert_delivery_change(
         &self,
@@ -120,6 +141,7 @@ impl SqliteStore {
         after: &ChangeRequest,
         note: &str,
         notify: Option<&NewNotification>,
+        email: Option<&MerchantEmail>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         // Only from the state and count it was read in: two approvals, or a code checked twice
@@ -154,6 +176,9 @@ impl SqliteStore {
                 millis(after.updated_at),
             )
             .await?;
+        }
+        if let Some(email) = email {
+            super::merchant_emails::insert_merchant_email(&mut tx, email).await?;
         }
         tx.commit().await?;
         Ok(true)

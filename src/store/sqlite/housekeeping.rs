@@ -236,6 +236,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         super::delivery_changes::erase_changes(&mut tx, &ids).await?;
+        super::merchant_emails::erase_merchant_emails(&mut tx, &ids).await?;
         tx.commit().await?;
         // The old pages must leave the log too. A checkpoint already running (the periodic
         // one) or a reader's snapshot makes this one give up busy, leaving the log as it was:
