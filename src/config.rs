@@ -401,11 +401,8 @@ impl Config {
     /// Check everything that can be checked before starting.
     pub fn validated(self) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
-        if !self.database_url.starts_with("sqlite:") {
-            problems.push(format!(
-                "database_url `{}`: use sqlite://PATH",
-                self.database_url
-            ));
+        if let Err(error) = crate::store::check_url(&self.database_url) {
+            problems.push(format!("database_url: {error}"));
         }
         match reqwest::Url::parse(&self.public_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}

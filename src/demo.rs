@@ -159,30 +159,20 @@ pub async fn run(config_file: &Path, args: &DemoArgs) -> anyhow::Result<()> {
 /// Remove a previous demo's database and emails; refuse to touch a database the demo did not
 /// create.
 async fn start_afresh(config: &Config) -> anyhow::Result<()> {
-    let Some(path) = config
-        .database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| config.database_url.strip_prefix("sqlite:"))
-        .map(|p| p.split('?').next().unwrap_or(p).to_owned())
-    else {
-        return Ok(());
-    };
-    if Path::new(&path).exists() {
-        let old = store::connect(&config.database_url, crate::app::open_vault(config)?).await?;
+    let url = &config.database_url;
+    if store::exists(url).await? {
+        let old = store::connect(url, crate::app::open_vault(config)?).await?;
         let is_demo = old.setting(DEMO_MARK).await.ok().flatten().is_some();
         drop(old);
         if !is_demo {
             bail!(
-                "{path} holds data that the demo did not create; move it away or point \
+                "{url} holds data that the demo did not create; move it away or point \
                  WAYMARK_DATABASE_URL elsewhere before running the demo"
             );
         }
-        for suffix in ["", "-wal", "-shm"] {
-            let file = format!("{path}{suffix}");
-            if Path::new(&file).exists() {
-                std::fs::remove_file(&file).with_context(|| format!("removing {file}"))?;
-            }
-        }
+        store::remove_database(url)
+            .await
+            .with_context(|| format!("removing the previous demo's database {url}"))?;
     }
     let outbox = &config.email.file_dir;
     if outbox.is_dir() {

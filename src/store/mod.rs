@@ -1,6 +1,7 @@
 //! Where Waymark keeps shipments, their timelines and the outbox. One trait, one implementation
 //! per database; nothing outside this module knows which database it talks to.
 
+pub mod inspect;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -133,6 +134,21 @@ pub struct OutboxItem {
 pub struct Backlog {
     pub active_shipments: u64,
     pub unsent_notifications: u64,
+    /// Shipments a poller holds the lease of right now.
+    pub leased_shipments: u64,
+    /// Messages a dispatcher is sending right now (or crashed sending).
+    pub sending_notifications: u64,
+}
+
+/// A poll that failed, as kept for the merchant: what went wrong and what the carrier said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollErrorRecord {
+    /// `malformed`, `auth`, `rate_limited`, …
+    pub kind: String,
+    pub detail: String,
+    /// The start of the carrier's answer, when it made no sense.
+    pub excerpt: Option<String>,
+    pub occurred_at: Timestamp,
 }
 
 /// Which of a merchant's shipments a list shows, newest first, one page at a time.
@@ -557,6 +573,8 @@ pub trait Store: Send + Sync + 'static {
         before: Timestamp,
         keep_per_shipment: u32,
     ) -> Result<u64, StoreError>;
+    /// A shipment's failed polls still kept, oldest first.
+    async fn poll_errors(&self, shipment: Uuid) -> Result<Vec<PollErrorRecord>, StoreError>;
 
     // Delivery changes.
     /// Store a new request, with `note` as the first step of its audit trail.
@@ -663,13 +681,50 @@ pub struct MerchantNotice {
     pub created_at: Timestamp,
 }
 
+/// The databases Waymark can keep its data in, by the scheme of their URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+}
+
+impl Backend {
+    fn of(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+}
+
+/// Whether Waymark can open a database at `url` (checked with the configuration, before
+/// anything starts).
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    Backend::of(url).map(|_| ())
+}
+
 /// Open the database a URL names (`sqlite://waymark.db`), creating it when missing; secrets
 /// are sealed with `vault`.
 pub async fn connect(url: &str, vault: Vault) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, vault).await?))
-    } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    match Backend::of(url)? {
+        Backend::Sqlite => Ok(Arc::new(SqliteStore::connect(url, vault).await?)),
+    }
+}
+
+/// Whether a Waymark database is at `url` already (an SQLite file).
+pub async fn exists(url: &str) -> Result<bool, StoreError> {
+    match Backend::of(url)? {
+        Backend::Sqlite => {
+            Ok(sqlite::file_of(url).is_some_and(|p| std::path::Path::new(p).exists()))
+        }
+    }
+}
+
+/// Delete everything the database at `url` holds, for the demo's fresh start: an SQLite
+/// database's files. The caller makes sure it is one the demo made.
+pub async fn remove_database(url: &str) -> Result<(), StoreError> {
+    match Backend::of(url)? {
+        Backend::Sqlite => sqlite::remove_files(url),
     }
 }
 
@@ -677,12 +732,7 @@ pub async fn connect(url: &str, vault: Vault) -> Result<Arc<dyn Store>, StoreErr
 /// database (`waymark.db` → `waymark.db.key`, so a second database on the machine has its own),
 /// else `waymark.key` in the working directory.
 pub fn default_key_file(url: &str) -> std::path::PathBuf {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .map(|rest| rest.split('?').next().unwrap_or(rest))
-        .filter(|path| !path.is_empty() && !path.starts_with(':'));
-    match path {
+    match sqlite::file_of(url) {
         Some(path) => std::path::PathBuf::from(format!("{path}.key")),
         None => std::path::PathBuf::from("waymark.key"),
     }

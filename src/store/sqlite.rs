@@ -24,8 +24,8 @@ use uuid::Uuid;
 
 use super::{
     AcceptedChange, Backlog, ClaimOrder, Completion, ExpiredShipment, MerchantLogo, MerchantNotice,
-    OutboxItem, PollClaim, PollFailure, PollWrite, ShipmentChanges, ShipmentFilter, Store,
-    StoreError, StoredResponse,
+    OutboxItem, PollClaim, PollErrorRecord, PollFailure, PollWrite, ShipmentChanges,
+    ShipmentFilter, Store, StoreError, StoredResponse,
 };
 
 mod accounts;
@@ -232,6 +232,42 @@ pub struct SqliteStore {
     poll_writes: poll_writes::PollWriter,
     /// Copies the write-ahead log back into the file while the store is open.
     _checkpoints: std::sync::Arc<checkpoint::Checkpointer>,
+}
+
+/// The path of the database file an `sqlite:` URL names, if it names a file.
+pub(super) fn file_of(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|path| !path.is_empty() && !path.starts_with(':'))
+}
+
+/// Delete the database file `url` names, with its log and shared-memory files.
+pub(super) fn remove_files(url: &str) -> Result<(), StoreError> {
+    let Some(path) = file_of(url) else {
+        return Ok(());
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{path}{suffix}");
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::Database(sqlx::Error::Io(e))),
+        }
+    }
+    Ok(())
+}
+
+/// Every value of the one column `query` selects, read over a connection of its own.
+pub(super) async fn text_column(url: &str, query: &str) -> Result<Vec<Option<String>>, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)?.read_only(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    let values = sqlx::query_scalar(query).fetch_all(&pool).await?;
+    pool.close().await;
+    Ok(values)
 }
 
 impl SqliteStore {
@@ -1061,16 +1097,23 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "SELECT \
              (SELECT COUNT(*) FROM shipments WHERE next_poll_at IS NOT NULL), \
-             (SELECT COUNT(*) FROM notifications WHERE state IN ('pending', 'sending'))",
+             (SELECT COUNT(*) FROM notifications WHERE state IN ('pending', 'sending')), \
+             (SELECT COUNT(*) FROM shipments WHERE next_poll_at IS NOT NULL \
+              AND lease_owner IS NOT NULL), \
+             (SELECT COUNT(*) FROM notifications WHERE state = 'sending')",
         )
         .fetch_one(&self.pool)
         .await?;
         let cols = Cols::new("shipments", "(counts)");
-        let active: i64 = cols.get(&row, 0)?;
-        let unsent: i64 = cols.get(&row, 1)?;
+        let count = |i| -> Result<u64, StoreError> {
+            let n: i64 = cols.get(&row, i)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
         Ok(Backlog {
-            active_shipments: u64::try_from(active).unwrap_or(0),
-            unsent_notifications: u64::try_from(unsent).unwrap_or(0),
+            active_shipments: count(0)?,
+            unsent_notifications: count(1)?,
+            leased_shipments: count(2)?,
+            sending_notifications: count(3)?,
         })
     }
 
@@ -1119,6 +1162,26 @@ impl Store for SqliteStore {
 
     async fn merchant_notices(&self, since: Timestamp) -> Result<Vec<MerchantNotice>, StoreError> {
         self.notices_since(since).await
+    }
+
+    async fn poll_errors(&self, shipment: Uuid) -> Result<Vec<PollErrorRecord>, StoreError> {
+        let rows: Vec<(String, String, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, kind, detail, excerpt, occurred_at FROM poll_errors \
+             WHERE shipment_id = ?1 ORDER BY occurred_at, id",
+        )
+        .bind(shipment.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, kind, detail, excerpt, at)| {
+                Ok(PollErrorRecord {
+                    kind,
+                    detail,
+                    excerpt,
+                    occurred_at: Cols::new("poll_errors", &id).time("occurred_at", at)?,
+                })
+            })
+            .collect()
     }
 
     async fn prune_poll_errors(

@@ -2,7 +2,6 @@
 //! parcel keeps being asked about (backing off), the rest of the batch moves on, and once the
 //! carrier recovers the journey completes as if nothing happened.
 
-use sqlx::Row;
 use waymark::carriers::sandbox::{BROKEN_FOR_HOURS, Scenario};
 use waymark::domain::{NotificationState, Status};
 
@@ -50,25 +49,16 @@ async fn an_unreadable_answer_is_recorded_retried_and_outlived() -> anyhow::Resu
     assert_eq!(moving.journey.status, Status::InfoReceived);
     assert!(!app.store().timeline(healthy.id).await?.is_empty());
 
-    let db = app.db().await?;
-    let poll_errors = async |db: &sqlx::SqlitePool| -> anyhow::Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
-            "SELECT kind, excerpt FROM poll_errors WHERE shipment_id = ?1 ORDER BY occurred_at",
-        )
-        .bind(broken.id.to_string())
-        .fetch_all(db)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get::<String, _>("kind"),
-                    r.get::<Option<String>, _>("excerpt").unwrap_or_default(),
-                )
-            })
+    let poll_errors = async || -> anyhow::Result<Vec<(String, String)>> {
+        Ok(app
+            .store()
+            .poll_errors(broken.id)
+            .await?
+            .into_iter()
+            .map(|e| (e.kind, e.excerpt.unwrap_or_default()))
             .collect())
     };
-    let recorded = poll_errors(&db).await?;
+    let recorded = poll_errors().await?;
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].0, "malformed");
     assert!(
@@ -87,7 +77,7 @@ async fn an_unreadable_answer_is_recorded_retried_and_outlived() -> anyhow::Resu
             .is_some_and(|s| s.last_error.is_none()))
     })
     .await?;
-    let recorded = poll_errors(&db).await?;
+    let recorded = poll_errors().await?;
     assert!(
         recorded.len() >= 3,
         "asked only {} times while broken",

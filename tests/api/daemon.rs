@@ -226,19 +226,12 @@ async fn sigterm_stops_the_daemon_within_seconds_leaving_nothing_half_done() -> 
     assert!(daemon.stderr().contains("stopping"), "{}", daemon.stderr());
 
     // Work in flight was finished or handed back, not left leased.
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("waymark.db").display()
-    ))
-    .await?;
-    let leased: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM shipments WHERE lease_owner IS NOT NULL")
-            .fetch_one(&pool)
-            .await?;
-    let sending: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE state = 'sending'")
-            .fetch_one(&pool)
-            .await?;
-    assert_eq!((leased, sending), (0, 0), "left behind leased work");
+    let store = crate::helpers::open_store(&crate::helpers::database_url(&env)).await?;
+    let backlog = store.backlog().await?;
+    assert_eq!(
+        (backlog.leased_shipments, backlog.sending_notifications),
+        (0, 0),
+        "left behind leased work"
+    );
     Ok(())
 }

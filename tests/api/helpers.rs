@@ -756,12 +756,6 @@ impl TestApp {
         })
         .await
     }
-
-    /// A connection to the database underneath the store, for what the `Store` trait does not
-    /// show (poll errors, leases).
-    pub async fn db(&self) -> anyhow::Result<sqlx::SqlitePool> {
-        Ok(sqlx::SqlitePool::connect(self.database_url()).await?)
-    }
 }
 
 /// A sandbox shipment for `scenario` (number `seq`), for a customer writing in `locale` and
@@ -923,6 +917,25 @@ pub fn daemon_env(dir: &Path, smtp_port: u16, acceleration: f64) -> Vec<(String,
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// The database a daemon started with `env` uses.
+pub fn database_url(env: &[(String, String)]) -> String {
+    env.iter()
+        .find(|(k, _)| k == "WAYMARK_DATABASE_URL")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// Every value of `table.column` as the app's database keeps it at rest.
+pub async fn stored_texts(app: &TestApp, table: &str, column: &str) -> anyhow::Result<Vec<String>> {
+    Ok(
+        waymark::store::inspect::text_column(app.database_url(), table, column)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect(),
+    )
 }
 
 /// `waymark serve` running in the background; killed on drop if still running.

@@ -1174,12 +1174,13 @@ async fn rotating_the_master_key_seals_every_credential_again() -> anyhow::Resul
 
 /// Every account's stored `credentials` column, as the file holds it.
 async fn stored_credentials(database_url: &str) -> anyhow::Result<Vec<String>> {
-    let pool = sqlx::SqlitePool::connect(database_url).await?;
-    let stored = sqlx::query_scalar("SELECT credentials FROM carrier_accounts")
-        .fetch_all(&pool)
-        .await?;
-    pool.close().await;
-    Ok(stored)
+    Ok(
+        waymark::store::inspect::text_column(database_url, "carrier_accounts", "credentials")
+            .await?
+            .into_iter()
+            .flatten()
+            .collect(),
+    )
 }
 
 #[tokio::test]

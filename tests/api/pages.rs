@@ -358,10 +358,7 @@ async fn opting_out_of_all_of_a_merchants_emails_stops_the_next_shipments_too() 
         "{messages:?}"
     );
     // The list keeps no address, only its hash.
-    let db = app.db().await?;
-    let kept: Vec<String> = sqlx::query_scalar("SELECT recipient_hash FROM suppressions")
-        .fetch_all(&db)
-        .await?;
+    let kept = crate::helpers::stored_texts(&app, "suppressions", "recipient_hash").await?;
     assert_eq!(
         kept,
         [waymark::store::recipient_hash("ola.nowak@example.pl")]

@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use sqlx::Row;
 use waymark::carriers::sandbox::Scenario;
 use waymark::intake::ShipmentInput;
 
@@ -220,25 +219,20 @@ async fn no_customer_is_named_in_the_log_or_in_any_stored_error() -> anyhow::Res
     })
     .await?;
 
-    let db = app.db().await?;
     let mut stored = Vec::new();
-    for (what, query) in [
-        ("shipments.last_error", "SELECT last_error FROM shipments"),
-        (
-            "notifications.last_error",
-            "SELECT last_error FROM notifications",
-        ),
+    for (what, table, column) in [
+        ("shipments.last_error", "shipments", "last_error"),
+        ("notifications.last_error", "notifications", "last_error"),
         (
             "notifications.provider_response",
-            "SELECT provider_response FROM notifications",
+            "notifications",
+            "provider_response",
         ),
-        ("poll_errors.detail", "SELECT detail FROM poll_errors"),
-        ("poll_errors.excerpt", "SELECT excerpt FROM poll_errors"),
+        ("poll_errors.detail", "poll_errors", "detail"),
+        ("poll_errors.excerpt", "poll_errors", "excerpt"),
     ] {
-        for row in sqlx::query(query).fetch_all(&db).await? {
-            if let Some(text) = row.get::<Option<String>, _>(0) {
-                stored.push((what, text));
-            }
+        for text in crate::helpers::stored_texts(&app, table, column).await? {
+            stored.push((what, text));
         }
     }
 

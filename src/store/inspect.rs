@@ -1,0 +1,25 @@
+//! What a database holds at rest, read past the store: for Waymark's tests (sealed credentials,
+//! erased personal data, hashed addresses) and for an operator checking the same by hand.
+//! Nothing else reads tables directly.
+
+use super::{Backend, StoreError};
+
+/// Every value of the text column `table.column` of the database at `url`, as stored.
+pub async fn text_column(
+    url: &str,
+    table: &str,
+    column: &str,
+) -> Result<Vec<Option<String>>, StoreError> {
+    let plain =
+        |name: &str| !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    if !plain(table) || !plain(column) {
+        return Err(StoreError::Corrupt {
+            table: "(inspect)",
+            detail: format!("`{table}.{column}` is not a plain table and column name"),
+        });
+    }
+    let query = format!("SELECT {column} FROM {table}");
+    match Backend::of(url)? {
+        Backend::Sqlite => super::sqlite::text_column(url, &query).await,
+    }
+}
