@@ -27,7 +27,7 @@ use crate::domain::{
 };
 use crate::store::{ClaimOrder, PollClaim, PollFailure, PollWrite, Store, StoreError};
 use cadence::Moment;
-use quota::{QuotaDay, RateLimits, quota_day};
+use quota::{QuotaDay, quota_day};
 
 /// Shipments held back by a spent daily quota come due again spread over this long after the
 /// reset (the most urgent in its first quarter), not all in the same second.
@@ -80,7 +80,6 @@ pub struct Scheduler {
     calendar: Arc<HolidayCalendar>,
     config: SchedulerConfig,
     owner: String,
-    rate_limits: Arc<RateLimits>,
     /// Rung when a poll queues messages, so an idle dispatcher in this process wakes at once.
     outbox_signal: Option<Arc<tokio::sync::Notify>>,
 }
@@ -100,7 +99,6 @@ impl Scheduler {
             calendar,
             config,
             owner: format!("scheduler-{}", Uuid::now_v7()),
-            rate_limits: Arc::new(RateLimits::default()),
             outbox_signal: None,
         }
     }
@@ -339,14 +337,14 @@ impl Scheduler {
         quota: Option<&(u32, QuotaDay)>,
     ) -> Result<Admission, StoreError> {
         let mut round = PollRound::default();
-        self.rate_limits
-            .acquire(
-                account.id,
-                account
-                    .requests_per_second
-                    .unwrap_or(profile.limits.requests_per_second),
-            )
-            .await;
+        quota::acquire(
+            self.store.as_ref(),
+            account.id,
+            account
+                .requests_per_second
+                .unwrap_or(profile.limits.requests_per_second),
+        )
+        .await?;
         // A shipment whose lease ran out while it waited is another worker's now.
         {
             let lost = lost

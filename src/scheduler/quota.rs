@@ -1,15 +1,12 @@
 //! Keeping each carrier account under its rate limit and daily quota.
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use jiff::Timestamp;
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
-use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use jiff::{SignedDuration, Timestamp};
 use uuid::Uuid;
 
 use crate::carriers::profile::Limits;
+use crate::store::{Store, StoreError};
 
 /// The quota period `now` falls in: its name (the day it started) and when the next one starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,39 +40,32 @@ pub fn quota_day(limits: &Limits, now: Timestamp) -> QuotaDay {
     }
 }
 
-/// One token bucket per carrier account, in real time.
-#[derive(Default)]
-pub struct RateLimits {
-    buckets: Mutex<HashMap<Uuid, Arc<DefaultDirectRateLimiter>>>,
+/// The slot spacing and burst of `requests_per_second`: a rate of 5 is a call every 200 ms,
+/// 5 at once after a quiet second; a rate below 1 allows no burst.
+pub fn rate_slots(requests_per_second: f64) -> (SignedDuration, u32) {
+    let rate = requests_per_second.max(1e-6);
+    let interval = SignedDuration::from_secs_f64(1.0 / rate).max(SignedDuration::from_millis(1));
+    let burst = if rate >= 1.0 { rate.round() as u32 } else { 1 };
+    (interval, burst.max(1))
 }
 
-impl RateLimits {
-    /// Wait until the account may make another call.
-    pub async fn acquire(&self, account: Uuid, requests_per_second: f64) {
-        let bucket = {
-            let mut buckets = self
-                .buckets
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            buckets
-                .entry(account)
-                .or_insert_with(|| Arc::new(limiter(requests_per_second)))
-                .clone()
-        };
-        bucket.until_ready().await;
+/// Wait until `account` may make its next call, by its share of the rate limit kept in `store`
+/// for every replica: the limit holds for the account, however many processes poll it.
+pub async fn acquire(
+    store: &dyn Store,
+    account: Uuid,
+    requests_per_second: f64,
+) -> Result<(), StoreError> {
+    let (interval, burst) = rate_slots(requests_per_second);
+    let now = Timestamp::now();
+    let slot = store
+        .reserve_carrier_slot(account, now, interval, burst)
+        .await?;
+    let wait = slot.duration_since(now);
+    if wait.is_positive() {
+        tokio::time::sleep(wait.unsigned_abs()).await;
     }
-}
-
-fn limiter(requests_per_second: f64) -> DefaultDirectRateLimiter {
-    let quota = if requests_per_second >= 1.0 {
-        let per_second =
-            NonZeroU32::new(requests_per_second.round() as u32).unwrap_or(NonZeroU32::MIN);
-        Quota::per_second(per_second)
-    } else {
-        let period = std::time::Duration::from_secs_f64(1.0 / requests_per_second.max(1e-6));
-        Quota::with_period(period).unwrap_or(Quota::per_second(NonZeroU32::MIN))
-    };
-    RateLimiter::direct(quota)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -107,5 +97,12 @@ mod tests {
         assert_eq!(before.resets_at, "2026-03-02T05:00:00Z".parse().unwrap());
         let after = quota_day(&l, "2026-03-02T05:30:00Z".parse().unwrap());
         assert_eq!(after.day, "2026-03-02");
+    }
+
+    #[test]
+    fn a_rate_is_a_slot_spacing_and_a_burst() {
+        assert_eq!(rate_slots(5.0), (SignedDuration::from_millis(200), 5));
+        assert_eq!(rate_slots(0.5), (SignedDuration::from_secs(2), 1));
+        assert_eq!(rate_slots(2000.0), (SignedDuration::from_millis(1), 2000));
     }
 }

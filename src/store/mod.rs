@@ -426,6 +426,17 @@ pub trait Store: Send + Sync + 'static {
         calls: u32,
         quota: Option<u32>,
     ) -> Result<bool, StoreError>;
+    /// Take the account's next call slot under its requests-per-second limit, shared by every
+    /// process on the database: one call every `interval`, up to `burst` at once. `now` is real
+    /// time (rate limits are the carrier's, not the simulated clock's); the answer is when the
+    /// call may be made, `now` or later.
+    async fn reserve_carrier_slot(
+        &self,
+        carrier_account_id: Uuid,
+        now: Timestamp,
+        interval: SignedDuration,
+        burst: u32,
+    ) -> Result<Timestamp, StoreError>;
     /// Push every due, unleased shipment of the account past `until` (its quota is spent),
     /// each to a random moment within `spread` of it (see [`Store::release_shipments`]).
     async fn defer_due_shipments(

@@ -830,6 +830,35 @@ impl Store for SqliteStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn reserve_carrier_slot(
+        &self,
+        carrier_account_id: Uuid,
+        now: Timestamp,
+        interval: SignedDuration,
+        burst: u32,
+    ) -> Result<Timestamp, StoreError> {
+        // One statement: two callers never take the same slot. The burst window lets the first
+        // `burst` calls after a quiet spell go at once.
+        let interval = interval.as_millis().max(1) as i64;
+        let window = interval * i64::from(burst.max(1) - 1);
+        let next: i64 = sqlx::query_scalar(
+            "INSERT INTO carrier_rate_slots (carrier_account_id, next_slot_at) \
+             VALUES (?1, ?2 - ?4 + ?3) \
+             ON CONFLICT (carrier_account_id) DO UPDATE \
+             SET next_slot_at = MAX(next_slot_at, ?2 - ?4) + ?3 \
+             RETURNING next_slot_at",
+        )
+        .bind(carrier_account_id.to_string())
+        .bind(millis(now))
+        .bind(interval)
+        .bind(window)
+        .fetch_one(&self.writer)
+        .await?;
+        let slot = Cols::new("carrier_rate_slots", &carrier_account_id.to_string())
+            .time("next_slot_at", next - interval)?;
+        Ok(slot.max(now))
+    }
+
     async fn defer_due_shipments(
         &self,
         carrier_account_id: Uuid,

@@ -1108,6 +1108,41 @@ async fn quota_reservation_stops_at_the_quota() -> TestResult {
 }
 
 #[tokio::test]
+async fn call_slots_let_a_burst_through_then_space_calls_for_every_process() -> TestResult {
+    let (dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let other = account(&store, "other").await?;
+    // A second process on the same database shares the account's slots.
+    let url = format!("sqlite://{}", dir.path().join("waymark.db").display());
+    let second = SqliteStore::connect(&url, crate::vault::Vault::generate()).await?;
+    let interval = SignedDuration::from_millis(200);
+    let now = t0();
+    let mut slots = Vec::new();
+    for i in 0..5 {
+        let store: &dyn Store = if i % 2 == 0 { &store } else { &second };
+        slots.push(store.reserve_carrier_slot(main, now, interval, 3).await?);
+    }
+    let ms = |t: Timestamp| t.duration_since(now).as_millis();
+    assert_eq!(
+        slots.into_iter().map(ms).collect::<Vec<_>>(),
+        [0, 0, 0, 200, 400],
+        "three at once, then one every 200 ms"
+    );
+    // Another account has its own.
+    assert_eq!(
+        store.reserve_carrier_slot(other, now, interval, 3).await?,
+        now
+    );
+    // After a quiet spell the burst is back, and slots never lie in the past.
+    let later = now + SignedDuration::from_secs(10);
+    assert_eq!(
+        store.reserve_carrier_slot(main, later, interval, 3).await?,
+        later
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_failed_poll_is_recorded_and_counts_towards_back_off() -> TestResult {
     let (_dir, store) = open().await?;
     let main = account(&store, "main").await?;
