@@ -155,9 +155,12 @@ impl Waymark {
             _ => HolidayCalendar::bundled(),
         };
 
-        let carriers =
-            crate::carriers::catalogue::load(config.carriers_dir.as_deref(), clock.clone())
-                .context("loading the carriers' data files")?;
+        let carriers = crate::carriers::catalogue::load(
+            config.carriers_dir.as_deref(),
+            clock.clone(),
+            Some(Arc::new(store::StoreTokens::new(store.clone()))),
+        )
+        .context("loading the carriers' data files")?;
 
         let templates =
             Templates::load(config.templates_dir.as_deref()).context("loading templates")?;

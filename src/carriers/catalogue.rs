@@ -5,16 +5,24 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::profile::{CarrierProfile, ProfileError};
-use super::transport::Transport;
+use super::transport::{SharedTokens, Transport};
 use super::{
     CarrierRegistry, auspost, canadapost, dhl, dpd, fedex, gls, inpost, postnl, royalmail, sandbox,
     ups, usps,
 };
 use crate::clock::Clock;
 
-/// Every adapter, ready to poll.
-pub fn load(dir: Option<&Path>, clock: Clock) -> Result<CarrierRegistry, ProfileError> {
-    let transport = Transport::default();
+/// Every adapter, ready to poll; their OAuth2 tokens are shared through `tokens` when given
+/// (the database, so replicas fetch one token per account between them).
+pub fn load(
+    dir: Option<&Path>,
+    clock: Clock,
+    tokens: Option<Arc<dyn SharedTokens>>,
+) -> Result<CarrierRegistry, ProfileError> {
+    let transport = match tokens {
+        Some(shared) => Transport::default().sharing_tokens(shared),
+        None => Transport::default(),
+    };
     let profile = |code: &str, bundled: &str| CarrierProfile::load(dir, code, bundled);
     let mut carriers = CarrierRegistry::new();
     carriers.register(Arc::new(sandbox::Sandbox::new(
@@ -74,7 +82,7 @@ mod tests {
 
     #[test]
     fn every_bundled_data_file_loads() {
-        let carriers = load(None, Clock::system()).expect("bundled profiles are valid");
+        let carriers = load(None, Clock::system(), None).expect("bundled profiles are valid");
         let codes: Vec<&str> = carriers.codes().map(|c| c.as_str()).collect();
         for code in [
             "sandbox",

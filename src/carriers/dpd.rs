@@ -117,8 +117,8 @@ impl Dpd {
     pub fn new(profile: CarrierProfile, transport: Transport) -> Self {
         Dpd {
             profile,
+            tokens: transport.token_cache(),
             transport,
-            tokens: TokenCache::default(),
             unmapped: UnmappedCodes::default(),
         }
     }
@@ -194,7 +194,7 @@ impl Dpd {
                 Reply::TokenRefused(said) => {
                     // Tokens can be revoked before their time (a new login elsewhere, a password
                     // change): log in once more before calling the credentials wrong.
-                    self.tokens.invalidate(account.id);
+                    self.tokens.invalidate(account.id).await?;
                     if logged_in_again {
                         return Err(CarrierError::Auth(said));
                     }

@@ -78,8 +78,8 @@ impl Fedex {
     pub fn new(profile: CarrierProfile, transport: Transport) -> Self {
         Fedex {
             profile,
+            tokens: transport.token_cache(),
             transport,
-            tokens: TokenCache::default(),
             unmapped: UnmappedCodes::default(),
         }
     }

@@ -86,8 +86,8 @@ impl Gls {
     pub fn new(profile: CarrierProfile, transport: Transport) -> Self {
         Gls {
             profile,
+            tokens: transport.token_cache(),
             transport,
-            tokens: TokenCache::default(),
             unmapped: UnmappedCodes::default(),
         }
     }

@@ -18,6 +18,7 @@ pub mod sandbox;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod timestamps;
+pub mod tokens;
 pub mod transport;
 pub mod ups;
 pub mod usps;

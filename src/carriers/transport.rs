@@ -9,13 +9,11 @@ use jiff::Timestamp;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
-use uuid::Uuid;
 
+pub use super::tokens::{SharedToken, SharedTokens, TokenAnswer, TokenCache};
 use super::{CarrierAccount, CarrierError, ParcelError};
-use crate::secret::Secret;
 
 /// Most characters of a carrier's answer kept in an error.
 const EXCERPT_CHARS: usize = 500;
@@ -182,6 +180,8 @@ pub struct Transport {
     retries: u32,
     /// First back-off between attempts; doubles each time.
     backoff: Duration,
+    /// Where the adapters' OAuth2 tokens are shared with the other processes.
+    shared_tokens: Option<Arc<dyn SharedTokens>>,
 }
 
 impl Default for Transport {
@@ -203,7 +203,19 @@ impl Transport {
             client,
             retries: 2,
             backoff: Duration::from_millis(250),
+            shared_tokens: None,
         }
+    }
+
+    /// This transport, with the adapters' OAuth2 tokens shared through `shared`.
+    pub fn sharing_tokens(mut self, shared: Arc<dyn SharedTokens>) -> Self {
+        self.shared_tokens = Some(shared);
+        self
+    }
+
+    /// A token cache for one adapter, sharing its tokens as this transport does.
+    pub fn token_cache(&self) -> TokenCache {
+        TokenCache::sharing(self.shared_tokens.clone())
     }
 
     /// The same client with another in-call retry policy (tests use a short back-off).
@@ -273,7 +285,7 @@ impl Transport {
             if answer.status != StatusCode::UNAUTHORIZED {
                 return Ok(answer);
             }
-            tokens.invalidate(account.id);
+            tokens.invalidate(account.id).await?;
             if renewed {
                 return Err(CarrierError::Auth(format!(
                     "{carrier} refused a freshly issued token: {}: {}",
@@ -315,87 +327,6 @@ fn describe(e: &reqwest::Error) -> String {
         format!("cannot connect: {e}")
     } else {
         e.to_string()
-    }
-}
-
-/// The standard OAuth2 token answer.
-#[derive(Debug, Deserialize)]
-pub struct TokenAnswer {
-    /// A secret as good as the credentials it was issued for, while it lasts.
-    pub access_token: Secret,
-    /// Seconds; some carriers send it as a string.
-    #[serde(default, deserialize_with = "seconds")]
-    pub expires_in: Option<u64>,
-}
-
-fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Number(u64),
-        Text(String),
-    }
-    Ok(match Option::<Either>::deserialize(d)? {
-        Some(Either::Number(n)) => Some(n),
-        Some(Either::Text(t)) => t.trim().parse().ok(),
-        None => None,
-    })
-}
-
-#[derive(Debug, Clone)]
-struct CachedToken {
-    token: Secret,
-    expires_at: Timestamp,
-}
-
-/// OAuth2 access tokens per carrier account, reused until shortly before they expire.
-#[derive(Debug, Default)]
-pub struct TokenCache {
-    tokens: Mutex<HashMap<Uuid, CachedToken>>,
-}
-
-/// Tokens are renewed this long before the carrier says they expire.
-const RENEW_BEFORE: Duration = Duration::from_secs(120);
-
-impl TokenCache {
-    /// A valid token for `account`, fetching a new one with `fetch` when there is none or it is
-    /// about to expire. `fetch` answers the token and its lifetime in seconds.
-    pub async fn token<F, Fut>(&self, account: Uuid, fetch: F) -> Result<String, CarrierError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<TokenAnswer, CarrierError>>,
-    {
-        let now = Timestamp::now();
-        if let Some(cached) = self.lock().get(&account) {
-            if cached.expires_at > now {
-                return Ok(cached.token.expose().to_owned());
-            }
-        }
-        let answer = fetch().await?;
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
-        let usable = lifetime.saturating_sub(RENEW_BEFORE).max(lifetime / 2);
-        let expires_at = now
-            .checked_add(jiff::SignedDuration::try_from(usable).unwrap_or_default())
-            .unwrap_or(now);
-        self.lock().insert(
-            account,
-            CachedToken {
-                token: answer.access_token.clone(),
-                expires_at,
-            },
-        );
-        Ok(answer.access_token.expose().to_owned())
-    }
-
-    /// Forget the account's token (the carrier refused it), so the next call fetches a new one.
-    pub fn invalidate(&self, account: Uuid) {
-        self.lock().remove(&account);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CachedToken>> {
-        self.tokens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -463,23 +394,6 @@ pub fn credential<'a>(account: &'a CarrierAccount, key: &str) -> Result<&'a str,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn an_access_token_is_reused_but_never_shown_in_debug_output() {
-        let answer: TokenAnswer =
-            serde_json::from_str(r#"{"access_token": "eyJ-token-4711", "expires_in": 3599}"#)
-                .expect("a token answer");
-        assert!(!format!("{answer:?}").contains("eyJ-token-4711"));
-        let cache = TokenCache::default();
-        let account = Uuid::now_v7();
-        let token = cache.token(account, || async { Ok(answer) }).await;
-        assert_eq!(token.as_deref(), Ok("eyJ-token-4711"));
-        let again = cache
-            .token(account, || async { panic!("the cached token is reused") })
-            .await;
-        assert_eq!(again.as_deref(), Ok("eyJ-token-4711"));
-        assert!(!format!("{cache:?}").contains("eyJ-token-4711"));
-    }
 
     #[tokio::test]
     async fn a_soap_fault_is_not_asked_again_but_an_outage_is() {
@@ -639,33 +553,5 @@ mod tests {
             excerpt(&"x".repeat(2000)).chars().count(),
             EXCERPT_CHARS + 1
         );
-    }
-
-    #[tokio::test]
-    async fn a_token_is_reused_until_it_nears_expiry_and_refetched_after_invalidation() {
-        let cache = TokenCache::default();
-        let account = Uuid::now_v7();
-        let fetches = std::sync::atomic::AtomicU32::new(0);
-        let fetch = || async {
-            let n = fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok(TokenAnswer {
-                access_token: format!("token-{n}").into(),
-                expires_in: Some(3600),
-            })
-        };
-        assert_eq!(cache.token(account, fetch).await.unwrap(), "token-0");
-        assert_eq!(cache.token(account, fetch).await.unwrap(), "token-0");
-        cache.invalidate(account);
-        assert_eq!(cache.token(account, fetch).await.unwrap(), "token-1");
-        let expired = || async {
-            Ok(TokenAnswer {
-                access_token: "short".into(),
-                expires_in: Some(0),
-            })
-        };
-        let other = Uuid::now_v7();
-        assert_eq!(cache.token(other, expired).await.unwrap(), "short");
-        // A token with no life left is fetched again.
-        assert_eq!(cache.token(other, fetch).await.unwrap(), "token-2");
     }
 }

@@ -80,8 +80,8 @@ impl Ups {
     pub fn new(profile: CarrierProfile, transport: Transport) -> Self {
         Ups {
             profile,
+            tokens: transport.token_cache(),
             transport,
-            tokens: TokenCache::default(),
             unmapped: UnmappedCodes::default(),
         }
     }

@@ -85,8 +85,8 @@ impl Usps {
     pub fn new(profile: CarrierProfile, transport: Transport) -> Self {
         Usps {
             profile,
+            tokens: transport.token_cache(),
             transport,
-            tokens: TokenCache::default(),
             unmapped: UnmappedCodes::default(),
         }
     }

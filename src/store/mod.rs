@@ -3,6 +3,9 @@
 
 pub mod inspect;
 mod sqlite;
+mod tokens;
+
+pub use tokens::StoreTokens;
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
@@ -11,6 +14,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::carriers::CarrierAccount;
+use crate::carriers::tokens::SharedToken;
 use crate::domain::{
     ApiKey, ApiKeyHash, CarrierCode, ChangeEvent, ChangeRequest, ChangeState, Channel,
     EstimateChange, FetchCount, JourneyState, KeyedEvent, Merchant, MerchantEmail,
@@ -437,6 +441,39 @@ pub trait Store: Send + Sync + 'static {
         interval: SignedDuration,
         burst: u32,
     ) -> Result<Timestamp, StoreError>;
+    /// The account's shared OAuth2 token (see [`crate::carriers::tokens`]), if one is kept and
+    /// can still be opened under the master keys.
+    async fn carrier_token(
+        &self,
+        carrier_account_id: Uuid,
+    ) -> Result<Option<SharedToken>, StoreError>;
+    /// Take the right to fetch the account's token for `owner` until `until`; false while
+    /// another owner holds it (and `now` is before its `until`).
+    async fn begin_carrier_token_fetch(
+        &self,
+        carrier_account_id: Uuid,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Keep `token` (sealed) as the account's, ending any fetch.
+    async fn save_carrier_token(
+        &self,
+        carrier_account_id: Uuid,
+        token: &SharedToken,
+    ) -> Result<(), StoreError>;
+    /// End `owner`'s fetch without a token.
+    async fn abandon_carrier_token_fetch(
+        &self,
+        carrier_account_id: Uuid,
+        owner: &str,
+    ) -> Result<(), StoreError>;
+    /// Drop the token `token_id`, if it is still the account's.
+    async fn forget_carrier_token(
+        &self,
+        carrier_account_id: Uuid,
+        token_id: Uuid,
+    ) -> Result<(), StoreError>;
     /// Push every due, unleased shipment of the account past `until` (its quota is spent),
     /// each to a random moment within `spread` of it (see [`Store::release_shipments`]).
     async fn defer_due_shipments(

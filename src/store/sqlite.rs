@@ -29,6 +29,7 @@ use super::{
 };
 
 mod accounts;
+mod carrier_tokens;
 mod changes;
 mod checkpoint;
 mod delivery_changes;
@@ -857,6 +858,48 @@ impl Store for SqliteStore {
         let slot = Cols::new("carrier_rate_slots", &carrier_account_id.to_string())
             .time("next_slot_at", next - interval)?;
         Ok(slot.max(now))
+    }
+
+    async fn carrier_token(
+        &self,
+        carrier_account_id: Uuid,
+    ) -> Result<Option<crate::carriers::tokens::SharedToken>, StoreError> {
+        self.shared_token(carrier_account_id).await
+    }
+
+    async fn begin_carrier_token_fetch(
+        &self,
+        carrier_account_id: Uuid,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.begin_token_fetch(carrier_account_id, owner, now, until)
+            .await
+    }
+
+    async fn save_carrier_token(
+        &self,
+        carrier_account_id: Uuid,
+        token: &crate::carriers::tokens::SharedToken,
+    ) -> Result<(), StoreError> {
+        self.keep_token(carrier_account_id, token).await
+    }
+
+    async fn abandon_carrier_token_fetch(
+        &self,
+        carrier_account_id: Uuid,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        self.abandon_token_fetch(carrier_account_id, owner).await
+    }
+
+    async fn forget_carrier_token(
+        &self,
+        carrier_account_id: Uuid,
+        token_id: Uuid,
+    ) -> Result<(), StoreError> {
+        self.drop_token(carrier_account_id, token_id).await
     }
 
     async fn defer_due_shipments(

@@ -1143,6 +1143,68 @@ async fn call_slots_let_a_burst_through_then_space_calls_for_every_process() -> 
 }
 
 #[tokio::test]
+async fn one_process_at_a_time_fetches_an_accounts_token_and_all_share_it() -> TestResult {
+    use crate::carriers::tokens::SharedToken;
+    let (_dir, store) = open().await?;
+    let main = account(&store, "main").await?;
+    let now = t0();
+    assert!(store.carrier_token(main).await?.is_none());
+    assert!(
+        store
+            .begin_carrier_token_fetch(main, "a", now, at(1))
+            .await?
+    );
+    assert!(
+        !store
+            .begin_carrier_token_fetch(main, "b", now, at(1))
+            .await?
+    );
+    // Past its hold, the fetcher is taken for dead.
+    assert!(
+        store
+            .begin_carrier_token_fetch(main, "b", at(1), at(2))
+            .await?
+    );
+    store.abandon_carrier_token_fetch(main, "a").await?;
+    assert!(
+        !store
+            .begin_carrier_token_fetch(main, "c", at(1), at(2))
+            .await?,
+        "b's, not a's"
+    );
+    let token = SharedToken {
+        id: Uuid::now_v7(),
+        token: "eyJ-shared-4711".into(),
+        expires_at: at(60),
+    };
+    store.save_carrier_token(main, &token).await?;
+    assert!(
+        store
+            .begin_carrier_token_fetch(main, "c", at(1), at(2))
+            .await?,
+        "saving ends b's"
+    );
+    let kept = store.carrier_token(main).await?.context("kept")?;
+    assert_eq!(
+        (kept.id, kept.token.expose(), kept.expires_at),
+        (token.id, "eyJ-shared-4711", at(60))
+    );
+    let stored: String = sqlx::query_scalar("SELECT token FROM carrier_tokens")
+        .fetch_one(store.writer())
+        .await?;
+    assert!(
+        !stored.contains("eyJ-shared-4711"),
+        "sealed at rest: {stored}"
+    );
+    // Forgetting another token leaves this one; forgetting this one drops it.
+    store.forget_carrier_token(main, Uuid::now_v7()).await?;
+    assert!(store.carrier_token(main).await?.is_some());
+    store.forget_carrier_token(main, token.id).await?;
+    assert!(store.carrier_token(main).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_failed_poll_is_recorded_and_counts_towards_back_off() -> TestResult {
     let (_dir, store) = open().await?;
     let main = account(&store, "main").await?;
