@@ -259,16 +259,29 @@ pub(super) fn remove_files(url: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Every value of the one column `query` selects, read over a connection of its own.
-pub(super) async fn text_column(url: &str, query: &str) -> Result<Vec<Option<String>>, StoreError> {
+/// A read-only connection of its own to the database at `url`, for [`super::inspect`].
+async fn inspector(url: &str) -> Result<SqlitePool, StoreError> {
     let options = SqliteConnectOptions::from_str(url)?.read_only(true);
-    let pool = SqlitePoolOptions::new()
+    Ok(SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(options)
-        .await?;
+        .await?)
+}
+
+/// Every value of the one column `query` selects.
+pub(super) async fn text_column(url: &str, query: &str) -> Result<Vec<Option<String>>, StoreError> {
+    let pool = inspector(url).await?;
     let values = sqlx::query_scalar(query).fetch_all(&pool).await?;
     pool.close().await;
     Ok(values)
+}
+
+/// The one integer `query` selects.
+pub(super) async fn integer(url: &str, query: &str) -> Result<i64, StoreError> {
+    let pool = inspector(url).await?;
+    let value = sqlx::query_scalar(query).fetch_one(&pool).await?;
+    pool.close().await;
+    Ok(value)
 }
 
 impl SqliteStore {
