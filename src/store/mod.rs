@@ -1,6 +1,8 @@
 //! Where Waymark keeps shipments, their timelines and the outbox. One trait, one implementation
 //! per database; nothing outside this module knows which database it talks to.
 
+#[cfg(test)]
+mod conformance;
 pub mod inspect;
 mod sqlite;
 mod tokens;

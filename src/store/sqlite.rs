@@ -40,6 +40,8 @@ mod listing;
 mod merchant_emails;
 mod merchants;
 mod poll_writes;
+#[cfg(test)]
+pub(crate) mod testing;
 use crate::carriers::CarrierAccount;
 use crate::domain::{
     ApiKey, ApiKeyHash, CarrierCode, ChangeEvent, ChangeRequest, ChangeState, Channel, CountryCode,

@@ -17,12 +17,7 @@ use crate::store::sqlite::millis;
 use crate::store::{SqliteStore, Store, StoreError};
 
 async fn open() -> anyhow::Result<(TempDir, SqliteStore, Uuid)> {
-    let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}", dir.path().join("waymark.db").display());
-    let store = SqliteStore::connect(&url, crate::vault::Vault::generate())
-        .await
-        .context("connect")?;
-    store.migrate().await.context("migrate")?;
+    let (dir, _, store) = crate::store::sqlite::testing::fresh().await?;
     let account = CarrierAccount {
         id: Uuid::now_v7(),
         merchant_id: crate::domain::MerchantId::DEFAULT,
