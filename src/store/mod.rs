@@ -1,6 +1,7 @@
 //! Where Waymark keeps shipments, their timelines and the outbox. One trait, one implementation
 //! per database; nothing outside this module knows which database it talks to.
 
+mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
