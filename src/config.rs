@@ -401,10 +401,13 @@ impl Config {
     /// Check everything that can be checked before starting.
     pub fn validated(self) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
-        if !self.database_url.starts_with("sqlite:") {
+        let url = &self.database_url;
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
             problems.push(format!(
-                "database_url `{}`: use sqlite://PATH",
-                self.database_url
+                "database_url `{url}`: use sqlite://PATH or postgres://USER@HOST/DATABASE"
             ));
         }
         match reqwest::Url::parse(&self.public_url) {

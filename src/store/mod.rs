@@ -1,6 +1,7 @@
 //! Where Waymark keeps shipments, their timelines and the outbox. One trait, one implementation
 //! per database; nothing outside this module knows which database it talks to.
 
+pub mod postgres;
 mod rows;
 mod sqlite;
 
@@ -18,6 +19,7 @@ use crate::domain::{
     Notification, Reason, Shipment, Status, TrackingNumber, Trigger,
 };
 use crate::vault::Vault;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A storage failure.
@@ -32,7 +34,7 @@ pub enum StoreError {
     /// A row that cannot be read back into Waymark's types.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
-    #[error("unsupported database URL `{0}`: use sqlite://PATH")]
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnsupportedUrl(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -664,11 +666,14 @@ pub struct MerchantNotice {
     pub created_at: Timestamp,
 }
 
-/// Open the database a URL names (`sqlite://waymark.db`), creating it when missing; secrets
-/// are sealed with `vault`.
+/// Open the database a URL names: an SQLite file (`sqlite://waymark.db`, created when missing)
+/// or a PostgreSQL database (`postgres://` or `postgresql://`, which must exist) that several
+/// replicas may share; secrets are sealed with `vault`.
 pub async fn connect(url: &str, vault: Vault) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url, vault).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url, vault).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
