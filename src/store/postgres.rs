@@ -52,6 +52,11 @@ mod listing;
 mod merchant_emails;
 mod merchants;
 mod poll_writes;
+#[doc(hidden)]
+pub mod throwaway;
+
+#[doc(hidden)]
+pub use throwaway::ThrowawayCluster;
 
 /// Connections per replica: the API, every poller and every dispatcher worker at the same time.
 /// Many replicas share the server's `max_connections` (100 by default), so this stays modest.
@@ -169,6 +174,12 @@ impl PostgresStore {
             pool,
             vault: Arc::new(vault),
         })
+    }
+
+    /// The connection pool, for tests that look (and write) underneath the trait.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     async fn shipments_where(
@@ -1090,3 +1101,7 @@ impl Store for PostgresStore {
         self.emails_of(merchant).await
     }
 }
+
+#[cfg(test)]
+#[path = "postgres_tests.rs"]
+mod tests;
