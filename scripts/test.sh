@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Waymark's whole test suite, from a fresh machine: installs what the tests need (a real SMTP
-# server, Debian's python3-aiosmtpd; a real browser, Debian's chromium and chromium-driver; from
+# server, Debian's python3-aiosmtpd; a real browser, Debian's chromium and chromium-driver; a
+# PostgreSQL server, Debian's postgresql; from
 # PyPI the `holidays` package, which the holiday calendar is checked against, and
 # openapi-spec-validator, which checks the API's OpenAPI document), then
 # runs every test. Extra arguments go to `cargo test`.
@@ -28,6 +29,14 @@ fi
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
     echo "installing the test browser (chromium, chromium-driver)..."
     apt_install chromium chromium-driver
+fi
+
+# The PostgreSQL server the store's tests and the replica test run against: each test process
+# starts a throwaway cluster of its own (initdb into a temporary directory, a free port on
+# loopback), removed when it ends.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "installing the test database server (postgresql)..."
+    apt_install postgresql
 fi
 
 # Install Python packages from PyPI.

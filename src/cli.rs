@@ -84,6 +84,17 @@ pub enum Command {
     /// Tell which carrier issued a tracking number, from its format and check digit. Exits
     /// with 1 when no known format matches.
     Detect { tracking_number: String },
+    /// Copy an SQLite database into a new PostgreSQL one (shipments, timelines, messages,
+    /// accounts, merchants: every table) and check the row counts; exits with 1 when a count
+    /// differs. The master key stays the same: give the replicas the key this Waymark used.
+    CopyData {
+        /// The SQLite database to copy: `sqlite://waymark.db`.
+        #[arg(long)]
+        from: String,
+        /// The empty PostgreSQL database to copy into: `postgres://user@host/waymark`.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// Whose shipments, accounts or keys a command works on.
@@ -191,6 +202,35 @@ pub struct AddShipment {
     pub signature_required: bool,
 }
 
+/// `waymark copy-data`: copy, then print each table's counts on both sides.
+async fn copy_data(config: &Config, from: &str, to: &str) -> anyhow::Result<()> {
+    // The source's key opens its secrets; the copy keeps them sealed under it.
+    let mut source = config.clone();
+    source.database_url = from.to_owned();
+    let vault = crate::app::open_vault(&source)?;
+    let report = crate::store::copy::copy_sqlite_to_postgres(from, to, vault)
+        .await
+        .context("copy-data")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<28} {:>12} {:>12}", "table", "from", "to")?;
+    for (table, rows_from, rows_to) in &report.tables {
+        let mark = if rows_from == rows_to {
+            ""
+        } else {
+            "  <- differs"
+        };
+        writeln!(out, "{table:<28} {rows_from:>12} {rows_to:>12}{mark}")?;
+    }
+    if !report.matches() {
+        bail!("the copy's row counts differ from the source's");
+    }
+    writeln!(
+        out,
+        "copied {from} to {to}; every count matches. Start the replicas with the same master key."
+    )?;
+    Ok(())
+}
+
 /// Run the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Demo(args) = &cli.command {
@@ -201,6 +241,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return detect(&cli.config, tracking_number);
     }
     let config = Config::load(&cli.config)?;
+    if let Command::CopyData { from, to } = &cli.command {
+        return copy_data(&config, from, to).await;
+    }
     let waymark = Waymark::start(config).await?;
     match cli.command {
         Command::Serve => {
@@ -240,7 +283,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let merchant = merchant.resolve(&waymark).await?;
             track(&waymark, merchant, &carrier, &account, &tracking_number).await
         }
-        Command::Demo(_) | Command::Detect { .. } => unreachable!("handled above"),
+        Command::Demo(_) | Command::Detect { .. } | Command::CopyData { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub async fn text_column(
     let query = format!("SELECT {column} FROM {table}");
     match Backend::of(url)? {
         Backend::Sqlite => super::sqlite::text_column(url, &query).await,
+        Backend::Postgres => super::postgres::text_column(url, &query).await,
     }
 }
 
@@ -23,6 +24,7 @@ pub async fn integer_sum(url: &str, table: &str, column: &str) -> Result<i64, St
     let query = format!("SELECT CAST(COALESCE(SUM({column}), 0) AS BIGINT) FROM {table}");
     match Backend::of(url)? {
         Backend::Sqlite => super::sqlite::integer(url, &query).await,
+        Backend::Postgres => super::postgres::integer(url, &query).await,
     }
 }
 

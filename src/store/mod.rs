@@ -3,7 +3,10 @@
 
 #[cfg(test)]
 mod conformance;
+pub mod copy;
 pub mod inspect;
+pub mod postgres;
+mod rows;
 mod sqlite;
 mod tokens;
 
@@ -24,6 +27,7 @@ use crate::domain::{
     Notification, Reason, Shipment, Status, TrackingNumber, Trigger,
 };
 use crate::vault::Vault;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A storage failure.
@@ -38,7 +42,7 @@ pub enum StoreError {
     /// A row that cannot be read back into Waymark's types.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
-    #[error("unsupported database URL `{0}`: use sqlite://PATH")]
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnsupportedUrl(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -735,12 +739,15 @@ pub struct MerchantNotice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Sqlite,
+    Postgres,
 }
 
 impl Backend {
     fn of(url: &str) -> Result<Backend, StoreError> {
         if url.starts_with("sqlite:") {
             Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
@@ -753,28 +760,34 @@ pub fn check_url(url: &str) -> Result<(), StoreError> {
     Backend::of(url).map(|_| ())
 }
 
-/// Open the database a URL names (`sqlite://waymark.db`), creating it when missing; secrets
-/// are sealed with `vault`.
+/// Open the database a URL names: an SQLite file (`sqlite://waymark.db`, created when missing)
+/// or a PostgreSQL database (`postgres://` or `postgresql://`, which must exist) that several
+/// replicas may share; secrets are sealed with `vault`.
 pub async fn connect(url: &str, vault: Vault) -> Result<Arc<dyn Store>, StoreError> {
     match Backend::of(url)? {
         Backend::Sqlite => Ok(Arc::new(SqliteStore::connect(url, vault).await?)),
+        Backend::Postgres => Ok(Arc::new(PostgresStore::connect(url, vault).await?)),
     }
 }
 
-/// Whether a Waymark database is at `url` already (an SQLite file).
+/// Whether a Waymark database is at `url` already: an SQLite file, or a PostgreSQL database
+/// with Waymark's tables.
 pub async fn exists(url: &str) -> Result<bool, StoreError> {
     match Backend::of(url)? {
         Backend::Sqlite => {
             Ok(sqlite::file_of(url).is_some_and(|p| std::path::Path::new(p).exists()))
         }
+        Backend::Postgres => postgres::has_tables(url).await,
     }
 }
 
 /// Delete everything the database at `url` holds, for the demo's fresh start: an SQLite
-/// database's files. The caller makes sure it is one the demo made.
+/// database's files, or every table of a PostgreSQL database. The caller makes sure it is one
+/// the demo made.
 pub async fn remove_database(url: &str) -> Result<(), StoreError> {
     match Backend::of(url)? {
         Backend::Sqlite => sqlite::remove_files(url),
+        Backend::Postgres => postgres::drop_everything(url).await,
     }
 }
 

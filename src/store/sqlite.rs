@@ -10,18 +10,18 @@
 //! `StoreError::Corrupt` naming the table, the row and the column.
 
 use async_trait::async_trait;
-use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{FromRow, Row, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
 use std::collections::{HashMap, HashSet};
-use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
+use super::rows::{
+    Cols, ShipmentRow, corrupt, decode_estimate_change, decode_event, decode_notification, millis,
+    public_token,
+};
 use super::{
     AcceptedChange, Backlog, ClaimOrder, Completion, ExpiredShipment, MerchantLogo, MerchantNotice,
     OutboxItem, PollClaim, PollErrorRecord, PollFailure, PollWrite, ShipmentChanges,
@@ -44,12 +44,10 @@ mod poll_writes;
 pub(crate) mod testing;
 use crate::carriers::CarrierAccount;
 use crate::domain::{
-    ApiKey, ApiKeyHash, CarrierCode, ChangeEvent, ChangeRequest, ChangeState, Channel, CountryCode,
-    Customer, DeliveryWindow, EmailAddress, EstimateChange, EstimateSource, EventKey, EventTime,
-    Facts, FetchCount, JourneyState, KeyedEvent, Locale, Merchant, MerchantEmail,
-    MerchantEmailOutcome, MerchantId, MerchantSettings, MerchantSlug, NewNotification, NewShipment,
-    Notification, NotificationState, PhoneNumber, PostalCode, Shipment, TimeZoneName,
-    TrackingEvent, TrackingNumber, Trigger,
+    ApiKey, ApiKeyHash, CarrierCode, ChangeEvent, ChangeRequest, ChangeState, Channel,
+    EstimateChange, KeyedEvent, Merchant, MerchantEmail, MerchantEmailOutcome, MerchantId,
+    MerchantSettings, MerchantSlug, NewNotification, NewShipment, Notification, Shipment,
+    TrackingNumber, Trigger,
 };
 use crate::vault::Vault;
 
@@ -1374,18 +1372,6 @@ impl Store for SqliteStore {
     }
 }
 
-/// Milliseconds since the epoch, the column format of every time.
-fn millis(at: Timestamp) -> i64 {
-    at.as_millisecond()
-}
-
-/// What the `public_token` column holds for a shipment registered now. Its links carry their
-/// own proof (see [`crate::links`]); the column's random tokens are those of shipments
-/// registered before, whose emails still link with them.
-fn public_token(id: Uuid) -> String {
-    format!("v2:{id}")
-}
-
 /// A JSON array of strings, bound as one parameter and read with `json_each`, so a list of any
 /// length is one statement with a fixed text.
 fn json_list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
@@ -1396,353 +1382,6 @@ fn json_list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
             .collect(),
     )
     .to_string()
-}
-
-fn corrupt(table: &'static str, detail: impl Display) -> StoreError {
-    StoreError::Corrupt {
-        table,
-        detail: detail.to_string(),
-    }
-}
-
-/// Reads the columns of one row, naming the table, row and column in every error.
-struct Cols<'a> {
-    table: &'static str,
-    row: &'a str,
-}
-
-impl<'a> Cols<'a> {
-    fn new(table: &'static str, row: &'a str) -> Self {
-        Cols { table, row }
-    }
-
-    fn err(&self, column: &str, detail: impl Display) -> StoreError {
-        corrupt(self.table, format!("row {}: {column}: {detail}", self.row))
-    }
-
-    fn get<T>(&self, row: &SqliteRow, index: usize) -> Result<T, StoreError>
-    where
-        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-    {
-        row.try_get(index)
-            .map_err(|e| self.err(&format!("column {index}"), e))
-    }
-
-    fn uuid(&self, column: &str, text: &str) -> Result<Uuid, StoreError> {
-        Uuid::parse_str(text).map_err(|e| self.err(column, format!("`{text}`: {e}")))
-    }
-
-    /// A value with a `parse` constructor; the error names the value.
-    fn parse<T, E: Display>(
-        &self,
-        column: &str,
-        text: &str,
-        parse: impl FnOnce(&str) -> Result<T, E>,
-    ) -> Result<T, StoreError> {
-        parse(text).map_err(|e| self.err(column, e))
-    }
-
-    /// A name from one of the domain's fixed lists (status, reason, trigger, ...).
-    fn name<T>(&self, column: &str, text: &str) -> Result<T, StoreError>
-    where
-        T: FromStr,
-        T::Err: Display,
-    {
-        text.parse().map_err(|e| self.err(column, e))
-    }
-
-    fn opt_name<T>(&self, column: &str, text: Option<&str>) -> Result<Option<T>, StoreError>
-    where
-        T: FromStr,
-        T::Err: Display,
-    {
-        text.map(|t| self.name(column, t)).transpose()
-    }
-
-    fn time(&self, column: &str, ms: i64) -> Result<Timestamp, StoreError> {
-        Timestamp::from_millisecond(ms).map_err(|e| self.err(column, format!("{ms}: {e}")))
-    }
-
-    fn opt_time(&self, column: &str, ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
-        ms.map(|ms| self.time(column, ms)).transpose()
-    }
-
-    fn count(&self, column: &str, value: i64) -> Result<u32, StoreError> {
-        u32::try_from(value).map_err(|_| self.err(column, format!("{value} is out of range")))
-    }
-
-    fn date(&self, column: &str, text: &str) -> Result<Date, StoreError> {
-        text.parse()
-            .map_err(|e| self.err(column, format!("`{text}`: {e}")))
-    }
-
-    /// A window stored as two date columns `{prefix}_earliest` and `{prefix}_latest`.
-    fn window(
-        &self,
-        prefix: &str,
-        earliest: Option<&str>,
-        latest: Option<&str>,
-    ) -> Result<Option<DeliveryWindow>, StoreError> {
-        match (earliest, latest) {
-            (None, None) => Ok(None),
-            (Some(earliest), Some(latest)) => {
-                let earliest = self.date(&format!("{prefix}_earliest"), earliest)?;
-                let latest = self.date(&format!("{prefix}_latest"), latest)?;
-                DeliveryWindow::between(earliest, latest)
-                    .map(Some)
-                    .map_err(|e| self.err(prefix, e))
-            }
-            _ => Err(self.err(prefix, "only one end of the window is set")),
-        }
-    }
-}
-
-/// A `shipments` row as SQLite holds it, before its values are checked.
-#[derive(FromRow)]
-struct ShipmentRow {
-    id: String,
-    merchant_id: String,
-    carrier_account_id: String,
-    carrier: String,
-    tracking_number: String,
-    customer_email: String,
-    customer_name: Option<String>,
-    customer_phone: Option<String>,
-    locale: String,
-    time_zone: String,
-    destination_country: String,
-    destination_postal_code: Option<String>,
-    order_reference: Option<String>,
-    order_value_minor: Option<i64>,
-    order_currency: Option<String>,
-    signature_required: bool,
-    promise_earliest: Option<String>,
-    promise_latest: Option<String>,
-    created_at: i64,
-    public_token: String,
-    muted: bool,
-    status: String,
-    reason: Option<String>,
-    estimate_earliest: Option<String>,
-    estimate_latest: Option<String>,
-    last_event_at: Option<i64>,
-    active: bool,
-    next_poll_at: Option<i64>,
-    poll_priority: i64,
-    poll_failures: i64,
-    last_error: Option<String>,
-    fetch_day: Option<String>,
-    fetches_on_day: i64,
-    erased_at: Option<i64>,
-}
-
-impl ShipmentRow {
-    fn decode(row: &SqliteRow) -> Result<Self, StoreError> {
-        ShipmentRow::from_row(row).map_err(|e| corrupt("shipments", e))
-    }
-
-    fn into_shipment(self) -> Result<Shipment, StoreError> {
-        let c = Cols::new("shipments", &self.id);
-        let customer = Customer {
-            // The address itself stays out of the error: it is customer data. An erased
-            // customer's is empty.
-            email: match self.customer_email.as_str() {
-                "" if self.erased_at.is_some() => None,
-                address => Some(
-                    EmailAddress::parse(address)
-                        .map_err(|_| c.err("customer_email", "not a valid address"))?,
-                ),
-            },
-            name: self.customer_name,
-            // Like the address, the number stays out of the error: it is customer data.
-            phone: self
-                .customer_phone
-                .map(PhoneNumber::try_from)
-                .transpose()
-                .map_err(|_| c.err("customer_phone", "not an E.164 number"))?,
-            locale: c.parse("locale", &self.locale, Locale::parse)?,
-            time_zone: c.parse("time_zone", &self.time_zone, TimeZoneName::parse)?,
-        };
-        Ok(Shipment {
-            id: c.uuid("id", &self.id)?,
-            merchant_id: MerchantId(c.uuid("merchant_id", &self.merchant_id)?),
-            carrier_account_id: c.uuid("carrier_account_id", &self.carrier_account_id)?,
-            carrier: c.parse("carrier", &self.carrier, CarrierCode::parse)?,
-            tracking_number: c.parse(
-                "tracking_number",
-                &self.tracking_number,
-                TrackingNumber::parse,
-            )?,
-            customer,
-            destination_country: c.parse(
-                "destination_country",
-                &self.destination_country,
-                CountryCode::parse,
-            )?,
-            destination_postal_code: self
-                .destination_postal_code
-                .map(PostalCode::try_from)
-                .transpose()
-                // Like the address, the code stays out of the error: it is customer data.
-                .map_err(|_| c.err("destination_postal_code", "not a postal code"))?,
-            order_reference: self.order_reference,
-            order_value: match (self.order_value_minor, self.order_currency) {
-                (Some(amount_minor), Some(currency)) => Some(crate::domain::Money {
-                    amount_minor,
-                    currency,
-                }),
-                _ => None,
-            },
-            signature_required: self.signature_required,
-            promise: c.window(
-                "promise",
-                self.promise_earliest.as_deref(),
-                self.promise_latest.as_deref(),
-            )?,
-            created_at: c.time("created_at", self.created_at)?,
-            public_token: self.public_token,
-            muted: self.muted,
-            journey: JourneyState {
-                status: c.name("status", &self.status)?,
-                reason: c.opt_name("reason", self.reason.as_deref())?,
-                carrier_estimate: c.window(
-                    "estimate",
-                    self.estimate_earliest.as_deref(),
-                    self.estimate_latest.as_deref(),
-                )?,
-                last_event_at: c.opt_time("last_event_at", self.last_event_at)?,
-                active: self.active,
-            },
-            poll_failures: c.count("poll_failures", self.poll_failures)?,
-            last_error: self.last_error,
-            fetched: match self.fetch_day {
-                Some(day) => Some(FetchCount {
-                    day,
-                    count: c.count("fetches_on_day", self.fetches_on_day)?,
-                }),
-                None => None,
-            },
-            erased_at: c.opt_time("erased_at", self.erased_at)?,
-        })
-    }
-}
-
-/// An `events` row as SQLite holds it.
-#[derive(FromRow)]
-struct EventRow {
-    event_key: String,
-    occurred_at: i64,
-    utc_offset_seconds: Option<i32>,
-    status: String,
-    reason: Option<String>,
-    raw_code: String,
-    raw_text: String,
-    location: Option<String>,
-}
-
-fn decode_event(row: &SqliteRow) -> Result<KeyedEvent, StoreError> {
-    let r = EventRow::from_row(row).map_err(|e| corrupt("events", e))?;
-    let c = Cols::new("events", &r.event_key);
-    Ok(KeyedEvent {
-        event: TrackingEvent {
-            time: EventTime {
-                at: c.time("occurred_at", r.occurred_at)?,
-                offset_seconds: r.utc_offset_seconds,
-            },
-            status: c.name("status", &r.status)?,
-            reason: c.opt_name("reason", r.reason.as_deref())?,
-            raw_code: r.raw_code,
-            raw_text: r.raw_text,
-            location: r.location,
-        },
-        key: EventKey::from_stored(r.event_key),
-    })
-}
-
-/// An `estimate_changes` row as SQLite holds it.
-#[derive(FromRow)]
-struct EstimateChangeRow {
-    id: String,
-    source: String,
-    previous_earliest: Option<String>,
-    previous_latest: Option<String>,
-    current_earliest: Option<String>,
-    current_latest: Option<String>,
-    reason: String,
-    recorded_at: i64,
-}
-
-fn decode_estimate_change(row: &SqliteRow) -> Result<(Timestamp, EstimateChange), StoreError> {
-    let r = EstimateChangeRow::from_row(row).map_err(|e| corrupt("estimate_changes", e))?;
-    let c = Cols::new("estimate_changes", &r.id);
-    let source = match r.source.as_str() {
-        "carrier" => EstimateSource::Carrier,
-        "promise" => EstimateSource::Promise,
-        other => return Err(c.err("source", format!("unknown source `{other}`"))),
-    };
-    let change = EstimateChange {
-        source,
-        previous: c.window(
-            "previous",
-            r.previous_earliest.as_deref(),
-            r.previous_latest.as_deref(),
-        )?,
-        current: c.window(
-            "current",
-            r.current_earliest.as_deref(),
-            r.current_latest.as_deref(),
-        )?,
-        reason: r.reason,
-    };
-    Ok((c.time("recorded_at", r.recorded_at)?, change))
-}
-
-/// A `notifications` row as SQLite holds it.
-#[derive(FromRow)]
-struct NotificationRow {
-    id: String,
-    shipment_id: String,
-    seq: i64,
-    trigger: String,
-    dedupe_key: String,
-    channel: String,
-    recipient: String,
-    locale: String,
-    reason: String,
-    facts: String,
-    state: String,
-    attempts: i64,
-    available_at: i64,
-    message_id: Option<String>,
-    provider_response: Option<String>,
-    last_error: Option<String>,
-    created_at: i64,
-    sent_at: Option<i64>,
-}
-
-fn decode_notification(row: &SqliteRow) -> Result<Notification, StoreError> {
-    let r = NotificationRow::from_row(row).map_err(|e| corrupt("notifications", e))?;
-    let c = Cols::new("notifications", &r.id);
-    Ok(Notification {
-        id: c.uuid("id", &r.id)?,
-        shipment_id: c.uuid("shipment_id", &r.shipment_id)?,
-        seq: r.seq,
-        trigger: c.name::<Trigger>("trigger", &r.trigger)?,
-        dedupe_key: r.dedupe_key,
-        channel: c.name::<Channel>("channel", &r.channel)?,
-        recipient: r.recipient,
-        locale: c.parse("locale", &r.locale, Locale::parse)?,
-        reason: r.reason,
-        facts: serde_json::from_str::<Facts>(&r.facts).map_err(|e| c.err("facts", e))?,
-        state: c.name::<NotificationState>("state", &r.state)?,
-        attempts: c.count("attempts", r.attempts)?,
-        available_at: c.time("available_at", r.available_at)?,
-        message_id: r.message_id,
-        provider_response: r.provider_response,
-        last_error: r.last_error,
-        created_at: c.time("created_at", r.created_at)?,
-        sent_at: c.opt_time("sent_at", r.sent_at)?,
-    })
 }
 
 #[cfg(test)]

@@ -1043,6 +1043,20 @@ pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     Ok(waymark::store::connect(database_url, vault).await?)
 }
 
+/// The store at `database_url`, opened with the master key of the SQLite database at
+/// `key_of` (the key file beside it): a copy made with `waymark copy-data`.
+pub async fn open_store_with_key_of(
+    key_of: &str,
+    database_url: &str,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let (vault, _) = waymark::vault::load(
+        &waymark::vault::VaultConfig::default(),
+        None,
+        &waymark::store::default_key_file(key_of),
+    )?;
+    Ok(waymark::store::connect(database_url, vault).await?)
+}
+
 /// The app's HTTP side on a free port: its base URL, the switch that stops it, and its task.
 pub async fn serve_http(app: &TestApp) -> anyhow::Result<(String, CancellationToken, Server)> {
     serve_http_on(app, tokio::net::TcpListener::bind("127.0.0.1:0").await?).await

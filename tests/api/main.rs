@@ -21,3 +21,4 @@ mod merchant_api;
 mod pages;
 mod privacy;
 mod quiet_hours;
+mod replicas;

@@ -3,9 +3,8 @@
 //! id: copied into another row it does not open).
 
 use jiff::Timestamp;
-use secrecy::ExposeSecret;
+use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use super::{Cols, SqliteStore, corrupt, millis};
@@ -13,12 +12,7 @@ use crate::carriers::CarrierAccount;
 use crate::domain::{CarrierCode, MerchantId};
 use crate::secret::Credentials;
 use crate::store::StoreError;
-use crate::vault;
-
-/// What an account's sealed credentials are bound to: they open for this account's row only.
-fn credentials_context(account: Uuid) -> String {
-    format!("carrier_account:{account}")
-}
+use crate::store::rows;
 
 /// The columns an account is written with, in the order they are bound.
 const ACCOUNT_INSERT: &str = "INSERT INTO carrier_accounts \
@@ -233,31 +227,18 @@ impl SqliteStore {
     /// What the `credentials` column holds for an account's credentials: their JSON, sealed
     /// for this account under the current master key.
     fn seal_credentials(&self, account: Uuid, credentials: &Credentials) -> String {
-        self.vault.seal(
-            &credentials_context(account),
-            credentials.expose_json().to_string().as_bytes(),
-        )
+        rows::seal_credentials(&self.vault, account, credentials)
     }
 
-    /// The credentials an account's `credentials` column holds. A value stored before Waymark
-    /// sealed them is plain JSON; [`SqliteStore::reseal_credentials`] seals those at start.
+    /// The credentials an account's `credentials` column holds (see
+    /// [`rows::open_credentials`]); [`SqliteStore::reseal_credentials`] seals plain ones at start.
     fn open_credentials(
         &self,
         c: &Cols<'_>,
         account: Uuid,
         text: &str,
     ) -> Result<Credentials, StoreError> {
-        let json = if vault::sealed_key_id(text).is_some() {
-            let opened = self
-                .vault
-                .open(&credentials_context(account), text)
-                .map_err(|e| c.err("credentials", e))?;
-            // serde_json's message gives a position, never the secret itself.
-            serde_json::from_slice(opened.expose_secret())
-        } else {
-            serde_json::from_str(text)
-        };
-        json.map_err(|e| c.err("credentials", e))
+        rows::open_credentials(&self.vault, c, account, text)
     }
 
     /// Seal again every account's credentials that are not sealed under the current master key
@@ -290,34 +271,6 @@ impl SqliteStore {
     }
 
     fn decode_account(&self, row: &SqliteRow) -> Result<CarrierAccount, StoreError> {
-        let r = AccountRow::from_row(row).map_err(|e| corrupt("carrier_accounts", e))?;
-        let c = Cols::new("carrier_accounts", &r.id);
-        let id = c.uuid("id", &r.id)?;
-        Ok(CarrierAccount {
-            id,
-            merchant_id: MerchantId(c.uuid("merchant_id", &r.merchant_id)?),
-            carrier: c.parse("carrier", &r.carrier, CarrierCode::parse)?,
-            name: r.name,
-            credentials: self.open_credentials(&c, id, &r.credentials)?,
-            base_url: r.base_url,
-            daily_quota: r
-                .daily_quota
-                .map(|q| c.count("daily_quota", q))
-                .transpose()?,
-            requests_per_second: r.requests_per_second,
-        })
+        rows::decode_account(&self.vault, row)
     }
-}
-
-/// A `carrier_accounts` row as SQLite holds it.
-#[derive(FromRow)]
-struct AccountRow {
-    id: String,
-    merchant_id: String,
-    carrier: String,
-    name: String,
-    credentials: String,
-    base_url: Option<String>,
-    daily_quota: Option<i64>,
-    requests_per_second: Option<f64>,
 }

@@ -1,7 +1,7 @@
 //! Customers' delivery-change requests and their audit trails in SQLite.
 
 use jiff::Timestamp;
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::poll_writes::insert_notification;
@@ -10,48 +10,8 @@ use crate::domain::{
     ChangeEvent, ChangeRequest, ChangeState, MerchantEmail, MerchantId, NewNotification,
     TrackingNumber,
 };
+use crate::store::rows::ChangeRow;
 use crate::store::{AcceptedChange, StoreError};
-
-/// A `delivery_changes` row as SQLite holds it.
-#[derive(FromRow)]
-struct ChangeRow {
-    id: String,
-    shipment_id: String,
-    merchant_id: String,
-    details: String,
-    state: String,
-    code_hash: Option<String>,
-    code_sent_to: Option<String>,
-    code_expires_at: i64,
-    wrong_codes: i64,
-    client_hash: Option<String>,
-    approval_reason: Option<String>,
-    outcome_note: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl ChangeRow {
-    fn into_request(self) -> Result<ChangeRequest, StoreError> {
-        let c = Cols::new("delivery_changes", &self.id);
-        Ok(ChangeRequest {
-            id: c.uuid("id", &self.id)?,
-            shipment_id: c.uuid("shipment_id", &self.shipment_id)?,
-            merchant_id: MerchantId(c.uuid("merchant_id", &self.merchant_id)?),
-            details: serde_json::from_str(&self.details).map_err(|e| c.err("details", e))?,
-            state: c.name("state", &self.state)?,
-            code_hash: self.code_hash,
-            code_sent_to: self.code_sent_to,
-            code_expires_at: c.time("code_expires_at", self.code_expires_at)?,
-            wrong_codes: c.count("wrong_codes", self.wrong_codes)?,
-            client_hash: self.client_hash,
-            approval_reason: self.approval_reason,
-            outcome_note: self.outcome_note,
-            created_at: c.time("created_at", self.created_at)?,
-            updated_at: c.time("updated_at", self.updated_at)?,
-        })
-    }
-}
 
 fn details_json(request: &ChangeRequest) -> Result<String, StoreError> {
     serde_json::to_string(&request.details)

@@ -7,10 +7,9 @@ use std::collections::HashSet;
 use uuid::Uuid;
 
 use super::{BEGIN_WRITE, DEFAULT_POLL_PRIORITY, SqliteStore, millis, public_token};
-use crate::domain::{
-    DeliveryWindow, EmailAddress, NewShipment, PhoneNumber, PostalCode, Status, TrackingNumber,
-};
+use crate::domain::{DeliveryWindow, EmailAddress, NewShipment, PhoneNumber, PostalCode, Status};
 use crate::store::StoreError;
+use crate::store::rows::taken_number;
 
 /// Shipments per INSERT statement. Every statement is a round trip to sqlx's worker thread and
 /// a step of SQLite's virtual machine, so packing rows saves most of the per-row cost; at 24
@@ -32,15 +31,6 @@ const SHIPMENT_ROW_END: &str = ", 0, 1, (SELECT merchant_id FROM carrier_account
 /// Parameters of one promise row (id, shipment, earliest, latest, reason, now), before its
 /// literal source.
 const PROMISE_PARAMS: usize = 6;
-
-/// The refusal of a tracking number the account already has, as a single registration words
-/// it.
-pub(super) fn taken_number(number: &TrackingNumber) -> StoreError {
-    StoreError::Duplicate {
-        field: "tracking_number",
-        detail: format!("`{number}` is already registered on this carrier account"),
-    }
-}
 
 /// `VALUES` rows of `params` anonymous parameters each, every row ending in `tail`.
 ///

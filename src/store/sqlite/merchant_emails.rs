@@ -2,58 +2,12 @@
 //! while, settled when the mail server answered.
 
 use jiff::Timestamp;
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::SqliteConnection;
 
-use super::{BEGIN_WRITE, Cols, SqliteStore, millis};
+use super::{BEGIN_WRITE, SqliteStore, millis};
 use crate::domain::{MerchantEmail, MerchantEmailOutcome, MerchantEmailState, MerchantId};
 use crate::store::StoreError;
-
-/// A `merchant_emails` row as SQLite holds it.
-#[derive(FromRow)]
-struct EmailRow {
-    id: String,
-    merchant_id: String,
-    shipment_id: Option<String>,
-    change_id: Option<String>,
-    state: String,
-    sender: String,
-    recipient: String,
-    subject: String,
-    body: String,
-    attempts: i64,
-    due_at: Option<i64>,
-    last_error: Option<String>,
-    created_at: i64,
-    sent_at: Option<i64>,
-}
-
-impl EmailRow {
-    fn into_email(self) -> Result<MerchantEmail, StoreError> {
-        let c = Cols::new("merchant_emails", &self.id);
-        let optional_uuid = |column, value: &Option<String>| {
-            value.as_deref().map(|v| c.uuid(column, v)).transpose()
-        };
-        let optional_time =
-            |column, value: Option<i64>| value.map(|v| c.time(column, v)).transpose();
-        Ok(MerchantEmail {
-            id: c.uuid("id", &self.id)?,
-            merchant_id: MerchantId(c.uuid("merchant_id", &self.merchant_id)?),
-            shipment_id: optional_uuid("shipment_id", &self.shipment_id)?,
-            change_id: optional_uuid("change_id", &self.change_id)?,
-            state: MerchantEmailState::parse(&self.state)
-                .ok_or_else(|| c.err("state", format!("unknown state `{}`", self.state)))?,
-            sender: self.sender,
-            recipient: self.recipient,
-            subject: self.subject,
-            body: self.body,
-            attempts: c.count("attempts", self.attempts)?,
-            due_at: optional_time("due_at", self.due_at)?,
-            last_error: self.last_error,
-            created_at: c.time("created_at", self.created_at)?,
-            sent_at: optional_time("sent_at", self.sent_at)?,
-        })
-    }
-}
+use crate::store::rows::EmailRow;
 
 /// Write `email` in the transaction of what caused it.
 pub(super) async fn insert_merchant_email(

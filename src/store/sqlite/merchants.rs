@@ -1,11 +1,10 @@
 //! Merchants and their API keys in SQLite.
 
 use jiff::Timestamp;
-use sqlx::FromRow;
-use sqlx::sqlite::SqliteRow;
 
 use super::{Cols, SqliteStore, corrupt, millis};
-use crate::domain::{ApiKey, ApiKeyHash, Merchant, MerchantId, MerchantSettings, MerchantSlug};
+use crate::domain::{ApiKey, ApiKeyHash, Merchant, MerchantId, MerchantSettings};
+use crate::store::rows::{decode_api_key, decode_merchant};
 use crate::store::{MerchantLogo, StoreError};
 
 /// How stale `last_used_at` may get: a busy key is written at most once a minute, not once a
@@ -296,48 +295,4 @@ impl SqliteStore {
         }
         Ok(Some(key))
     }
-}
-
-#[derive(FromRow)]
-struct MerchantRow {
-    id: String,
-    slug: String,
-    name: String,
-    created_at: i64,
-}
-
-fn decode_merchant(row: &SqliteRow) -> Result<Merchant, StoreError> {
-    let r = MerchantRow::from_row(row).map_err(|e| corrupt("merchants", e))?;
-    let c = Cols::new("merchants", &r.id);
-    Ok(Merchant {
-        id: MerchantId(c.uuid("id", &r.id)?),
-        slug: c.parse("slug", &r.slug, MerchantSlug::parse)?,
-        name: r.name,
-        created_at: c.time("created_at", r.created_at)?,
-    })
-}
-
-#[derive(FromRow)]
-struct ApiKeyRow {
-    id: String,
-    merchant_id: String,
-    name: String,
-    prefix: String,
-    created_at: i64,
-    last_used_at: Option<i64>,
-    revoked_at: Option<i64>,
-}
-
-fn decode_api_key(row: &SqliteRow) -> Result<ApiKey, StoreError> {
-    let r = ApiKeyRow::from_row(row).map_err(|e| corrupt("api_keys", e))?;
-    let c = Cols::new("api_keys", &r.id);
-    Ok(ApiKey {
-        id: c.uuid("id", &r.id)?,
-        merchant_id: MerchantId(c.uuid("merchant_id", &r.merchant_id)?),
-        name: r.name,
-        prefix: r.prefix,
-        created_at: c.time("created_at", r.created_at)?,
-        last_used_at: c.opt_time("last_used_at", r.last_used_at)?,
-        revoked_at: c.opt_time("revoked_at", r.revoked_at)?,
-    })
 }

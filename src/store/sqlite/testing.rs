@@ -30,7 +30,7 @@ pub(crate) async fn fresh() -> anyhow::Result<(TempDir, String, SqliteStore)> {
 }
 
 /// A migrated SQLite store in a fresh directory.
-pub(crate) async fn harness() -> anyhow::Result<Harness> {
+pub(in crate::store) async fn harness() -> anyhow::Result<Harness> {
     let (dir, url, store) = fresh().await?;
     let backend = Arc::new(SqliteBackend {
         _dir: dir,
